@@ -1,0 +1,200 @@
+// ringlb.Ring: a mutable handle on immutable HashRing snapshots, for notebooks
+// and tests. Each add/remove swaps in a new ring, exactly as the router does.
+#include <pybind11/numpy.h>
+#include <pybind11/stl.h>
+
+#include <optional>
+#include <string>
+#include <variant>
+
+#include "bindings.hpp"
+#include "ringlb/errors.hpp"
+#include "ringlb/hash_ring.hpp"
+#include "ringlb/hash_schemes.hpp"
+
+namespace py = pybind11;
+
+namespace ringlb::bindings {
+namespace {
+
+Probing parse_probing(const std::string& name) {
+    if (name == "linear") return Probing::linear;
+    if (name == "quadratic") return Probing::quadratic;
+    throw std::invalid_argument("probing must be 'linear' or 'quadratic', got '" + name + "'");
+}
+
+class PyRing {
+public:
+    PyRing(std::int64_t slots, std::int64_t virtual_nodes, const std::string& scheme,
+           const std::string& probing) {
+        if (slots < 1 || slots > 0x7fffffff) {
+            throw std::invalid_argument("slots must be between 1 and 2147483647");
+        }
+        if (virtual_nodes < 1 || virtual_nodes > slots) {
+            throw std::invalid_argument("virtual_nodes must be between 1 and slots");
+        }
+        RingOptions o;
+        o.slots = static_cast<std::uint32_t>(slots);
+        o.virtual_nodes = static_cast<std::uint32_t>(virtual_nodes);
+        o.scheme = scheme;
+        o.probing = parse_probing(probing);
+        ring_ = make_ring(o);
+    }
+
+    std::uint32_t add(const std::string& hostname, std::optional<std::int64_t> id) {
+        std::uint32_t sid = ring_->next_free_id();
+        if (id) {
+            if (*id < 1 || *id > 0xffffffffLL) {
+                throw std::invalid_argument("id must be between 1 and 4294967295");
+            }
+            sid = static_cast<std::uint32_t>(*id);
+        }
+        ring_ = ring_->with_member({sid, hostname});
+        return sid;
+    }
+
+    void remove(const std::variant<std::int64_t, std::string>& who) {
+        std::size_t idx = HashRing::npos;
+        if (const auto* id = std::get_if<std::int64_t>(&who)) {
+            if (*id >= 1 && *id <= 0xffffffffLL) idx = ring_->index_of(static_cast<std::uint32_t>(*id));
+            if (idx == HashRing::npos) throw py::key_error("no replica with id " + std::to_string(*id));
+        } else {
+            const auto& name = std::get<std::string>(who);
+            idx = ring_->index_of(std::string_view(name));
+            if (idx == HashRing::npos) throw py::key_error("no replica named '" + name + "'");
+        }
+        ring_ = ring_->without_member(ring_->members()[idx].id);
+    }
+
+    const std::string& lookup(std::uint64_t request_id) const {
+        const std::size_t i = ring_->lookup(request_id);
+        if (i == HashRing::npos) throw RingEmptyError("the ring has no replicas");
+        return ring_->members()[i].hostname;
+    }
+
+    const std::string& lookup_key(const std::string& key) const {
+        return lookup(key_to_request_id(key));
+    }
+
+    py::array_t<std::uint32_t> lookup_many(
+        const py::array_t<std::uint64_t, py::array::c_style | py::array::forcecast>& ids) const {
+        if (ring_->members().empty()) throw RingEmptyError("the ring has no replicas");
+        if (ids.ndim() != 1) throw std::invalid_argument("request ids must be a 1-d array");
+        const auto n = static_cast<std::size_t>(ids.shape(0));
+        py::array_t<std::uint32_t> out(static_cast<py::ssize_t>(n));
+        const std::uint64_t* in = ids.data();
+        std::uint32_t* res = out.mutable_data();
+        auto ring = ring_;  // keep it alive without touching Python objects
+        {
+            py::gil_scoped_release release;
+            const auto& members = ring->members();
+            for (std::size_t k = 0; k < n; ++k) res[k] = members[ring->lookup(in[k])].id;
+        }
+        return out;
+    }
+
+    std::vector<std::string> candidates(std::uint64_t request_id, std::size_t n) const {
+        std::vector<std::size_t> idx(std::min(n, ring_->members().size()));
+        idx.resize(ring_->candidates(request_id, idx));
+        std::vector<std::string> names;
+        for (auto i : idx) names.push_back(ring_->members()[i].hostname);
+        return names;
+    }
+
+    std::vector<std::optional<std::string>> hostnames_of(const std::vector<std::int32_t>& t) const {
+        std::vector<std::optional<std::string>> out;
+        out.reserve(t.size());
+        for (auto i : t) {
+            if (i < 0) out.emplace_back(std::nullopt);
+            else out.emplace_back(ring_->members()[static_cast<std::size_t>(i)].hostname);
+        }
+        return out;
+    }
+
+    py::array_t<std::uint32_t> ids_of(const std::vector<std::int32_t>& t) const {
+        py::array_t<std::uint32_t> out(static_cast<py::ssize_t>(t.size()));
+        auto* p = out.mutable_data();
+        for (std::size_t k = 0; k < t.size(); ++k) {
+            p[k] = t[k] < 0 ? 0 : ring_->members()[static_cast<std::size_t>(t[k])].id;
+        }
+        return out;
+    }
+
+    std::shared_ptr<const HashRing> ring_;
+};
+
+std::string probing_name(Probing p) { return p == Probing::linear ? "linear" : "quadratic"; }
+
+}  // namespace
+
+void bind_ring(py::module_& m) {
+    m.def("key_to_request_id", &key_to_request_id, py::arg("key"),
+          "The request id for a routing key: a decimal integer below 2**64 is the id "
+          "itself, anything else is hashed with XXH3-64 (SPEC section 3).");
+    m.def("ring_schemes", &ring_scheme_names, "Names of every hash scheme the ring accepts.");
+
+    py::class_<PyRing>(m, "Ring", R"doc(
+A consistent hash ring (SPEC section 2).
+
+The defaults are the assignment's: 512 slots, 9 virtual servers per replica,
+H(i) = i^2 + 2i + 17 and Phi(i, j) = i^2 + j^2 + 2j + 25 (mod 512), linear
+probing. Each add/remove builds a new immutable ring, as the router does.
+)doc")
+        .def(py::init<std::int64_t, std::int64_t, const std::string&, const std::string&>(),
+             py::arg("slots") = 512, py::arg("virtual_nodes") = 9,
+             py::arg("scheme") = "assignment", py::arg("probing") = "linear",
+             "Raises ValueError for an unknown scheme or probing, or out-of-range sizes.")
+        .def("add", &PyRing::add, py::arg("hostname"), py::arg("id") = py::none(),
+             "Add a replica; returns its server id (the smallest unused one unless given). "
+             "Raises ValueError for a taken id or hostname, RingFullError when no room is left.")
+        .def("remove", &PyRing::remove, py::arg("replica"),
+             "Remove a replica by server id or hostname; KeyError when there is none. "
+             "No other virtual server moves.")
+        .def("lookup", &PyRing::lookup, py::arg("request_id"),
+             "Hostname of the replica serving request_id. RingEmptyError on an empty ring.")
+        .def("lookup_key", &PyRing::lookup_key, py::arg("key"),
+             "Hostname of the replica serving a routing key (see key_to_request_id).")
+        .def("lookup_many", &PyRing::lookup_many, py::arg("request_ids"),
+             "Server ids serving each of many request ids (a uint32 numpy array); "
+             "runs without the GIL.")
+        .def("candidates", &PyRing::candidates, py::arg("request_id"), py::arg("n"),
+             "Up to n distinct hostnames in retry order: the owner, then clockwise.")
+        .def("slot_of", [](const PyRing& r, std::uint64_t id) { return r.ring_->slot_of(id); },
+             py::arg("request_id"), "The slot that H maps request_id to.")
+        .def("slot_table", [](const PyRing& r) { return r.hostnames_of(r.ring_->slot_owners()); },
+             "For each slot, the hostname of the virtual server placed there, or None.")
+        .def("slot_ids", [](const PyRing& r) { return r.ids_of(r.ring_->slot_owners()); },
+             "For each slot, the server id of the virtual server placed there, or 0.")
+        .def("serving_ids", [](const PyRing& r) { return r.ids_of(r.ring_->slot_servers()); },
+             "For each slot, the server id that serves requests hashed there (0: empty ring).")
+        .def_property_readonly("members", [](const PyRing& r) {
+                std::vector<std::pair<std::uint32_t, std::string>> v;
+                for (const auto& mb : r.ring_->members()) v.emplace_back(mb.id, mb.hostname);
+                return v;
+            }, "(server id, hostname) pairs in join order.")
+        .def_property_readonly("slots", [](const PyRing& r) { return r.ring_->options().slots; })
+        .def_property_readonly("virtual_nodes",
+                               [](const PyRing& r) { return r.ring_->options().virtual_nodes; })
+        .def_property_readonly("scheme", [](const PyRing& r) { return r.ring_->options().scheme; })
+        .def_property_readonly("probing",
+                               [](const PyRing& r) { return probing_name(r.ring_->options().probing); })
+        .def("stats", [](const PyRing& r) {
+                const auto s = r.ring_->stats();
+                py::dict d;
+                d["occupied_slots"] = s.occupied_slots;
+                d["memory_bytes"] = s.memory_bytes;
+                return d;
+            }, "Occupied slots and bytes held by the ring's tables.")
+        .def("__len__", [](const PyRing& r) { return r.ring_->members().size(); })
+        .def("__contains__", [](const PyRing& r, const std::string& h) {
+                return r.ring_->index_of(std::string_view(h)) != HashRing::npos;
+            })
+        .def("__repr__", [](const PyRing& r) {
+                return "Ring(slots=" + std::to_string(r.ring_->options().slots) +
+                       ", virtual_nodes=" + std::to_string(r.ring_->options().virtual_nodes) +
+                       ", scheme='" + r.ring_->options().scheme + "', replicas=" +
+                       std::to_string(r.ring_->members().size()) + ")";
+            });
+}
+
+}  // namespace ringlb::bindings

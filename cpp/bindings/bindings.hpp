@@ -1,0 +1,12 @@
+// One function per bound C++ class; module.cpp calls them in order. Only the
+// files in cpp/bindings/ include pybind11 (DESIGN.md style rule 2).
+#pragma once
+
+#include <pybind11/pybind11.h>
+
+namespace ringlb::bindings {
+
+void bind_errors(pybind11::module_& m);
+void bind_ring(pybind11::module_& m);
+
+}  // namespace ringlb::bindings

@@ -1,0 +1,109 @@
+// HashRing: an immutable map from request ids to replicas.
+//
+// As in Envoy's ring-hash and Maglev balancers, a ring is built once and never
+// changed: membership changes build a new ring (with_member / without_member)
+// that the owner swaps in whole, so lookups are const, lock-free and safe from
+// any number of threads.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace ringlb {
+
+enum class Probing { linear, quadratic };
+
+struct RingOptions {
+    // A scheme name: a slot scheme from hash_schemes.hpp ("assignment",
+    // "linear", ...) or a ring algorithm of its own (see make_ring).
+    std::string scheme = "assignment";
+    // M: slots on the ring (for table-based algorithms, the table size).
+    std::uint32_t slots = 512;
+    // K: virtual servers per replica.
+    std::uint32_t virtual_nodes = 9;
+    Probing probing = Probing::linear;
+};
+
+struct Member {
+    std::uint32_t id = 0;  // 1-based server id; Φ's i
+    std::string hostname;
+};
+
+struct RingStats {
+    std::size_t occupied_slots = 0;  // slots (or points) owned by some virtual server
+    std::size_t memory_bytes = 0;    // heap held by the ring's tables
+};
+
+class HashRing {
+public:
+    static constexpr std::size_t npos = static_cast<std::size_t>(-1);
+
+    virtual ~HashRing() = default;
+
+    // Index into members() of the replica that serves request_id, or npos
+    // when the ring has no replicas. O(1) for slot and table rings.
+    virtual std::size_t lookup(std::uint64_t request_id) const noexcept = 0;
+
+    // Fills `out` with up to out.size() distinct member indices in the order
+    // the ring offers them for request_id: lookup() first, then the next
+    // distinct replicas clockwise (the retry order). Returns how many were
+    // written: 0 on an empty ring, at most members().size().
+    virtual std::size_t candidates(std::uint64_t request_id,
+                                   std::span<std::size_t> out) const noexcept = 0;
+
+    // A new ring with `member` added after the present ones; this ring is not
+    // touched. Throws std::invalid_argument when its id or hostname is taken
+    // or its id is 0, RingFullError when there is no room for its virtual
+    // servers (nothing is placed then).
+    virtual std::shared_ptr<const HashRing> with_member(Member member) const = 0;
+
+    // A new ring without the replica `id`; every other virtual server stays
+    // where it was. Throws std::invalid_argument when no replica has that id.
+    virtual std::shared_ptr<const HashRing> without_member(std::uint32_t id) const = 0;
+
+    // For each slot (or table entry) in order, the member index of the
+    // virtual server placed there, or -1 when it is free. Points-based rings
+    // return the owner of each point in ascending order.
+    virtual std::vector<std::int32_t> slot_owners() const = 0;
+
+    // For each slot, the member index that serves a request hashed there.
+    virtual std::vector<std::int32_t> slot_servers() const = 0;
+
+    // The slot a request id hashes to (the x axis of slot_owners()).
+    virtual std::uint64_t slot_of(std::uint64_t request_id) const noexcept = 0;
+
+    virtual RingStats stats() const = 0;
+
+    const std::vector<Member>& members() const noexcept { return members_; }
+    const RingOptions& options() const noexcept { return options_; }
+
+    // Index of the member with this id, or npos.
+    std::size_t index_of(std::uint32_t id) const noexcept;
+    // Index of the member with this hostname, or npos.
+    std::size_t index_of(std::string_view hostname) const noexcept;
+    // The smallest id >= 1 that no member uses (SPEC §2).
+    std::uint32_t next_free_id() const noexcept;
+
+protected:
+    HashRing(RingOptions options, std::vector<Member> members)
+        : options_(std::move(options)), members_(std::move(members)) {}
+
+    // Throws std::invalid_argument unless `m` could join this ring.
+    void check_new_member(const Member& m) const;
+
+    RingOptions options_;
+    std::vector<Member> members_;  // in join order
+};
+
+// An empty ring for `options`. Throws std::invalid_argument for an unknown
+// scheme, slots outside 1 .. 2^31-1, or virtual_nodes outside 1 .. slots.
+std::shared_ptr<const HashRing> make_ring(const RingOptions& options);
+
+// Names accepted by make_ring, slot schemes first.
+std::vector<std::string> ring_scheme_names();
+
+}  // namespace ringlb

@@ -1,0 +1,85 @@
+// ReplicaSet: who the replicas are, where they listen, which of them serve,
+// and the ring built from the serving ones.
+//
+// Readers (routing threads) call snapshot() and get an immutable Snapshot
+// that stays valid for as long as they hold it; writers serialize on a mutex,
+// build the next Snapshot, and publish it with one atomic store. A reader
+// therefore never blocks on a membership change and never sees half of one.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "ringlb/hash_ring.hpp"
+
+namespace ringlb {
+
+struct Replica {
+    std::uint32_t id = 0;
+    std::string hostname;
+    std::string host;  // IPv4/IPv6 literal the router connects to
+    std::uint16_t port = 0;
+};
+
+class ReplicaSet {
+public:
+    struct Snapshot {
+        std::shared_ptr<const HashRing> ring;
+        // Parallel to ring->members(): the replica behind each member index.
+        std::vector<std::shared_ptr<const Replica>> serving;
+        // Every registered replica, serving or not, in registration order.
+        std::vector<std::shared_ptr<const Replica>> registered;
+        std::uint64_t version = 0;
+    };
+
+    // Throws std::invalid_argument for bad ring options (see make_ring).
+    explicit ReplicaSet(const RingOptions& options);
+
+    // The current snapshot; never null. Safe from any thread.
+    std::shared_ptr<const Snapshot> snapshot() const noexcept { return current_.load(); }
+    // Bumped on every published change; a cheap way to notice one.
+    std::uint64_t version() const noexcept { return version_.load(std::memory_order_acquire); }
+
+    // Registers the replicas and puts them on the ring, all or none: throws
+    // std::invalid_argument (bad or duplicate id, hostname, host or port) or
+    // RingFullError and then changes nothing. An id of 0 means "the smallest
+    // free id". Returns the replicas as registered (ids filled in).
+    std::vector<Replica> add(std::vector<Replica> replicas);
+
+    // Unregisters the replicas with these ids, all or none: throws
+    // std::invalid_argument when one is unknown.
+    void remove(const std::vector<std::uint32_t>& ids);
+
+    // Takes a registered replica off the ring (serving = false) or puts it
+    // back (true); it stays registered either way. Returns false when the id
+    // is unknown or the replica was already in that state.
+    bool set_serving(std::uint32_t id, bool serving);
+
+    // Changes where a registered replica listens (a replacement on a new
+    // port). Returns false when the id is unknown.
+    bool set_endpoint(std::uint32_t id, const std::string& host, std::uint16_t port);
+
+    std::optional<Replica> find(std::uint32_t id) const;
+    std::optional<Replica> find(const std::string& hostname) const;
+    // The smallest id that no registered replica uses.
+    std::uint32_t next_free_id() const;
+
+    const RingOptions& options() const noexcept { return options_; }
+
+private:
+    // Precondition: mutex_ held. Publishes a snapshot built from ring/registered.
+    void publish(std::shared_ptr<const HashRing> ring,
+                 std::vector<std::shared_ptr<const Replica>> registered);
+
+    RingOptions options_;
+    mutable std::mutex mutex_;
+    std::atomic<std::shared_ptr<const Snapshot>> current_;
+    std::atomic<std::uint64_t> version_{0};
+};
+
+}  // namespace ringlb

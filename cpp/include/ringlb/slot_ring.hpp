@@ -1,0 +1,50 @@
+// SlotRing: the assignment's ring. M slots; each replica places K virtual
+// servers at Φ(i, j), probing to the next free slot on a collision; a request
+// goes to the first virtual server at or clockwise after H(request id).
+//
+// Worked example (M = 512, K = 9, assignment scheme): Φ(1, 0) = 1 + 0 + 0 + 25
+// = 26 and Φ(2, 0) = 4 + 25 = 29, so request id 3 (H = 9 + 6 + 17 = 32)
+// walks clockwise from slot 32 to the next virtual server.
+//
+// A ring is never modified: with_member copies the slot table and places the
+// new virtual servers into free slots; without_member copies it and frees one
+// replica's slots. Either way no other virtual server moves, which a rebuild
+// from scratch would not guarantee once probing has displaced something.
+#pragma once
+
+#include "ringlb/hash_ring.hpp"
+#include "ringlb/hash_schemes.hpp"
+
+namespace ringlb {
+
+class SlotRing final : public HashRing {
+public:
+    // Precondition: options validated by make_ring; `hash` names options.scheme.
+    SlotRing(RingOptions options, const SlotHash& hash);
+
+    std::size_t lookup(std::uint64_t request_id) const noexcept override;
+    std::size_t candidates(std::uint64_t request_id,
+                           std::span<std::size_t> out) const noexcept override;
+    std::shared_ptr<const HashRing> with_member(Member member) const override;
+    std::shared_ptr<const HashRing> without_member(std::uint32_t id) const override;
+    std::vector<std::int32_t> slot_owners() const override;
+    std::vector<std::int32_t> slot_servers() const override;
+    std::uint64_t slot_of(std::uint64_t request_id) const noexcept override;
+    RingStats stats() const override;
+
+private:
+    static constexpr std::int32_t kFree = -1;
+
+    // Recomputes server_ from owner_ in two passes over the ring: O(M).
+    void rebuild_servers();
+    // The slot for virtual server (id, j), probing from Φ past taken slots.
+    // Precondition: at least one free slot.
+    std::uint32_t place(std::uint32_t id, std::uint32_t j) const noexcept;
+
+    const SlotHash* hash_;
+    std::size_t free_slots_;
+    std::vector<std::int32_t> owner_;   // slot -> member index placed there, or kFree
+    std::vector<std::int32_t> server_;  // slot -> member index serving it, or kFree if empty
+};
+
+}  // namespace ringlb

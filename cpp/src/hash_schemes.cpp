@@ -1,0 +1,92 @@
+#include "ringlb/hash_schemes.hpp"
+
+#include <xxhash.h>
+
+#include <charconv>
+
+namespace ringlb {
+namespace {
+
+// Reducing the operands first keeps every product below 2^64 for any id
+// (SPEC §2: no overflow): (a mod m)^2 < m^2 <= 2^64 as long as m <= 2^32,
+// which RingOptions enforces.
+constexpr std::uint64_t reduce(std::uint64_t x, std::uint64_t m) noexcept { return x % m; }
+
+// The assignment: H(i) = i^2 + 2i + 17 (mod M).
+std::uint64_t assignment_request(std::uint64_t i, std::uint64_t m) noexcept {
+    const std::uint64_t r = reduce(i, m);
+    return (reduce(r * r, m) + reduce(2 * r, m) + reduce(17, m)) % m;
+}
+
+// The assignment: Φ(i, j) = i^2 + j^2 + 2j + 25 (mod M).
+std::uint64_t assignment_virtual(std::uint64_t i, std::uint64_t j, std::uint64_t m) noexcept {
+    const std::uint64_t ri = reduce(i, m);
+    const std::uint64_t rj = reduce(j, m);
+    return (reduce(ri * ri, m) + reduce(rj * rj, m) + reduce(2 * rj, m) + reduce(25, m)) % m;
+}
+
+// The reading with the squares dropped: H(i) = 3i + 17, Φ(i, j) = i + 3j + 25.
+std::uint64_t linear_request(std::uint64_t i, std::uint64_t m) noexcept {
+    return (reduce(3 * reduce(i, m), m) + reduce(17, m)) % m;
+}
+
+std::uint64_t linear_virtual(std::uint64_t i, std::uint64_t j, std::uint64_t m) noexcept {
+    return (reduce(i, m) + reduce(3 * reduce(j, m), m) + reduce(25, m)) % m;
+}
+
+// Well-mixed variants on the same slot ring: every input bit reaches the slot.
+std::uint64_t splitmix_request(std::uint64_t i, std::uint64_t m) noexcept { return mix64(i) % m; }
+
+std::uint64_t splitmix_virtual(std::uint64_t i, std::uint64_t j, std::uint64_t m) noexcept {
+    // A distinct odd multiplier separates (i, j) pairs before the mixer.
+    return mix64(mix64(i) ^ (j * 0x9e3779b97f4a7c15ULL + 0x632be59bd9b4e019ULL)) % m;
+}
+
+std::uint64_t xxh3_request(std::uint64_t i, std::uint64_t m) noexcept {
+    return XXH3_64bits(&i, sizeof i) % m;
+}
+
+std::uint64_t xxh3_virtual(std::uint64_t i, std::uint64_t j, std::uint64_t m) noexcept {
+    const std::uint64_t pair[2] = {i, j};
+    return XXH3_64bits(pair, sizeof pair) % m;
+}
+
+}  // namespace
+
+const std::vector<SlotHash>& slot_hashes() noexcept {
+    static const std::vector<SlotHash> schemes = {
+        {"assignment", "H(i) = i^2 + 2i + 17, Phi(i, j) = i^2 + j^2 + 2j + 25 (mod M)",
+         assignment_request, assignment_virtual},
+        {"linear", "H(i) = 3i + 17, Phi(i, j) = i + 3j + 25 (mod M)", linear_request,
+         linear_virtual},
+        {"splitmix64", "splitmix64 finalizer of i, and of (i, j), mod M", splitmix_request,
+         splitmix_virtual},
+        {"xxh3", "XXH3-64 of i, and of (i, j), mod M", xxh3_request, xxh3_virtual},
+    };
+    return schemes;
+}
+
+const SlotHash* find_slot_hash(std::string_view name) noexcept {
+    for (const auto& s : slot_hashes()) {
+        if (s.name == name) return &s;
+    }
+    return nullptr;
+}
+
+std::uint64_t hash_bytes(std::string_view bytes) noexcept {
+    return XXH3_64bits(bytes.data(), bytes.size());
+}
+
+std::uint64_t key_to_request_id(std::string_view key) noexcept {
+    std::uint64_t value = 0;
+    const char* first = key.data();
+    const char* last = key.data() + key.size();
+    // from_chars accepts no sign and no whitespace, so "+5" and " 5" are hashed.
+    if (!key.empty()) {
+        auto [ptr, ec] = std::from_chars(first, last, value, 10);
+        if (ec == std::errc() && ptr == last) return value;
+    }
+    return hash_bytes(key);
+}
+
+}  // namespace ringlb

@@ -1,0 +1,154 @@
+#include "ringlb/replica_set.hpp"
+
+#include <algorithm>
+#include <set>
+#include <stdexcept>
+
+namespace ringlb {
+namespace {
+
+using ReplicaPtr = std::shared_ptr<const Replica>;
+
+const ReplicaPtr* find_in(const std::vector<ReplicaPtr>& v, std::uint32_t id) {
+    for (const auto& r : v) {
+        if (r->id == id) return &r;
+    }
+    return nullptr;
+}
+
+std::uint32_t smallest_free(const std::set<std::uint32_t>& used) {
+    std::uint32_t want = 1;
+    for (auto id : used) {
+        if (id == want) ++want;
+        else if (id > want) break;
+    }
+    return want;
+}
+
+}  // namespace
+
+ReplicaSet::ReplicaSet(const RingOptions& options) : options_(options) {
+    std::lock_guard lock(mutex_);
+    publish(make_ring(options_), {});
+}
+
+void ReplicaSet::publish(std::shared_ptr<const HashRing> ring, std::vector<ReplicaPtr> registered) {
+    auto snap = std::make_shared<Snapshot>();
+    snap->serving.reserve(ring->members().size());
+    for (const auto& m : ring->members()) {
+        const ReplicaPtr* r = find_in(registered, m.id);
+        // A ring member is always registered: add() and remove() keep both in step.
+        snap->serving.push_back(*r);
+    }
+    snap->ring = std::move(ring);
+    snap->registered = std::move(registered);
+    snap->version = version_.load(std::memory_order_relaxed) + 1;
+    current_.store(std::move(snap));
+    version_.fetch_add(1, std::memory_order_acq_rel);
+}
+
+std::vector<Replica> ReplicaSet::add(std::vector<Replica> replicas) {
+    std::lock_guard lock(mutex_);
+    auto snap = current_.load();
+    std::set<std::uint32_t> used;
+    std::set<std::string> names;
+    for (const auto& r : snap->registered) {
+        used.insert(r->id);
+        names.insert(r->hostname);
+    }
+    auto ring = snap->ring;
+    auto registered = snap->registered;
+    for (auto& r : replicas) {
+        if (r.id == 0) r.id = smallest_free(used);
+        if (used.count(r.id)) {
+            throw std::invalid_argument("server id " + std::to_string(r.id) + " is already registered");
+        }
+        if (r.hostname.empty()) throw std::invalid_argument("hostname must not be empty");
+        if (names.count(r.hostname)) {
+            throw std::invalid_argument("hostname '" + r.hostname + "' is already registered");
+        }
+        if (r.host.empty() || r.port == 0) {
+            throw std::invalid_argument("replica '" + r.hostname + "' needs a host and a port");
+        }
+        used.insert(r.id);
+        names.insert(r.hostname);
+        ring = ring->with_member({r.id, r.hostname});  // may throw; nothing published yet
+        registered.push_back(std::make_shared<const Replica>(r));
+    }
+    publish(std::move(ring), std::move(registered));
+    return replicas;
+}
+
+void ReplicaSet::remove(const std::vector<std::uint32_t>& ids) {
+    std::lock_guard lock(mutex_);
+    auto snap = current_.load();
+    for (auto id : ids) {
+        if (!find_in(snap->registered, id)) {
+            throw std::invalid_argument("no replica with server id " + std::to_string(id));
+        }
+    }
+    auto ring = snap->ring;
+    std::vector<ReplicaPtr> registered;
+    for (const auto& r : snap->registered) {
+        if (std::find(ids.begin(), ids.end(), r->id) != ids.end()) {
+            if (ring->index_of(r->id) != HashRing::npos) ring = ring->without_member(r->id);
+        } else {
+            registered.push_back(r);
+        }
+    }
+    publish(std::move(ring), std::move(registered));
+}
+
+bool ReplicaSet::set_serving(std::uint32_t id, bool serving) {
+    std::lock_guard lock(mutex_);
+    auto snap = current_.load();
+    const ReplicaPtr* r = find_in(snap->registered, id);
+    if (!r) return false;
+    const bool on_ring = snap->ring->index_of(id) != HashRing::npos;
+    if (on_ring == serving) return false;
+    auto ring = serving ? snap->ring->with_member({id, (*r)->hostname})
+                        : snap->ring->without_member(id);
+    publish(std::move(ring), snap->registered);
+    return true;
+}
+
+bool ReplicaSet::set_endpoint(std::uint32_t id, const std::string& host, std::uint16_t port) {
+    if (host.empty() || port == 0) throw std::invalid_argument("a replica needs a host and a port");
+    std::lock_guard lock(mutex_);
+    auto snap = current_.load();
+    auto registered = snap->registered;
+    for (auto& r : registered) {
+        if (r->id == id) {
+            auto changed = std::make_shared<Replica>(*r);
+            changed->host = host;
+            changed->port = port;
+            r = std::move(changed);
+            publish(snap->ring, std::move(registered));
+            return true;
+        }
+    }
+    return false;
+}
+
+std::optional<Replica> ReplicaSet::find(std::uint32_t id) const {
+    auto snap = current_.load();
+    if (const ReplicaPtr* r = find_in(snap->registered, id)) return **r;
+    return std::nullopt;
+}
+
+std::optional<Replica> ReplicaSet::find(const std::string& hostname) const {
+    auto snap = current_.load();
+    for (const auto& r : snap->registered) {
+        if (r->hostname == hostname) return *r;
+    }
+    return std::nullopt;
+}
+
+std::uint32_t ReplicaSet::next_free_id() const {
+    auto snap = current_.load();
+    std::set<std::uint32_t> used;
+    for (const auto& r : snap->registered) used.insert(r->id);
+    return smallest_free(used);
+}
+
+}  // namespace ringlb

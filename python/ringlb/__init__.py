@@ -1,0 +1,24 @@
+"""ringlb: a consistent-hashing HTTP load balancer with a C++ core.
+
+`Ring`, `Router` and `HeartbeatEngine` come from the C++ extension
+`ringlb._core`; the launcher, the backends and the experiment helpers are
+Python.
+"""
+
+from ringlb import _core
+from ringlb._core import Ring, key_to_request_id, ring_schemes
+from ringlb.exceptions import RingEmptyError, RingFullError, RinglbError
+from ringlb.paths import replica_binary
+
+__version__ = _core.__version__
+
+__all__ = [
+    "Ring",
+    "RingEmptyError",
+    "RingFullError",
+    "RinglbError",
+    "__version__",
+    "key_to_request_id",
+    "replica_binary",
+    "ring_schemes",
+]
