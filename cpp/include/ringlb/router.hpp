@@ -1,0 +1,111 @@
+// Router: the data plane. Listens on a port, serves the admin API (/rep, /add,
+// /rm) and proxies every other GET to the replica the ring picks (SPEC §3, §4).
+//
+// PUBLIC CONTRACT (the heartbeat engine, the launcher and the bindings build
+// on it): keep these declarations; internals are free.
+#pragma once
+
+#include <boost/asio/any_io_executor.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "ringlb/hash_ring.hpp"
+#include "ringlb/replica_set.hpp"
+
+namespace ringlb {
+
+struct RouterConfig {
+    std::string host = "127.0.0.1";
+    std::uint16_t port = 5000;         // 0 = any free port; see Router::port()
+    unsigned threads = 0;              // I/O threads; 0 = the number of cores
+    RingOptions ring;                  // M, K, scheme, probing
+    std::string key = "random";        // random | header:NAME | query:NAME | cookie:NAME | path | client-ip
+    unsigned retries = 2;              // further distinct replicas tried after a failed upstream
+    double bounded_load = 0.0;         // c of consistent hashing with bounded loads; 0 = off
+    std::chrono::milliseconds connect_timeout{300};
+    std::chrono::milliseconds upstream_timeout{5000};
+    std::chrono::milliseconds header_timeout{5000};  // a client must send its headers within this
+    std::chrono::milliseconds idle_timeout{60000};   // keep-alive connection with no request
+    std::size_t max_header_bytes = 8 * 1024;         // beyond: 431
+    std::size_t max_body_bytes = 1024 * 1024;        // beyond: 413
+    std::size_t max_connections = 10000;             // client connections open at once
+    std::size_t max_idle_upstream = 64;              // idle keep-alive connections kept per replica
+};
+
+// A membership change that the router validated (SPEC §3) and hands to the
+// control plane: the exact hostnames to add or remove (generated names and
+// the random picks of /rm already filled in).
+struct ControlRequest {
+    enum class Op { add, remove };
+    Op op = Op::add;
+    std::vector<std::string> hostnames;
+};
+
+// Thrown by a control handler to answer with `status` and
+// {"message": "<Error> " + message, "status": "failure"}.
+struct ControlError : std::runtime_error {
+    ControlError(int status, const std::string& message)
+        : std::runtime_error(message), status(status) {}
+    int status;
+};
+
+// Runs on the router's control worker thread, never on an I/O thread; one
+// request at a time. It starts or stops replicas and registers them through
+// replicas() before returning; the router then answers like /rep.
+using ControlHandler = std::function<void(const ControlRequest&)>;
+
+// Called on an I/O thread when forwarding to replica `id` failed with a
+// refused, reset or timed-out connection. Must not block.
+using FailureListener = std::function<void(std::uint32_t id)>;
+
+struct RouterStats {
+    std::uint64_t requests = 0;           // client requests answered
+    std::uint64_t proxied = 0;            // answered by a replica
+    std::uint64_t retries = 0;            // upstream tries after a failure
+    std::uint64_t upstream_failures = 0;  // refused / reset / timed out
+    std::uint64_t errors = 0;             // answered with a 5xx by the router itself
+    std::uint64_t active_connections = 0;
+};
+
+class Router {
+public:
+    // Throws std::invalid_argument for a bad config (unknown scheme or key source...).
+    explicit Router(RouterConfig config);
+    ~Router();  // stop()
+    Router(const Router&) = delete;
+    Router& operator=(const Router&) = delete;
+
+    // Binds and starts the I/O threads. Throws std::system_error when the
+    // address cannot be bound, std::logic_error when already started.
+    void start();
+    // Stops accepting, lets requests in flight finish (bounded by
+    // upstream_timeout), closes every connection and joins the threads.
+    // Idempotent.
+    void stop();
+    bool running() const noexcept;
+
+    // The bound port (after start()).
+    std::uint16_t port() const noexcept;
+    const RouterConfig& config() const noexcept;
+
+    ReplicaSet& replicas() noexcept;
+    // The executor of the I/O threads, for timers that must share their loop
+    // (the heartbeat engine). Valid from construction until destruction.
+    boost::asio::any_io_executor executor() noexcept;
+
+    void set_control_handler(ControlHandler handler);
+    void set_failure_listener(FailureListener listener);
+
+    RouterStats stats() const noexcept;
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace ringlb
