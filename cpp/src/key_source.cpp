@@ -132,12 +132,16 @@ std::optional<std::string_view> KeySource::key(const boost::beast::http::fields&
             return std::nullopt;
         }
         case Kind::query: {
-            // The whole target is parsed (origin or absolute form): Boost.URL
+            // Only "?<query>" is parsed, as a relative reference: Boost.URL
             // 1.81's parse_query() misreads a query that is not the end of a
-            // NUL-terminated string, so it is not used. A fragment has no
-            // place in a request-target; it is dropped rather than refused.
-            const auto parsed = urls::parse_uri_reference(target.substr(0, target.find('#')));
-            if (!parsed) return std::nullopt;  // not a valid target: no key rather than a guess
+            // NUL-terminated string, and the path is of no interest here. A
+            // fragment has no place in a request-target; it is dropped.
+            const auto q = target.find('?');
+            if (q == std::string_view::npos) return std::nullopt;
+            auto query = target.substr(q);
+            query = query.substr(0, query.find('#'));
+            const auto parsed = urls::parse_relative_ref(query);
+            if (!parsed) return std::nullopt;  // not a valid query: no key rather than a guess
             const auto params = parsed->encoded_params();
             const auto it = params.find(name_);
             if (it == params.end() || !(*it).has_value) return std::nullopt;
