@@ -161,8 +161,11 @@ def serve_ringlb(ports: str, threads: int, scheme: str) -> None:
     """Child mode: run a Router in front of the replicas until stdin closes."""
     import ringlb
 
+    # Idle upstream connections are kept without a practical limit, as HAProxy
+    # does by default (nginx.conf.tmpl sets the same): with 256 clients a cap
+    # of 64 per replica would close and reopen connections all the time.
     router = ringlb.Router(host="127.0.0.1", port=0, threads=threads, key="query:id",
-                           scheme=scheme)
+                           scheme=scheme, max_idle_upstream=1024)
     for i, port in enumerate(ports.split(","), start=1):
         router.add_replica(f"Server{i}", "127.0.0.1", int(port))
     router.start()
