@@ -43,6 +43,16 @@ bool is_http_error(const beast::error_code& ec) {
     return ec.category() == http::make_error_code(http::error::bad_target).category();
 }
 
+// An answer that is not HTTP (as opposed to a connection that ended early):
+// the replica is up but broken, which is not the heartbeat engine's business.
+bool is_protocol_error(const beast::error_code& ec) {
+    return is_http_error(ec) && ec != http::error::end_of_stream &&
+           ec != http::error::partial_message;
+}
+
+// Bytes asked for per read of a replica's answer.
+constexpr std::size_t upstream_read_size = 16384;
+
 // RFC 9110 §7.6.1: hop-by-hop fields are the Connection field, the fields it
 // names, and the classic list; a proxy must not forward them.
 void strip_hop_by_hop(http::fields& f) {
@@ -179,7 +189,10 @@ void ProxySession::on_first_bytes(beast::error_code ec, std::size_t n) {
 }
 
 void ProxySession::do_read_header() {
-    parser_.emplace();
+    // The previous request's message goes back into the parser, which clears
+    // its fields; its body keeps its capacity (one allocation less).
+    req_.body().clear();
+    parser_.emplace(std::move(req_));
     parser_->header_limit(static_cast<std::uint32_t>(
         std::min<std::size_t>(state_.config.max_header_bytes, UINT32_MAX)));
     parser_->body_limit(state_.config.max_body_bytes);
@@ -391,16 +404,49 @@ void ProxySession::on_upstream_write(beast::error_code ec, std::size_t) {
 }
 
 void ProxySession::do_upstream_read() {
-    up_parser_.emplace();
+    res_.body().clear();  // as in do_read_header: reuse the last answer's body capacity
+    up_parser_.emplace(std::move(res_));
+    up_parser_->eager(true);
     up_parser_->header_limit(max_upstream_header);
     up_parser_->body_limit(max_upstream_body);
     if (head_) up_parser_->skip(true);  // RFC 9110 §9.3.2: no body follows
-    http::async_read(conn_->socket, conn_->buffer, *up_parser_,
-                     beast::bind_front_handler(&ProxySession::on_upstream_read,
-                                               shared_from_this()));
+    parse_upstream();
 }
 
-void ProxySession::on_upstream_read(beast::error_code ec, std::size_t) {
+void ProxySession::parse_upstream() {
+    // Beast's buffer-oriented parsing of what the connection holds, then a
+    // plain read for more: what http::async_read does, without its layers of
+    // composed operations on the hot path.
+    auto& buffer = conn_->buffer;
+    while (buffer.size() > 0) {
+        beast::error_code ec;
+        const std::size_t n = up_parser_->put(buffer.data(), ec);
+        buffer.consume(n);
+        if (ec == http::error::need_more) break;
+        if (ec) return on_upstream_read(ec);
+        if (up_parser_->is_done()) return on_upstream_read({});
+        if (n == 0) break;
+    }
+    conn_->socket.async_read_some(buffer.prepare(upstream_read_size),
+                                  beast::bind_front_handler(&ProxySession::on_upstream_bytes,
+                                                            shared_from_this()));
+}
+
+void ProxySession::on_upstream_bytes(beast::error_code ec, std::size_t n) {
+    if (ec == asio::error::eof) {
+        // The replica closed: that completes an answer delimited by the end
+        // of the connection, and cuts any other short.
+        if (!up_parser_->got_some()) return on_upstream_read(http::error::end_of_stream);
+        up_parser_->put_eof(ec);
+        if (!ec && !up_parser_->is_done()) ec = http::error::partial_message;
+        return on_upstream_read(ec);
+    }
+    if (ec) return on_upstream_read(ec);
+    conn_->buffer.commit(n);
+    parse_upstream();
+}
+
+void ProxySession::on_upstream_read(beast::error_code ec) {
     if (ec) return on_upstream_failure(ec, "read");
     const auto status = up_parser_->get().result_int();
     if (status >= 100 && status < 200 && status != 101) return do_upstream_read();  // interim
@@ -430,7 +476,7 @@ void ProxySession::on_upstream_failure(beast::error_code ec, const char* what) {
         // A kept-alive connection that the replica closed while it sat idle
         // fails on first use: that says nothing about the replica, so the
         // same request gets one fresh connection to it before anything else.
-        const bool stale = reused_ && !timed_out && !is_http_error(ec) &&
+        const bool stale = reused_ && !timed_out && !is_protocol_error(ec) &&
                            (idempotent_ || std::string_view(what) == "write");
         if (stale) {
             conn_ = std::make_unique<UpstreamConnection>(worker_.ioc());
@@ -445,7 +491,7 @@ void ProxySession::on_upstream_failure(beast::error_code ec, const char* what) {
     pool_->counters().failures.fetch_add(1, std::memory_order_relaxed);
     // A replica that answers garbage is alive; the heartbeat engine only
     // hears of refused, reset and timed-out connections (SPEC §4).
-    if (!is_http_error(ec)) state_.report_failure(pool_->id());
+    if (!is_protocol_error(ec)) state_.report_failure(pool_->id());
     if (!tries_complete_) {
         const std::size_t max_tries = std::min<std::size_t>(state_.config.retries + 1, tries_.size());
         n_tries_ = worker_.plan(*routes_, request_id_,

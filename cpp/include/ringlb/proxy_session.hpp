@@ -102,7 +102,9 @@ private:
     void do_upstream_write();
     void on_upstream_write(boost::beast::error_code ec, std::size_t n);
     void do_upstream_read();
-    void on_upstream_read(boost::beast::error_code ec, std::size_t n);
+    void parse_upstream();
+    void on_upstream_bytes(boost::beast::error_code ec, std::size_t n);
+    void on_upstream_read(boost::beast::error_code ec);
     void on_upstream_failure(boost::beast::error_code ec, const char* what);
     void end_try() noexcept;
     void on_upstream_response();
