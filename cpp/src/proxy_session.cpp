@@ -14,6 +14,7 @@
 #include <span>
 
 #include "ringlb/admin_api.hpp"
+#include "ringlb/coarse_clock.hpp"
 #include "ringlb/io_worker.hpp"
 #include "ringlb/key_source.hpp"
 #include "ringlb/router_state.hpp"
@@ -128,7 +129,7 @@ void ProxySession::close() noexcept {
 
 void ProxySession::expires_after(Phase phase, std::chrono::milliseconds d) {
     phase_ = phase;
-    deadline_ = Clock::now() + d;
+    deadline_ = CoarseClock::now() + d;
     if (phase == Phase::client) client_expired_ = false;
     else upstream_expired_ = false;
     // The timer is never armed further ahead than the shortest common timeout
@@ -138,7 +139,7 @@ void ProxySession::expires_after(Phase phase, std::chrono::milliseconds d) {
 }
 
 void ProxySession::arm() {
-    armed_at_ = std::min(deadline_, Clock::now() + worker_.tick());
+    armed_at_ = std::min(deadline_, CoarseClock::now() + worker_.tick());
     timer_armed_ = true;
     timer_.expires_at(armed_at_);  // cancels a wait in progress: its handler sees operation_aborted
     timer_.async_wait(beast::bind_front_handler(&ProxySession::on_timer, shared_from_this()));
@@ -148,6 +149,8 @@ void ProxySession::on_timer(beast::error_code ec) {
     if (ec == asio::error::operation_aborted) return;  // re-armed (a newer wait exists) or closed
     timer_armed_ = false;
     if (closed_ || deadline_ == Clock::time_point::max()) return;
+    // The precise clock here: the coarse one may still read a little before
+    // the time this wait was armed for, which would re-arm it in a loop.
     if (Clock::now() < deadline_) return arm();
     // The operation in progress took too long: closing its socket makes it
     // complete with an error, which its handler reads as a timeout.

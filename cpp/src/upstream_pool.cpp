@@ -2,6 +2,8 @@
 
 #include <boost/asio/ip/address.hpp>
 
+#include "ringlb/coarse_clock.hpp"
+
 namespace ringlb {
 namespace {
 
@@ -41,7 +43,7 @@ void UpstreamPool::set_endpoint(const Replica& replica) {
 }
 
 std::unique_ptr<UpstreamConnection> UpstreamPool::acquire() {
-    const auto now = std::chrono::steady_clock::now();
+    const auto now = CoarseClock::now();
     while (!idle_.empty()) {
         auto conn = std::move(idle_.back());
         idle_.pop_back();
@@ -56,7 +58,7 @@ void UpstreamPool::release(std::unique_ptr<UpstreamConnection> conn, const tcp::
         close_quietly(*conn);
         return;
     }
-    conn->idle_since = std::chrono::steady_clock::now();
+    conn->idle_since = CoarseClock::now();
     idle_.push_back(std::move(conn));
 }
 

@@ -10,10 +10,9 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 
 void append_version(std::string& out, unsigned version) {
-    out += "HTTP/";
-    out += static_cast<char>('0' + version / 10);
-    out += '.';
-    out += static_cast<char>('0' + version % 10);
+    const char text[8] = {'H', 'T', 'T', 'P', '/', static_cast<char>('0' + version / 10), '.',
+                          static_cast<char>('0' + version % 10)};
+    out.append(text, sizeof text);
 }
 
 void append_fields(std::string& out, const http::fields& fields) {
@@ -71,11 +70,10 @@ void WireFormat::write(const Response& res, std::string& out, bool header_only) 
     out.clear();
     append_version(out, res.version());
     const unsigned code = res.result_int();
-    out += ' ';
-    out += static_cast<char>('0' + code / 100);
-    out += static_cast<char>('0' + (code / 10) % 10);
-    out += static_cast<char>('0' + code % 10);
-    out += ' ';
+    const char status[5] = {' ', static_cast<char>('0' + code / 100),
+                            static_cast<char>('0' + (code / 10) % 10),
+                            static_cast<char>('0' + code % 10), ' '};
+    out.append(status, sizeof status);
     auto reason = res.reason();
     if (reason.empty()) reason = http::obsolete_reason(static_cast<http::status>(code));
     out.append(reason.data(), reason.size());
