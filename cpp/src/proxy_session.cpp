@@ -219,6 +219,12 @@ void ProxySession::do_read_header() {
 void ProxySession::on_read_header(beast::error_code ec, std::size_t) {
     if (ec) return on_read_error(ec);
     busy_ = true;
+    // RFC 9112 §6.3: a request whose last transfer coding is not chunked has
+    // no knowable length: 400, then close (else it would wait for an EOF).
+    if (!parser_->chunked() && parser_->get().count(http::field::transfer_encoding) > 0) {
+        return send_error(400, "malformed HTTP request: Transfer-Encoding must end in chunked",
+                          true);
+    }
     if (parser_->is_done()) return on_request();
     const auto expect = parser_->get()[http::field::expect];
     if (beast::iequals(expect, "100-continue")) return do_continue();

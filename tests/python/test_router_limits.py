@@ -55,6 +55,10 @@ def assert_still_serves(router: ringlb.Router) -> None:
     b"GET /home HTTP/1.1\r\nContent-Length: abc\r\n\r\n",
     b"GET /home HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
     b"POST /add HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nZZ\r\nxx\r\n0\r\n\r\n",
+    b"POST /x HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    b"GET /home HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n",  # no knowable length
+    b"GET /home HTTP/1.1\r\nContent-Length: -1\r\n\r\n",
+    b"GET /home HTTP/1.1\r\nX: a\x00b\r\n\r\n",
     b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + bytes(range(40)),  # a TLS hello
     b"\x00\x01\x02\r\n\r\n",
 ])
