@@ -216,8 +216,8 @@ def _ms(text: str) -> float:
 def parse_wrk(out: str) -> tuple[float, float, float, int]:
     """(req/s, p50 ms, p99 ms, errors) from `wrk --latency` output."""
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    p50 = _ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))
-    p99 = _ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))
+    p50 = _ms(re.search(r"^\s+50%\s+(\S+)", out, re.MULTILINE).group(1))
+    p99 = _ms(re.search(r"^\s+99%\s+(\S+)", out, re.MULTILINE).group(1))
     errors = 0
     if m := re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out):
         errors += sum(int(g) for g in m.groups())
@@ -248,9 +248,9 @@ def summarize(runs: list[Run]) -> list[Summary]:
 
 def table(summaries: list[Summary]) -> str:
     by = {(s.target, s.connections): s for s in summaries}
-    lines = ["| target | conns | req/s (median) | p50 ms | p99 ms | errors | proxy CPU µs/req "
-             "| ringlb req/s ÷ target |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    header = ("| target | conns | req/s (median) | p50 ms | p99 ms | errors | proxy CPU µs/req "
+              "| ringlb req/s ÷ target |")
+    lines = [header, "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for s in summaries:
         ours = by.get(("ringlb", s.connections))
         ratio = f"{ours.rps / s.rps:.2f}x" if ours and s.target not in ("ringlb", "direct") else ""

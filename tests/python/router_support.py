@@ -174,7 +174,7 @@ class SlowServer:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+            def do_GET(self) -> None:
                 with outer._lock:
                     outer.active += 1
                     outer.max_active = max(outer.max_active, outer.active)

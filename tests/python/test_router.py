@@ -14,7 +14,6 @@ from collections import Counter
 from collections.abc import Iterator
 
 import pytest
-
 import ringlb
 from router_support import (
     Fleet,
@@ -499,7 +498,7 @@ def test_pipelined_requests_are_answered_in_order(cluster: ringlb.Router) -> Non
 
 def test_http10_client_gets_its_connection_closed(cluster: ringlb.Router) -> None:
     out = raw_exchange(cluster.port, b"GET /home?id=5 HTTP/1.0\r\n\r\n")
-    status, headers, body = parse_responses(out)[0]
+    _, headers, body = parse_responses(out)[0]
     assert out.startswith(b"HTTP/1.0 200")
     assert headers.get("connection", "close") == "close"
     assert body.startswith(b'{"message":"Hello')
@@ -634,6 +633,18 @@ def test_add_and_rm_while_requests_flow(cluster: ringlb.Router, fleet: Fleet) ->
 
 # ------------------------------------------------------------ bounded loads
 
+_hit_lock = threading.Lock()
+
+
+def hit(port: int, seen: Counter, errors: list) -> None:
+    """One request for the hot key 123456; counts who answered."""
+    status, headers, _ = request(port, "GET", "/home?id=123456")
+    with _hit_lock:
+        if status != 200:
+            errors.append(status)
+        seen[headers.get("x-ringlb-replica")] += 1
+
+
 def test_bounded_loads_spread_one_hot_key(fleet: Fleet) -> None:
     servers = [SlowServer(f"slow{i}", delay=0.4) for i in range(3)]
     try:
@@ -644,19 +655,14 @@ def test_bounded_loads_spread_one_hot_key(fleet: Fleet) -> None:
                 router.add_replica(f"Slow{i}", "127.0.0.1", s.port)
             with running(router):
                 seen: Counter = Counter()
-                lock = threading.Lock()
-
-                def one() -> None:
-                    status, headers, _ = request(router.port, "GET", "/home?id=123456")
-                    assert status == 200
-                    with lock:
-                        seen[headers["x-ringlb-replica"]] += 1
-
-                ts = [threading.Thread(target=one) for _ in range(24)]
+                errors: list = []
+                ts = [threading.Thread(target=hit, args=(router.port, seen, errors))
+                      for _ in range(24)]
                 for t in ts:
                     t.start()
                 for t in ts:
                     t.join(timeout=30)
+                assert errors == []
             results[c] = seen
         assert len(results[0.0]) == 1  # plain consistent hashing: one replica takes all
         assert len(results[1.25]) == 3

@@ -12,7 +12,6 @@ import time
 from collections.abc import Iterator
 
 import pytest
-
 import ringlb
 from router_support import Fleet, parse_responses, raw_exchange, request, running
 
@@ -114,7 +113,7 @@ def test_an_endless_header_line_is_a_431(router: ringlb.Router) -> None:
 def test_oversized_body_is_a_413(router: ringlb.Router, send_body: bool) -> None:
     body = json.dumps({"n": 1, "hostnames": ["x" * 10000]}).encode()
     raw = b"POST /add HTTP/1.1\r\nContent-Length: %d\r\n\r\n" % len(body)
-    status, headers, got = error_of(raw_exchange(router.port, raw + (body if send_body else b"")))
+    status, _, got = error_of(raw_exchange(router.port, raw + (body if send_body else b"")))
     assert status == 413
     assert got == {"message": "<Error> request body is larger than 4096 bytes",
                    "status": "failure"}
@@ -226,8 +225,9 @@ def test_connection_cap() -> None:
 
 
 def test_clients_that_vanish_mid_request_leave_nothing_behind(router: ringlb.Router) -> None:
-    for raw in [b"GET /home", b"GET /home HTTP/1.1\r\nHost:", b"POST /add HTTP/1.1\r\n"
-                b"Content-Length: 50\r\n\r\n{\"n\"", b""]:
+    partial = [b"GET /home", b"GET /home HTTP/1.1\r\nHost:",
+               b'POST /add HTTP/1.1\r\nContent-Length: 50\r\n\r\n{"n"', b""]
+    for raw in partial:
         for _ in range(20):
             with socket.create_connection(("127.0.0.1", router.port), timeout=5) as s:
                 s.sendall(raw)
