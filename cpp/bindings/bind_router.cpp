@@ -377,13 +377,16 @@ control handler (set_control_handler). Timeouts are in seconds.
                 d["upstream_failures"] = s.upstream_failures;
                 d["errors"] = s.errors;
                 d["active_connections"] = s.active_connections;
+                d["upstream_connects"] = s.upstream_connects;
                 py::typing::Dict<py::str, py::int_> per;
                 for (const auto& rs : r.replica_stats()) per[py::str(rs.hostname)] = rs.requests;
                 d["replicas"] = per;
                 return d;
             },
             "Counters: requests answered, proxied, retries, upstream_failures, errors (5xx "
-            "from the router), active_connections, and replicas: {hostname: requests answered}.")
+            "from the router), active_connections, upstream_connects (connections opened to "
+            "replicas; the other requests reused one), and replicas: {hostname: requests "
+            "answered}.")
         .def(
             "replica_stats",
             [](const Router& r) {

@@ -212,6 +212,7 @@ RouterStats Router::stats() const noexcept {
         s.retries += ws.retries.load(std::memory_order_relaxed);
         s.upstream_failures += ws.upstream_failures.load(std::memory_order_relaxed);
         s.errors += ws.errors.load(std::memory_order_relaxed);
+        s.upstream_connects += ws.connects.load(std::memory_order_relaxed);
     }
     s.active_connections = impl_->state.connections.load(std::memory_order_relaxed);
     return s;

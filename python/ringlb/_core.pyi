@@ -175,7 +175,7 @@ class Router:
         """
     def stats(self) -> dict[str, typing.Any]:
         """
-        Counters: requests answered, proxied, retries, upstream_failures, errors (5xx from the router), active_connections, and replicas: {hostname: requests answered}.
+        Counters: requests answered, proxied, retries, upstream_failures, errors (5xx from the router), active_connections, upstream_connects (connections opened to replicas; the other requests reused one), and replicas: {hostname: requests answered}.
         """
     def stop(self) -> None:
         """

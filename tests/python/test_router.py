@@ -477,7 +477,10 @@ def test_keep_alive_serves_many_requests_on_one_connection(cluster: ringlb.Route
             assert resp.status == 200
             assert resp.getheader("X-Ringlb-Replica") == cluster.lookup(rid)
         assert conn.sock is sock
-        assert cluster.stats()["active_connections"] == 1
+        stats = cluster.stats()
+        assert stats["active_connections"] == 1
+        # Upstream connections are kept alive too: one per replica (and worker) at most.
+        assert stats["upstream_connects"] <= 3 * 2
     finally:
         conn.close()
 
@@ -595,6 +598,25 @@ def test_retries_zero_fails_on_the_first_refusal(fleet: Fleet) -> None:
         rid = next(r for r in range(100000, 101000) if router.lookup(r) == "Dead")
         assert request(router.port, "GET", f"/home?id={rid}")[0] == 502
         assert router.stats()["retries"] == 0
+
+
+def test_a_timed_out_replica_is_reported_and_the_next_one_answers(fleet: Fleet) -> None:
+    slow = SlowServer("slow", delay=3.0)
+    try:
+        router = ringlb.Router(port=0, threads=1, key="query:id", upstream_timeout=0.3)
+        router.add_replica("Slow", "127.0.0.1", slow.port)
+        router.add_replica("Fast", "127.0.0.1", fleet.start("Fast", 2).port)
+        with running(router):
+            rid = next(r for r in range(100000, 101000) if router.lookup(r) == "Slow")
+            t0 = time.monotonic()
+            status, headers, _ = request(router.port, "GET", f"/home?id={rid}")
+            assert (status, headers["x-ringlb-replica"]) == (200, "Fast")
+            assert time.monotonic() - t0 < 2.0
+            stats = router.stats()
+            assert (stats["upstream_failures"], stats["retries"]) == (1, 1)
+            assert [r["failures"] for r in router.replica_stats()] == [1, 0]
+    finally:
+        slow.close()
 
 
 def test_a_slow_replica_is_a_504(fleet: Fleet) -> None:
@@ -884,7 +906,7 @@ def test_stats_shape(cluster: ringlb.Router) -> None:
     request(cluster.port, "GET", "/rep")
     s = cluster.stats()
     assert set(s) == {"requests", "proxied", "retries", "upstream_failures", "errors",
-                      "active_connections", "replicas"}
+                      "active_connections", "upstream_connects", "replicas"}
     assert s["requests"] == 2 and s["proxied"] == 1
     assert s["replicas"] == {"Server1": 1, "Server2": 0, "Server3": 0}
     per = cluster.replica_stats()

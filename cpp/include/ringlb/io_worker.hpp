@@ -43,7 +43,7 @@ struct RouteTable {
 // instruction) since there is a single writer.
 struct WorkerStats {
     std::atomic<std::uint64_t> requests{0}, proxied{0}, retries{0}, upstream_failures{0},
-        errors{0};
+        errors{0}, connects{0};
     static void bump(std::atomic<std::uint64_t>& c) noexcept {
         c.store(c.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     }

@@ -70,6 +70,7 @@ struct RouterStats {
     std::uint64_t upstream_failures = 0;  // refused / reset / timed out
     std::uint64_t errors = 0;             // answered with a 5xx by the router itself
     std::uint64_t active_connections = 0;
+    std::uint64_t upstream_connects = 0;  // connections opened to replicas (the rest were reused)
 };
 
 // Per registered replica, from Router::replica_stats().
