@@ -289,6 +289,11 @@ void HeartbeatEngine::Impl::stop() {
     asio::post(strand, [self = shared_from_this()] { self->shutdown(); });
     if (notifier.get_id() == std::this_thread::get_id()) notifier.detach();
     else notifier.join();
+    // Release the listener here, in the caller's thread, rather than wherever
+    // the last handler holding this Impl happens to finish (an I/O thread).
+    HealthListener released;
+    std::lock_guard lock(mutex);
+    std::swap(released, listener);
 }
 
 void HeartbeatEngine::Impl::shutdown() {

@@ -94,8 +94,9 @@ public:
     // std::logic_error when called a second time (an engine is started once).
     void start();
     // Stops probing: once it returns, no replica changes state and no listener
-    // call starts. Idempotent; safe from the listener itself. Sockets close as
-    // soon as the executor runs again.
+    // call starts, and the listener has been released (in the calling thread).
+    // Idempotent; safe from the listener itself. Sockets close as soon as the
+    // executor runs again.
     void stop();
     bool running() const noexcept;
 

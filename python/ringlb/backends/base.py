@@ -111,9 +111,11 @@ class Backend(ABC):
         """
 
     @abstractmethod
-    def stop(self, hostname: str) -> bool:
-        """Stop a replica gracefully (SIGTERM, then SIGKILL after a grace period) and forget it.
+    def stop(self, hostname: str, *, graceful: bool = True) -> bool:
+        """Stop a replica and forget it (its container or state files are removed too).
 
+        Graceful: SIGTERM, so that requests in flight finish, then SIGKILL after
+        the stop timeout; otherwise SIGKILL at once (a replica declared dead).
         Returns False when this backend manages no replica of that name.
         """
 

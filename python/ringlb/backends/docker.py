@@ -267,18 +267,19 @@ class DockerBackend(Backend):
         except DOCKER_ERRORS:
             pass
 
-    def stop(self, hostname: str) -> bool:
+    def stop(self, hostname: str, *, graceful: bool = True) -> bool:
         with self._lock:
             info = self._replicas.pop(hostname, None)
         if info is None:
             return False
         try:
             container = self.client.containers.get(info.ref)
-            try:
-                container.stop(timeout=max(1, int(self.stop_timeout)))
-            except docker.errors.APIError:
-                pass  # already exited or being removed: remove() settles it
-            self._remove(container)
+            if graceful:
+                try:
+                    container.stop(timeout=max(1, int(self.stop_timeout)))
+                except docker.errors.APIError:
+                    pass  # already exited or being removed: remove() settles it
+            self._remove(container)  # force: SIGKILL first when still running
         except docker.errors.NotFound:
             pass
         except DOCKER_ERRORS as e:

@@ -198,13 +198,13 @@ class ProcessBackend(Backend):
                 deadline = time.monotonic() + self.stop_timeout
             time.sleep(0.01)
 
-    def stop(self, hostname: str) -> bool:
+    def stop(self, hostname: str, *, graceful: bool = True) -> bool:
         with self._lock:
             replica = self._replicas.pop(hostname, None)
         if replica is None:
             return False
         if replica.pid:
-            self._terminate(replica.pid, replica.proc, force=False)
+            self._terminate(replica.pid, replica.proc, force=not graceful)
         self._forget_files(hostname)
         log.debug("stopped replica %s (pid %d)", hostname, replica.pid)
         return True
