@@ -2,10 +2,11 @@
 ringlb's C++ core: the hash ring, the router and the heartbeat engine.
 """
 from __future__ import annotations
+import collections.abc
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['Ring', 'RingEmptyError', 'RingFullError', 'RinglbError', 'key_to_request_id', 'ring_schemes']
+__all__: list[str] = ['ControlError', 'HeartbeatEngine', 'Ring', 'RingEmptyError', 'RingFullError', 'RinglbError', 'Router', 'key_to_request_id', 'ring_schemes']
 class RinglbError(RuntimeError):
     """
     The root of the errors ringlb raises on purpose.
@@ -96,6 +97,162 @@ class Ring:
         ...
     @property
     def virtual_nodes(self) -> int:
+        ...
+class ControlError(RinglbError):
+    """
+    Raised by a Router control handler to refuse an /add or /rm: the router answers
+    {"message": "<Error> <message>", "status": "failure"} with HTTP `status` (400-599).
+    """
+    @staticmethod
+    def __init__(*args, **kwargs):
+        """
+        (self: object, status: typing.SupportsInt | typing.SupportsIndex, message: str) -> None
+        """
+class Router:
+    """
+    The ringlb load balancer's data plane (SPEC section 3): an HTTP/1.1 reverse proxy
+    in C++ (Boost.Beast) that serves GET /rep, POST /add, DELETE /rm and forwards every
+    other request to the replica the consistent hash ring picks.
+    
+    Replicas are registered from Python (add_replica) or, for /add and /rm, by the
+    control handler (set_control_handler). Timeouts are in seconds.
+    """
+    def __enter__(self) -> typing.Any:
+        ...
+    def __exit__(self, *args) -> None:
+        ...
+    def __init__(self, host: str = '127.0.0.1', port: typing.SupportsInt | typing.SupportsIndex = 5000, threads: typing.SupportsInt | typing.SupportsIndex = 0, slots: typing.SupportsInt | typing.SupportsIndex = 512, virtual_nodes: typing.SupportsInt | typing.SupportsIndex = 9, scheme: str = 'assignment', probing: str = 'linear', key: str = 'random', retries: typing.SupportsInt | typing.SupportsIndex = 2, bounded_load: typing.SupportsFloat | typing.SupportsIndex = 0.0, connect_timeout: typing.SupportsFloat | typing.SupportsIndex = 0.3, upstream_timeout: typing.SupportsFloat | typing.SupportsIndex = 5.0, header_timeout: typing.SupportsFloat | typing.SupportsIndex = 5.0, idle_timeout: typing.SupportsFloat | typing.SupportsIndex = 60.0, max_header_bytes: typing.SupportsInt | typing.SupportsIndex = 8192, max_body_bytes: typing.SupportsInt | typing.SupportsIndex = 1048576, max_connections: typing.SupportsInt | typing.SupportsIndex = 10000, max_idle_upstream: typing.SupportsInt | typing.SupportsIndex = 64) -> None:
+        """
+        Raises ValueError for a bad argument (unknown scheme, probing or key source, a host that is not an IP address, negative sizes, non-positive timeouts).
+        """
+    def __repr__(self) -> str:
+        ...
+    def add_replica(self, hostname: str, host: str, port: typing.SupportsInt | typing.SupportsIndex, id: typing.SupportsInt | typing.SupportsIndex | None = None) -> int:
+        """
+        Register a replica and put it on the ring; returns its server id (the smallest free one unless given). ValueError for a bad or taken id/hostname, RingFullError when the ring has no room.
+        """
+    def add_replicas(self, replicas: collections.abc.Sequence[tuple[str, str, typing.SupportsInt | typing.SupportsIndex, typing.SupportsInt | typing.SupportsIndex | None]]) -> list[int]:
+        """
+        Register several (hostname, host, port, id_or_None) replicas, all or none; returns their ids.
+        """
+    def lookup(self, request_id: typing.SupportsInt | typing.SupportsIndex) -> str:
+        """
+        Hostname of the serving replica that request_id maps to; RingEmptyError when none.
+        """
+    def next_free_id(self) -> int:
+        """
+        The smallest server id no registered replica uses.
+        """
+    def remove_replica(self, replica: typing.SupportsInt | typing.SupportsIndex | str) -> None:
+        """
+        Unregister a replica by id or hostname; KeyError when unknown.
+        """
+    def remove_replicas(self, replicas: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex | str]) -> None:
+        """
+        Unregister several replicas (ids or hostnames), all or none; KeyError when one is unknown.
+        """
+    def replica_stats(self) -> list:
+        """
+        Per registered replica: id, hostname, serving, requests, in_flight, failures.
+        """
+    def replicas(self) -> list:
+        """
+        Registered replicas in registration order: dicts with id, hostname, host, port, serving.
+        """
+    def set_control_handler(self, handler: collections.abc.Callable | None) -> None:
+        """
+        fn(op, hostnames) with op 'add' or 'remove' and the validated hostnames, run on the router's control thread for POST /add and DELETE /rm; it must register or remove the replicas before returning. Raise ControlError(status, message) to refuse; any other exception answers 500. None removes it (then /add and /rm answer 503).
+        """
+    def set_endpoint(self, id: typing.SupportsInt | typing.SupportsIndex, host: str, port: typing.SupportsInt | typing.SupportsIndex) -> bool:
+        """
+        Change where a replica listens; returns False when the id is unknown.
+        """
+    def set_serving(self, id: typing.SupportsInt | typing.SupportsIndex, serving: bool) -> bool:
+        """
+        Take a replica off the ring (False) or put it back (True); it stays registered. Returns False when the id is unknown or nothing changed.
+        """
+    def start(self) -> None:
+        """
+        Bind and start the I/O threads. OSError when the address cannot be bound, RuntimeError when already running.
+        """
+    def stats(self) -> dict:
+        """
+        Counters: requests answered, proxied, retries, upstream_failures, errors (5xx from the router), active_connections, and replicas: {hostname: requests answered}.
+        """
+    def stop(self) -> None:
+        """
+        Stop accepting, let requests in flight finish, close every connection and join the threads. Idempotent.
+        """
+    @property
+    def key(self) -> str:
+        ...
+    @property
+    def port(self) -> int:
+        """
+        The bound port (after start()).
+        """
+    @property
+    def running(self) -> bool:
+        ...
+    @property
+    def threads(self) -> int:
+        ...
+class HeartbeatEngine:
+    """
+    Active and passive health checks of a router's replicas (SPEC section 4).
+    
+    Every registered replica's GET /heartbeat is polled every `interval` seconds on
+    a keep-alive connection; no 200 within `timeout` is a miss. A request the
+    router fails to forward (refused, reset, timed out) is a miss at once and
+    triggers an immediate probe. `fall` misses in a row make a replica "down": it
+    leaves the ring at once. `rise` successes in a row bring it back. A replica
+    with fewer than `fall` misses is "suspect" (still serving). The engine runs on
+    the router's I/O threads; the listener runs on a thread of its own.
+    """
+    def __init__(self, router: Router, interval: typing.SupportsFloat | typing.SupportsIndex = 0.2, timeout: typing.SupportsFloat | typing.SupportsIndex = 0.2, fall: typing.SupportsInt | typing.SupportsIndex = 2, rise: typing.SupportsInt | typing.SupportsIndex = 1) -> None:
+        """
+        Raises ValueError for interval/timeout outside 0.001..3600 s or fall/rise outside 1..1000. The engine keeps the router alive.
+        """
+    def __repr__(self) -> str:
+        ...
+    def on_failure(self, id: typing.SupportsInt | typing.SupportsIndex) -> None:
+        """
+        Report a passive failure of replica `id` (the router does this itself).
+        """
+    def refresh(self) -> None:
+        """
+        Re-read the router's replicas now (after set_endpoint, say) instead of at the next poll.
+        """
+    def set_listener(self, listener: typing.Any) -> None:
+        """
+        listener(id, hostname, old_state, new_state, detail) is called on the engine's notifier thread for every state change (states: 'up', 'suspect', 'down'); None removes it. Exceptions it raises are reported as unraisable and ignored.
+        """
+    def start(self) -> None:
+        """
+        Start probing the router's replicas (those registered later too) and count the router's forwarding failures. The probes run while the router runs. RuntimeError when called twice: an engine starts once.
+        """
+    def states(self) -> list:
+        """
+        Every tracked replica by ascending id: dicts of id, hostname, host, port, state, misses and successes (consecutive), latency (seconds of the last successful probe, or None), checks, passive_failures, last_error.
+        """
+    def stop(self) -> None:
+        """
+        Stop probing; no state changes and no listener call start after it returns. Idempotent; safe from the listener.
+        """
+    @property
+    def fall(self) -> int:
+        ...
+    @property
+    def interval(self) -> float:
+        ...
+    @property
+    def rise(self) -> int:
+        ...
+    @property
+    def running(self) -> bool:
+        ...
+    @property
+    def timeout(self) -> float:
         ...
 def key_to_request_id(key: str) -> int:
     """

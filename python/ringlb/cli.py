@@ -177,10 +177,15 @@ def _add_replica(sub: argparse._SubParsersAction) -> None:
 
 
 def _replica(args: argparse.Namespace) -> int:
+    return _exec_replica(args.argv)
+
+
+def _exec_replica(argv: Sequence[str]) -> int:
+    """Replace this process with ringlb-replica and `argv` (its flags go through untouched)."""
     from ringlb.paths import replica_binary
 
     binary = str(replica_binary())
-    os.execv(binary, [binary, *args.argv])
+    os.execv(binary, [binary, *argv])
     return 1  # not reached
 
 
@@ -252,6 +257,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of the `ringlb` command; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["replica"]:
+        # argparse would take the replica's own flags (--id, --port) for ours.
+        return _exec_replica(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     level = getattr(args, "log_level", "INFO")
