@@ -13,7 +13,8 @@ import logging
 import math
 import os
 import sys
-from typing import Optional, Sequence
+from collections.abc import Sequence
+from typing import Callable
 
 from ringlb.launcher import Launcher, LauncherConfig
 
@@ -30,7 +31,7 @@ def _positive_float(text: str) -> float:
     return value
 
 
-def _int_at_least(low: int):  # noqa: ANN202 - an argparse type factory
+def _int_at_least(low: int) -> Callable[[str], int]:
     def parse(text: str) -> int:
         try:
             value = int(text)
@@ -255,7 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `ringlb` command; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["replica"]:

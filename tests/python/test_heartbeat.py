@@ -213,4 +213,3 @@ def test_engine_keeps_its_router_alive(backend: ProcessBackend) -> None:
     del router  # the engine holds it
     assert wait_for(lambda: engine.states() and engine.states()[0]["checks"] >= 2, 2)
     engine.stop()
-    del engine

@@ -64,7 +64,7 @@ class Load:
                 except requests.RequestException as e:
                     self.failed.append(repr(e))
 
-    def __enter__(self) -> Load:
+    def __enter__(self) -> Load:  # noqa: PYI034
         self._thread.start()
         return self
 
