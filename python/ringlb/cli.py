@@ -155,15 +155,15 @@ def _serve(args: argparse.Namespace) -> int:
         keep_replicas=args.keep_replicas, replica_threads=args.replica_threads,
         docker_memory=args.docker_memory, docker_cpus=args.docker_cpus,
         start_timeout=args.start_timeout, hostname_prefix=args.hostname_prefix)
+    def ready(lb: Launcher) -> None:
+        print(f"ringlb serving on {lb.url} with {lb.target} replicas ({lb.backend_name} "
+              f"backend, cluster {lb.cluster})", flush=True)
+
     try:
-        lb = Launcher(cfg)
-        lb.start()
+        Launcher(cfg).serve_forever(ready)
     except (ValueError, RuntimeError, OSError) as e:
         logging.getLogger("ringlb").error("cannot start: %s", e)
         return 1
-    print(f"ringlb serving on {lb.url} with {lb.target} replicas ({lb.backend_name} backend, "
-          f"cluster {lb.cluster})", flush=True)
-    lb.serve_forever()
     return 0
 
 

@@ -274,10 +274,12 @@ class Launcher:
                 backend.close()
         self._event("stopped", None, None, f"cluster {self.cluster}")
 
-    def serve_forever(self) -> None:
-        """Start if needed, then block until SIGINT or SIGTERM and stop gracefully.
+    def serve_forever(self, ready: Callable[[Launcher], None] | None = None) -> None:
+        """Start if needed, call `ready(self)`, block until SIGINT or SIGTERM, stop gracefully.
 
-        Call from the main thread (signal handlers can only be set there).
+        The handlers are in place before the replicas start, so a signal during
+        start-up still removes them. Call from the main thread (signal handlers
+        can only be set there). Exceptions of start() propagate after cleanup.
         """
         stop = threading.Event()
 
@@ -289,6 +291,8 @@ class Launcher:
         try:
             if not self._started:
                 self.start()
+            if ready is not None:
+                ready(self)
             while not stop.wait(0.5):
                 pass
         finally:

@@ -225,3 +225,22 @@ def test_serve_without_docker_falls_back_to_processes(proc_cluster: str) -> None
         code = serve.stop()
     assert code == 0
     assert "using process" in serve.stderr
+
+
+@pytest.mark.parametrize("delay", [0.3, 0.6, 0.9])
+def test_sigterm_during_start_up_leaves_nothing(proc_cluster: str, delay: float) -> None:
+    # Whenever the signal lands (importing, starting replicas, serving), nothing survives it.
+    proc = subprocess.Popen([*CLI, "serve", "--port", "0", "--backend", "process", "--replicas",
+                             "3", "--cluster", proc_cluster], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(delay)
+        seen = process_cluster_pids(proc_cluster)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) in (0, -signal.SIGTERM)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert wait_for(lambda: not any(pid_running(p) for p in seen), 5)
+    assert process_cluster_pids(proc_cluster) == []
