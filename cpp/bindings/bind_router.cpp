@@ -4,8 +4,10 @@
 // bindings (the heartbeat engine) can take and keep a std::shared_ptr<Router>.
 // Its deleter releases the GIL while the router stops: a control handler may
 // be waiting for the GIL on the control worker, and stop() joins that worker.
+#include <pybind11/eval.h>
 #include <pybind11/functional.h>
 #include <pybind11/stl.h>
+#include <pybind11/typing.h>
 
 #include <boost/asio/ip/address.hpp>
 
@@ -28,6 +30,9 @@ namespace ringlb::bindings {
 namespace {
 
 using IdOrName = std::variant<std::int64_t, std::string>;
+using Record = py::typing::Dict<py::str, py::object>;
+using Records = py::typing::List<Record>;
+using PyHandler = py::typing::Callable<void(py::str, py::typing::List<py::str>)>;
 using ReplicaTuple =
     std::tuple<std::string, std::string, std::int64_t, std::optional<std::int64_t>>;
 
@@ -171,8 +176,25 @@ ControlHandler python_handler(py::function fn) {
     };
 }
 
-py::dict replica_dict(const Replica& r, bool serving) {
-    py::dict d;
+// Router::start() without the GIL; a bind failure becomes OSError.
+void start_router(Router& r) {
+    std::optional<std::system_error> failed;
+    {
+        py::gil_scoped_release release;
+        try {
+            r.start();
+        } catch (const std::system_error& e) {
+            failed = e;
+        }
+    }
+    if (failed) {
+        PyErr_SetObject(PyExc_OSError, py::make_tuple(failed->code().value(), failed->what()).ptr());
+        throw py::error_already_set();
+    }
+}
+
+Record replica_dict(const Replica& r, bool serving) {
+    Record d;
     d["id"] = r.id;
     d["hostname"] = r.hostname;
     d["host"] = r.host;
@@ -186,31 +208,38 @@ py::dict replica_dict(const Replica& r, bool serving) {
 void bind_router(py::module_& m) {
     // ControlError(status, message): raised by a control handler to answer
     // {"message": "<Error> message", "status": "failure"} with `status`.
-    py::object base = m.attr("RinglbError");
-    py::dict ns;
-    ns["__module__"] = m.attr("__name__");
-    ns["__doc__"] =
-        "Raised by a Router control handler to refuse an /add or /rm: the router answers\n"
-        "{\"message\": \"<Error> <message>\", \"status\": \"failure\"} with HTTP `status` (400-599).";
-    py::object type = py::reinterpret_borrow<py::object>(reinterpret_cast<PyObject*>(&PyType_Type));
-    py::object cls = type("ControlError", py::make_tuple(base), ns);
-    cls.attr("__init__") = py::cpp_function(
-        [base](py::object self, int status, const std::string& message) {
-            if (status < 400 || status > 599) {
-                throw std::invalid_argument("ControlError status must be between 400 and 599");
-            }
-            base.attr("__init__")(self, message);
-            self.attr("status") = status;
-            self.attr("message") = message;
-        },
-        py::is_method(cls), py::arg("status"), py::arg("message"));
+    py::dict scope;
+    scope["RinglbError"] = m.attr("RinglbError");
+    scope["__name__"] = m.attr("__name__");
+    // A plain Python class (not a C++ one): it takes two arguments and must
+    // pickle and subclass like any Python exception.
+    py::exec(R"py(
+class ControlError(RinglbError):
+    """A control handler's refusal: the router answers {"message": "<Error> <message>", "status": "failure"} with HTTP status `status` (400-599)."""
+
+    status: int
+    message: str
+
+    def __init__(self, status: int, message: str) -> None:
+        if isinstance(status, bool) or not isinstance(status, int) or not 400 <= status <= 599:
+            raise ValueError("ControlError status must be an integer between 400 and 599")
+        super().__init__(str(message))
+        self.status = status
+        self.message = str(message)
+
+    def __reduce__(self) -> tuple[type, tuple[int, str]]:
+        return (type(self), (self.status, self.message))
+)py",
+             scope);
+    py::object cls = scope["ControlError"];
     m.attr("ControlError") = cls;
     control_error_class = cls.release();  // lives as long as the module
     py::register_exception_translator([](std::exception_ptr p) {
         try {
             if (p) std::rethrow_exception(p);
         } catch (const ControlError& e) {
-            py::object err = py::reinterpret_borrow<py::object>(control_error_class)(e.status, e.what());
+            const int status = e.status >= 400 && e.status <= 599 ? e.status : 500;
+            py::object err = py::reinterpret_borrow<py::object>(control_error_class)(status, e.what());
             PyErr_SetObject(control_error_class.ptr(), err.ptr());
         }
     });
@@ -233,24 +262,7 @@ control handler (set_control_handler). Timeouts are in seconds.
              py::arg("max_connections") = 10000, py::arg("max_idle_upstream") = 64,
              "Raises ValueError for a bad argument (unknown scheme, probing or key source, "
              "a host that is not an IP address, negative sizes, non-positive timeouts).")
-        .def(
-            "start",
-            [](Router& r) {
-                std::optional<std::system_error> failed;
-                {
-                    py::gil_scoped_release release;
-                    try {
-                        r.start();
-                    } catch (const std::system_error& e) {
-                        failed = e;
-                    }
-                }
-                if (failed) {
-                    PyErr_SetObject(PyExc_OSError,
-                                    py::make_tuple(failed->code().value(), failed->what()).ptr());
-                    throw py::error_already_set();
-                }
-            },
+        .def("start", &start_router,
             "Bind and start the I/O threads. OSError when the address cannot be bound, "
             "RuntimeError when already running.")
         .def("stop", &Router::stop, py::call_guard<py::gil_scoped_release>(),
@@ -323,7 +335,7 @@ control handler (set_control_handler). Timeouts are in seconds.
             "replicas",
             [](Router& r) {
                 const auto snap = r.replicas().snapshot();
-                py::list out;
+                Records out;
                 for (const auto& rep : snap->registered) {
                     out.append(replica_dict(*rep, snap->ring->index_of(rep->id) != HashRing::npos));
                 }
@@ -345,7 +357,7 @@ control handler (set_control_handler). Timeouts are in seconds.
             "Hostname of the serving replica that request_id maps to; RingEmptyError when none.")
         .def(
             "set_control_handler",
-            [](Router& r, std::optional<py::function> fn) {
+            [](Router& r, std::optional<PyHandler> fn) {
                 r.set_control_handler(fn ? python_handler(std::move(*fn)) : ControlHandler{});
             },
             py::arg("handler"),
@@ -358,14 +370,14 @@ control handler (set_control_handler). Timeouts are in seconds.
             "stats",
             [](const Router& r) {
                 const RouterStats s = r.stats();
-                py::dict d;
+                Record d;
                 d["requests"] = s.requests;
                 d["proxied"] = s.proxied;
                 d["retries"] = s.retries;
                 d["upstream_failures"] = s.upstream_failures;
                 d["errors"] = s.errors;
                 d["active_connections"] = s.active_connections;
-                py::dict per;
+                py::typing::Dict<py::str, py::int_> per;
                 for (const auto& rs : r.replica_stats()) per[py::str(rs.hostname)] = rs.requests;
                 d["replicas"] = per;
                 return d;
@@ -375,9 +387,9 @@ control handler (set_control_handler). Timeouts are in seconds.
         .def(
             "replica_stats",
             [](const Router& r) {
-                py::list out;
+                Records out;
                 for (const auto& rs : r.replica_stats()) {
-                    py::dict d;
+                    Record d;
                     d["id"] = rs.id;
                     d["hostname"] = rs.hostname;
                     d["serving"] = rs.serving;
@@ -390,9 +402,8 @@ control handler (set_control_handler). Timeouts are in seconds.
             },
             "Per registered replica: id, hostname, serving, requests, in_flight, failures.")
         .def("__enter__",
-             [](py::object self) {
-                 auto& r = self.cast<Router&>();
-                 if (!r.running()) self.attr("start")();
+             [](std::shared_ptr<Router> self) {
+                 if (!self->running()) start_router(*self);
                  return self;
              })
         .def("__exit__",

@@ -100,14 +100,12 @@ class Ring:
         ...
 class ControlError(RinglbError):
     """
-    Raised by a Router control handler to refuse an /add or /rm: the router answers
-    {"message": "<Error> <message>", "status": "failure"} with HTTP `status` (400-599).
+    A control handler's refusal: the router answers {"message": "<Error> <message>", "status": "failure"} with HTTP status `status` (400-599).
     """
-    @staticmethod
-    def __init__(*args, **kwargs):
-        """
-        (self: object, status: typing.SupportsInt | typing.SupportsIndex, message: str) -> None
-        """
+    def __init__(self, status: int, message: str) -> None:
+        ...
+    def __reduce__(self) -> tuple[type, tuple[int, str]]:
+        ...
 class Router:
     """
     The ringlb load balancer's data plane (SPEC section 3): an HTTP/1.1 reverse proxy
@@ -117,7 +115,7 @@ class Router:
     Replicas are registered from Python (add_replica) or, for /add and /rm, by the
     control handler (set_control_handler). Timeouts are in seconds.
     """
-    def __enter__(self) -> typing.Any:
+    def __enter__(self) -> Router:
         ...
     def __exit__(self, *args) -> None:
         ...
@@ -151,15 +149,15 @@ class Router:
         """
         Unregister several replicas (ids or hostnames), all or none; KeyError when one is unknown.
         """
-    def replica_stats(self) -> list:
+    def replica_stats(self) -> list[dict[str, typing.Any]]:
         """
         Per registered replica: id, hostname, serving, requests, in_flight, failures.
         """
-    def replicas(self) -> list:
+    def replicas(self) -> list[dict[str, typing.Any]]:
         """
         Registered replicas in registration order: dicts with id, hostname, host, port, serving.
         """
-    def set_control_handler(self, handler: collections.abc.Callable | None) -> None:
+    def set_control_handler(self, handler: collections.abc.Callable[[str, list[str]], None] | None) -> None:
         """
         fn(op, hostnames) with op 'add' or 'remove' and the validated hostnames, run on the router's control thread for POST /add and DELETE /rm; it must register or remove the replicas before returning. Raise ControlError(status, message) to refuse; any other exception answers 500. None removes it (then /add and /rm answer 503).
         """
@@ -175,7 +173,7 @@ class Router:
         """
         Bind and start the I/O threads. OSError when the address cannot be bound, RuntimeError when already running.
         """
-    def stats(self) -> dict:
+    def stats(self) -> dict[str, typing.Any]:
         """
         Counters: requests answered, proxied, retries, upstream_failures, errors (5xx from the router), active_connections, and replicas: {hostname: requests answered}.
         """
