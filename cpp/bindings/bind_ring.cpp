@@ -94,6 +94,21 @@ public:
         return out;
     }
 
+    py::array_t<std::uint64_t> slot_of_many(
+        const py::array_t<std::uint64_t, py::array::c_style | py::array::forcecast>& ids) const {
+        if (ids.ndim() != 1) throw std::invalid_argument("request ids must be a 1-d array");
+        const auto n = static_cast<std::size_t>(ids.shape(0));
+        py::array_t<std::uint64_t> out(static_cast<py::ssize_t>(n));
+        const std::uint64_t* in = ids.data();
+        std::uint64_t* res = out.mutable_data();
+        auto ring = ring_;
+        {
+            py::gil_scoped_release release;
+            for (std::size_t k = 0; k < n; ++k) res[k] = ring->slot_of(in[k]);
+        }
+        return out;
+    }
+
     std::vector<std::string> candidates(std::uint64_t request_id, std::size_t n) const {
         std::vector<std::size_t> idx(std::min(n, ring_->members().size()));
         idx.resize(ring_->candidates(request_id, idx));
@@ -177,6 +192,14 @@ None or 0 means the scheme's default:
              "Up to n distinct hostnames in retry order: the owner, then clockwise.")
         .def("slot_of", [](const PyRing& r, std::uint64_t id) { return r.ring_->slot_of(id); },
              py::arg("request_id"), "The slot that H maps request_id to.")
+        .def("slot_of_many", &PyRing::slot_of_many, py::arg("request_ids"),
+             "The slot of each of many request ids (a uint64 numpy array); runs without "
+             "the GIL. For ketama the slot is the 64-bit position on the circle, for "
+             "maglev the table entry.")
+        .def("copy", [](const PyRing& r) { return PyRing(r); },
+             "An independent handle on the same immutable ring: adding to or removing "
+             "from one does not change the other. O(1).")
+        .def("__copy__", [](const PyRing& r) { return PyRing(r); })
         .def("slot_table", [](const PyRing& r) { return r.hostnames_of(r.ring_->slot_owners()); },
              "For each slot, the hostname of the virtual server placed there, or None.")
         .def("slot_ids", [](const PyRing& r) { return r.ids_of(r.ring_->slot_owners()); },
