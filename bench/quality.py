@@ -28,8 +28,6 @@ import platform
 import sys
 import time
 
-import numpy as np
-
 import ringlb
 from ringlb import quality
 

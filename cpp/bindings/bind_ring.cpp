@@ -27,12 +27,15 @@ class PyRing {
 public:
     PyRing(std::optional<std::int64_t> slots, std::optional<std::int64_t> virtual_nodes,
            const std::string& scheme, const std::string& probing) {
-        // None (or 0) means the scheme's default; make_ring checks the rest.
-        if (slots && (*slots < 0 || *slots > 0x7fffffff)) {
-            throw std::invalid_argument("slots must be between 1 and 2147483647");
+        // None means the scheme's default (RingOptions' 0); make_ring checks
+        // what each scheme accepts.
+        if (slots && (*slots < 1 || *slots > 0x7fffffff)) {
+            throw std::invalid_argument(
+                "slots must be between 1 and 2147483647, or None for the scheme's default");
         }
-        if (virtual_nodes && (*virtual_nodes < 0 || *virtual_nodes > 0x7fffffff)) {
-            throw std::invalid_argument("virtual_nodes must be between 1 and 2147483647");
+        if (virtual_nodes && (*virtual_nodes < 1 || *virtual_nodes > 0x7fffffff)) {
+            throw std::invalid_argument(
+                "virtual_nodes must be between 1 and 2147483647, or None for the scheme's default");
         }
         RingOptions o;
         o.slots = static_cast<std::uint32_t>(slots.value_or(0));
@@ -168,7 +171,7 @@ H(i) = i^2 + 2i + 17 and Phi(i, j) = i^2 + j^2 + 2j + 25 (mod 512), linear
 probing. Each add/remove builds a new immutable ring, as the router does.
 
 Schemes (ring_schemes() lists them) and what slots / virtual_nodes mean;
-None or 0 means the scheme's default:
+None means the scheme's default:
 
 - slot schemes "assignment", "linear", "splitmix64", "xxh3": slots = M
   (default 512), virtual_nodes = K (default floor(log2 M)); at most M // K

@@ -37,7 +37,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import asdict, dataclass
-from typing import Literal, Optional, Union
+from typing import Literal
 
 import numpy as np
 
@@ -138,7 +138,7 @@ def loads(ring: Ring, ids: np.ndarray) -> np.ndarray:
     return counts[order]
 
 
-def reachable_slots(scheme: str, ids: np.ndarray, slots: Optional[int] = None) -> int:
+def reachable_slots(scheme: str, ids: np.ndarray, slots: int | None = None) -> int:
     """How many distinct slots the scheme's request hash H sends ``ids`` to.
 
     The assignment's H(i) = i^2 + 2i + 17 = (i + 1)^2 + 16 (mod 512) reaches
@@ -189,8 +189,8 @@ def ideal_max_over_mean(replicas: int, ids: np.ndarray, trials: int = 10,
     return total / trials
 
 
-def build_ring(scheme: str, replicas: int, *, slots: Optional[int] = None,
-               virtual_nodes: Optional[int] = None, probing: str = "linear") -> Ring:
+def build_ring(scheme: str, replicas: int, *, slots: int | None = None,
+               virtual_nodes: int | None = None, probing: str = "linear") -> Ring:
     """A ring of ``scheme`` with replicas S1..SN (ids 1..N), as ``ringlb serve`` starts.
 
     Raises ValueError for an unknown scheme or bad sizes, RingFullError when N
@@ -212,7 +212,7 @@ def _time_lookup(ring: Ring, ids: np.ndarray, repeats: int = 3) -> float:
     return best / len(ids) * 1e9
 
 
-def _removal_ids(replicas: int, removals: Optional[int]) -> list[int]:
+def _removal_ids(replicas: int, removals: int | None) -> list[int]:
     want = DEFAULT_REMOVALS if removals is None else removals
     if want < 1:
         raise ValueError(f"removals must be >= 1, got {want}")
@@ -226,14 +226,14 @@ def _removal_ids(replicas: int, removals: Optional[int]) -> list[int]:
 def measure(
     scheme: str,
     replicas: int,
-    keys: Union[int, np.ndarray] = 1_000_000,
+    keys: int | np.ndarray = 1_000_000,
     *,
     key_kind: KeyKind = "64-bit",
     seed: int = 0,
-    slots: Optional[int] = None,
-    virtual_nodes: Optional[int] = None,
+    slots: int | None = None,
+    virtual_nodes: int | None = None,
     probing: str = "linear",
-    removals: Optional[int] = None,
+    removals: int | None = None,
 ) -> Quality:
     """Balance, disruption and cost of ``scheme`` with ``replicas`` replicas.
 
