@@ -234,6 +234,7 @@ def measure(
     virtual_nodes: int | None = None,
     probing: str = "linear",
     removals: int | None = None,
+    lookup_repeats: int = 3,
 ) -> Quality:
     """Balance, disruption and cost of ``scheme`` with ``replicas`` replicas.
 
@@ -243,7 +244,9 @@ def measure(
     replica (id N+1) is added, and ``removals`` replicas (default: all when
     N <= 8, else 8 spread over the ids) are removed one at a time from the
     N-replica ring. ``slots``, ``virtual_nodes`` and ``probing`` go to
-    :class:`ringlb.Ring` (None: the scheme's default).
+    :class:`ringlb.Ring` (None: the scheme's default). ``ns_per_lookup`` is the
+    best of ``lookup_repeats`` timed passes over the ids (the minimum is the
+    estimate least disturbed by other work on the machine).
 
     Raises ValueError for an unknown scheme or bad sizes, fewer than 1
     replica or no keys, and RingFullError when N + 1 replicas do not fit.
@@ -267,7 +270,7 @@ def measure(
     counts = loads(ring, ids)
     mean = counts.mean()
     before = ring.lookup_many(ids)
-    ns = _time_lookup(ring, ids)
+    ns = _time_lookup(ring, ids, max(1, lookup_repeats))
     memory = int(ring.stats()["memory_bytes"])
 
     # One replica joins: keys may only move onto it.
