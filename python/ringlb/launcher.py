@@ -195,7 +195,7 @@ class Launcher:
 
     # -- lifecycle ---------------------------------------------------------------------------
 
-    def __enter__(self) -> Launcher:
+    def __enter__(self) -> Launcher:  # noqa: PYI034
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -450,7 +450,7 @@ class Launcher:
             raise _error(f"{e}; no replica was added") from None
         try:
             self.router.add_replicas([(r.hostname, r.host, r.port, r.id) for r in started])
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 - whatever it is, the started ones go again
             self._stop_replicas(started, graceful=False, kind=None)
             self._event("failed", None, None, f"/add: {e}")
             raise _error(f"{e}; no replica was added", 400) from None

@@ -57,7 +57,8 @@ def validate_cluster(cluster: object) -> str:
 def validate_server_id(server_id: object) -> int:
     """Return `server_id` if it is an int in 1 .. 2**32 - 1, else raise ValueError."""
     if isinstance(server_id, bool) or not isinstance(server_id, int):
-        raise ValueError(f"server id must be an int, got {server_id!r}")
+        # ValueError, not TypeError: callers treat every bad id alike (a 400, a refusal).
+        raise ValueError(f"server id must be an int, got {server_id!r}")  # noqa: TRY004
     if not 1 <= server_id <= 0xFFFFFFFF:
         raise ValueError(f"server id must be between 1 and 4294967295, got {server_id}")
     return server_id
