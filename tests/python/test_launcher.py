@@ -178,9 +178,10 @@ def test_add_and_rm_end_to_end(proc_cluster: str) -> None:
 
         # Refused before anything starts: invalid, duplicate, present, unknown.
         before = sorted(process_cluster_pids(proc_cluster))
+        present = rep(lb)["message"]["replicas"][0]  # /rm picked one more at random
         for path, body in [("/add", {"n": 1, "hostnames": ["bad name"]}),
                            ("/add", {"n": 2, "hostnames": ["A", "A"]}),
-                           ("/add", {"n": 1, "hostnames": ["Server1"]}),
+                           ("/add", {"n": 1, "hostnames": [present]}),
                            ("/rm", {"n": 1, "hostnames": ["nope"]})]:
             r = requests.post(lb.url + path, json=body, timeout=10)
             assert 400 <= r.status_code < 500, (path, body, r.status_code)
