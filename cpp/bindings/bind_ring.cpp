@@ -123,6 +123,17 @@ public:
     std::shared_ptr<const HashRing> ring_;
 };
 
+// Request ids arrive as Python ints of any size; anything outside 0 .. 2^64-1
+// is a ValueError rather than pybind11's generic TypeError.
+std::uint64_t to_request_id(const py::int_& value) {
+    const py::int_ zero(0);
+    const py::int_ limit = py::reinterpret_steal<py::int_>(PyLong_FromUnsignedLongLong(~0ULL));
+    if (value < zero || value > limit) {
+        throw std::invalid_argument("request id must be between 0 and 2**64 - 1");
+    }
+    return value.cast<std::uint64_t>();
+}
+
 std::string probing_name(Probing p) { return p == Probing::linear ? "linear" : "quadratic"; }
 
 }  // namespace
@@ -150,16 +161,22 @@ probing. Each add/remove builds a new immutable ring, as the router does.
         .def("remove", &PyRing::remove, py::arg("replica"),
              "Remove a replica by server id or hostname; KeyError when there is none. "
              "No other virtual server moves.")
-        .def("lookup", &PyRing::lookup, py::arg("request_id"),
+        .def("lookup", [](const PyRing& r, const py::int_& id) { return r.lookup(to_request_id(id)); },
+             py::arg("request_id"),
              "Hostname of the replica serving request_id. RingEmptyError on an empty ring.")
         .def("lookup_key", &PyRing::lookup_key, py::arg("key"),
              "Hostname of the replica serving a routing key (see key_to_request_id).")
         .def("lookup_many", &PyRing::lookup_many, py::arg("request_ids"),
              "Server ids serving each of many request ids (a uint32 numpy array); "
              "runs without the GIL.")
-        .def("candidates", &PyRing::candidates, py::arg("request_id"), py::arg("n"),
+        .def("candidates",
+             [](const PyRing& r, const py::int_& id, std::size_t n) {
+                 return r.candidates(to_request_id(id), n);
+             },
+             py::arg("request_id"), py::arg("n"),
              "Up to n distinct hostnames in retry order: the owner, then clockwise.")
-        .def("slot_of", [](const PyRing& r, std::uint64_t id) { return r.ring_->slot_of(id); },
+        .def("slot_of",
+             [](const PyRing& r, const py::int_& id) { return r.ring_->slot_of(to_request_id(id)); },
              py::arg("request_id"), "The slot that H maps request_id to.")
         .def("slot_table", [](const PyRing& r) { return r.hostnames_of(r.ring_->slot_owners()); },
              "For each slot, the hostname of the virtual server placed there, or None.")

@@ -7,31 +7,31 @@
 namespace ringlb {
 namespace {
 
-// Reducing the operands first keeps every product below 2^64 for any id
-// (SPEC §2: no overflow): (a mod m)^2 < m^2 <= 2^64 as long as m <= 2^32,
-// which RingOptions enforces.
-constexpr std::uint64_t reduce(std::uint64_t x, std::uint64_t m) noexcept { return x % m; }
+// Reducing i (and j) mod M first keeps every sum below 2^64 for any id
+// (SPEC §2: no overflow): make_ring caps M at 2^31 - 1, so r < 2^31 and
+// r^2 + r^2 + 2r + 25 < 2^63. (i mod M)^2 = i^2 (mod M), so the result is
+// the spec's formula exactly.
 
 // The assignment: H(i) = i^2 + 2i + 17 (mod M).
 std::uint64_t assignment_request(std::uint64_t i, std::uint64_t m) noexcept {
-    const std::uint64_t r = reduce(i, m);
-    return (reduce(r * r, m) + reduce(2 * r, m) + reduce(17, m)) % m;
+    const std::uint64_t r = i % m;
+    return (r * r + 2 * r + 17) % m;
 }
 
 // The assignment: Φ(i, j) = i^2 + j^2 + 2j + 25 (mod M).
 std::uint64_t assignment_virtual(std::uint64_t i, std::uint64_t j, std::uint64_t m) noexcept {
-    const std::uint64_t ri = reduce(i, m);
-    const std::uint64_t rj = reduce(j, m);
-    return (reduce(ri * ri, m) + reduce(rj * rj, m) + reduce(2 * rj, m) + reduce(25, m)) % m;
+    const std::uint64_t ri = i % m;
+    const std::uint64_t rj = j % m;
+    return (ri * ri + rj * rj + 2 * rj + 25) % m;
 }
 
 // The reading with the squares dropped: H(i) = 3i + 17, Φ(i, j) = i + 3j + 25.
 std::uint64_t linear_request(std::uint64_t i, std::uint64_t m) noexcept {
-    return (reduce(3 * reduce(i, m), m) + reduce(17, m)) % m;
+    return (3 * (i % m) + 17) % m;
 }
 
 std::uint64_t linear_virtual(std::uint64_t i, std::uint64_t j, std::uint64_t m) noexcept {
-    return (reduce(i, m) + reduce(3 * reduce(j, m), m) + reduce(25, m)) % m;
+    return (i % m + 3 * (j % m) + 25) % m;
 }
 
 // Well-mixed variants on the same slot ring: every input bit reaches the slot.

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Set-up on a fresh Debian 12 / Ubuntu machine: system packages, then ringlb
+# and its Python dependencies into ./.venv. Re-running is cheap (incremental build).
+#   bash scripts/install.sh [EXTRAS]     e.g. bash scripts/install.sh test,notebooks
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+missing=()
+while read -r pkg; do
+  case "$pkg" in ''|'#'*) continue ;; esac
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done < scripts/apt-packages.txt
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "installing system packages: ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+PYTHON="${PYTHON:-python3}"
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+fi
+.venv/bin/python -m pip install -q --upgrade pip
+extras="${1:-}"
+target="."
+if [ -n "$extras" ]; then target=".[$extras]"; fi
+.venv/bin/python -m pip install -q "$target"
+echo "ringlb installed in $(pwd)/.venv: run .venv/bin/ringlb serve (or source .venv/bin/activate)"

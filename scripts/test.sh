@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Every test ringlb has, from a fresh machine: installs what it needs, then
+#   1. the C++ suite (GoogleTest via ctest) built with -Werror,
+#   2. the same suite under AddressSanitizer + UndefinedBehaviorSanitizer,
+#   3. pytest (ring, replica, router, heartbeat, backends incl. the real Docker
+#      engine, launcher, CLI, quality, notebooks, type stubs).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export RINGLB_WERROR=ON
+bash scripts/install.sh test
+
+jobs="$(nproc)"
+echo "== C++ tests (-Werror)"
+cmake -S . -B build-test -G Ninja -DRINGLB_TESTS=ON -DRINGLB_PYTHON=OFF -DRINGLB_WERROR=ON >/dev/null
+ninja -C build-test -j "$jobs"
+ctest --test-dir build-test --output-on-failure --timeout 300
+
+echo "== C++ tests under ASan + UBSan"
+cmake -S . -B build-asan -G Ninja -DRINGLB_TESTS=ON -DRINGLB_PYTHON=OFF -DRINGLB_WERROR=ON \
+  -DRINGLB_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
+ninja -C build-asan -j "$jobs"
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+  ctest --test-dir build-asan --output-on-failure --timeout 600
+
+echo "== Python tests"
+.venv/bin/python -m pytest "$@"

@@ -1,0 +1,124 @@
+"""The ringlb-replica executable as a process (SPEC section 1)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+
+import pytest
+import requests
+
+import ringlb
+
+
+class ReplicaProcess:
+    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
+        self.proc = subprocess.Popen(
+            [str(ringlb.replica_binary()), "--host", "127.0.0.1", "--port", "0", *args],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env={**os.environ, **(env or {})},
+        )
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        assert line.strip().isdigit(), f"no port on stdout: {line!r} {self.proc.stderr.read()!r}"
+        self.port = int(line)
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(timeout=5)
+        for stream in (self.proc.stdout, self.proc.stderr):
+            if stream:
+                stream.close()
+
+
+@pytest.fixture
+def replica() -> Iterator[ReplicaProcess]:
+    r = ReplicaProcess("--id", "7")
+    try:
+        yield r
+    finally:
+        r.stop()
+
+
+def test_home_names_the_server(replica: ReplicaProcess) -> None:
+    r = requests.get(replica.url + "/home", timeout=5)
+    assert r.status_code == 200
+    assert r.headers["Content-Type"] == "application/json"
+    assert r.json() == {"message": "Hello from Server: 7", "status": "successful"}
+
+
+def test_heartbeat_is_empty_200(replica: ReplicaProcess) -> None:
+    r = requests.get(replica.url + "/heartbeat", timeout=5)
+    assert r.status_code == 200
+    assert r.content == b""
+
+
+@pytest.mark.parametrize("path", ["/", "/other", "/home/x", "/heartbeatz"])
+def test_other_paths_are_404(replica: ReplicaProcess, path: str) -> None:
+    assert requests.get(replica.url + path, timeout=5).status_code == 404
+
+
+def test_query_string_is_ignored_for_routing(replica: ReplicaProcess) -> None:
+    assert requests.get(replica.url + "/home?id=123456", timeout=5).status_code == 200
+
+
+def test_keep_alive_serves_many_requests_on_one_connection(replica: ReplicaProcess) -> None:
+    with requests.Session() as s:
+        for _ in range(50):
+            assert s.get(replica.url + "/home", timeout=5).status_code == 200
+
+
+def test_server_id_from_environment() -> None:
+    r = ReplicaProcess(env={"SERVER_ID": "42"})
+    try:
+        body = requests.get(r.url + "/home", timeout=5).json()
+        assert body["message"] == "Hello from Server: 42"
+    finally:
+        r.stop()
+
+
+def test_malformed_request_does_not_kill_it(replica: ReplicaProcess) -> None:
+    with socket.create_connection(("127.0.0.1", replica.port), timeout=5) as s:
+        s.sendall(b"THIS IS NOT HTTP\r\n\r\n")
+        s.recv(100)
+    assert requests.get(replica.url + "/heartbeat", timeout=5).status_code == 200
+
+
+def test_sigterm_exits_zero(replica: ReplicaProcess) -> None:
+    assert requests.get(replica.url + "/home", timeout=5).ok
+    replica.proc.send_signal(signal.SIGTERM)
+    assert replica.proc.wait(timeout=5) == 0
+
+
+@pytest.mark.parametrize(
+    "args",
+    [[], ["--id", "1", "--port", "70000"], ["--id", "1", "--host", "localhost"],
+     ["--id", "1", "--bogus", "x"], ["--id"]],
+)
+def test_bad_flags_fail_with_a_message(args: list[str]) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "SERVER_ID"}
+    p = subprocess.run([str(ringlb.replica_binary()), *args], capture_output=True, text=True,
+                       timeout=10, env=env)
+    assert p.returncode == 2
+    assert "ringlb-replica:" in p.stderr
+
+
+def test_port_zero_prints_a_free_port_first() -> None:
+    r = ReplicaProcess("--id", "1")
+    try:
+        assert 0 < r.port < 65536
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            if requests.get(r.url + "/heartbeat", timeout=5).ok:
+                break
+        body = json.loads(requests.get(r.url + "/home", timeout=5).text)
+        assert body["status"] == "successful"
+    finally:
+        r.stop()
