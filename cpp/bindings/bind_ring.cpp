@@ -25,17 +25,18 @@ Probing parse_probing(const std::string& name) {
 
 class PyRing {
 public:
-    PyRing(std::int64_t slots, std::int64_t virtual_nodes, const std::string& scheme,
-           const std::string& probing) {
-        if (slots < 1 || slots > 0x7fffffff) {
+    PyRing(std::optional<std::int64_t> slots, std::optional<std::int64_t> virtual_nodes,
+           const std::string& scheme, const std::string& probing) {
+        // None (or 0) means the scheme's default; make_ring checks the rest.
+        if (slots && (*slots < 0 || *slots > 0x7fffffff)) {
             throw std::invalid_argument("slots must be between 1 and 2147483647");
         }
-        if (virtual_nodes < 1 || virtual_nodes > slots) {
-            throw std::invalid_argument("virtual_nodes must be between 1 and slots");
+        if (virtual_nodes && (*virtual_nodes < 0 || *virtual_nodes > 0x7fffffff)) {
+            throw std::invalid_argument("virtual_nodes must be between 1 and 2147483647");
         }
         RingOptions o;
-        o.slots = static_cast<std::uint32_t>(slots);
-        o.virtual_nodes = static_cast<std::uint32_t>(virtual_nodes);
+        o.slots = static_cast<std::uint32_t>(slots.value_or(0));
+        o.virtual_nodes = static_cast<std::uint32_t>(virtual_nodes.value_or(0));
         o.scheme = scheme;
         o.probing = parse_probing(probing);
         ring_ = make_ring(o);
@@ -150,11 +151,26 @@ A consistent hash ring (SPEC section 2).
 The defaults are the assignment's: 512 slots, 9 virtual servers per replica,
 H(i) = i^2 + 2i + 17 and Phi(i, j) = i^2 + j^2 + 2j + 25 (mod 512), linear
 probing. Each add/remove builds a new immutable ring, as the router does.
+
+Schemes (ring_schemes() lists them) and what slots / virtual_nodes mean;
+None or 0 means the scheme's default:
+
+- slot schemes "assignment", "linear", "splitmix64", "xxh3": slots = M
+  (default 512), virtual_nodes = K (default floor(log2 M)); at most M // K
+  replicas.
+- "ketama", "ketama-xxh3": a 64-bit circle; virtual_nodes = points per
+  replica (default 2048, chosen from bench/quality.py); slots must be None.
+  Keys move only to an added / from a removed replica.
+- "maglev": Maglev hashing; slots = the lookup table size, a prime (default
+  65537); virtual_nodes must be None. Near-perfect balance and O(1) lookup; a
+  membership change may move a small fraction of keys between other replicas.
 )doc")
-        .def(py::init<std::int64_t, std::int64_t, const std::string&, const std::string&>(),
-             py::arg("slots") = 512, py::arg("virtual_nodes") = 9,
+        .def(py::init<std::optional<std::int64_t>, std::optional<std::int64_t>,
+                      const std::string&, const std::string&>(),
+             py::arg("slots") = py::none(), py::arg("virtual_nodes") = py::none(),
              py::arg("scheme") = "assignment", py::arg("probing") = "linear",
-             "Raises ValueError for an unknown scheme or probing, or out-of-range sizes.")
+             "Raises ValueError for an unknown scheme or probing, or sizes the scheme "
+             "cannot use (the message names the field).")
         .def("add", &PyRing::add, py::arg("hostname"), py::arg("id") = py::none(),
              "Add a replica; returns its server id (the smallest unused one unless given). "
              "Raises ValueError for a taken id or hostname, RingFullError when no room is left.")
@@ -202,6 +218,10 @@ probing. Each add/remove builds a new immutable ring, as the router does.
                 d["memory_bytes"] = s.memory_bytes;
                 return d;
             }, "Occupied slots and bytes held by the ring's tables.")
+        .def_property_readonly("max_members",
+                               [](const PyRing& r) { return r.ring_->max_members(); },
+                               "The most replicas this ring can hold (M // K for slot schemes, "
+                               "M for maglev).")
         .def("__len__", [](const PyRing& r) { return r.ring_->members().size(); })
         .def("__contains__", [](const PyRing& r, const std::string& h) {
                 return r.ring_->index_of(std::string_view(h)) != HashRing::npos;

@@ -77,6 +77,13 @@ std::uint64_t hash_bytes(std::string_view bytes) noexcept {
     return XXH3_64bits(bytes.data(), bytes.size());
 }
 
+std::uint64_t xxh3_u64(std::uint64_t x) noexcept { return XXH3_64bits(&x, sizeof x); }
+
+std::uint64_t xxh3_u64_pair(std::uint64_t a, std::uint64_t b) noexcept {
+    const std::uint64_t pair[2] = {a, b};
+    return XXH3_64bits(pair, sizeof pair);
+}
+
 std::uint64_t key_to_request_id(std::string_view key) noexcept {
     std::uint64_t value = 0;
     const char* first = key.data();
