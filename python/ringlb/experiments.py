@@ -388,6 +388,11 @@ def run_load(url: str, requests: int = 10_000, **kwargs: Any) -> LoadResult:
     return start_load(url, requests, **kwargs).result()
 
 
+# The experiments talk to 127.0.0.1 only: never through an HTTP proxy from the environment
+# (aiohttp's sessions ignore it too, as trust_env is off by default).
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
 @dataclass(frozen=True)
 class HttpReply:
     """An HTTP answer: status, headers, raw body, and the body parsed as JSON (None if not JSON)."""
@@ -422,7 +427,7 @@ def http_call(method: str, url: str, *, json_body: Any = None, data: bytes | Non
         hdrs.setdefault("Content-Type", "application/json")
     req = urllib.request.Request(url, data=data, method=method.upper(), headers=hdrs)
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
+        with _DIRECT.open(req, timeout=timeout) as resp:
             status, resp_headers, body = resp.status, dict(resp.headers.items()), resp.read()
     except urllib.error.HTTPError as err:
         status, resp_headers, body = err.code, dict(err.headers.items()), err.read()
@@ -463,10 +468,10 @@ def cluster(n: int = 3, *, scheme: str = "assignment", backend: str = "process",
     within ``whole_timeout`` seconds. Every replica started is removed on exit,
     also after an error in the body.
     """
-    from ringlb.launcher import Launcher, LauncherConfig
-
     if n < 1:
         raise ValueError(f"a cluster needs at least one replica, got n={n}")
+    from ringlb.launcher import Launcher, LauncherConfig  # needs the C++ router
+
     cfg = LauncherConfig(host="127.0.0.1", port=0, replicas=n, backend=backend, scheme=scheme,
                          key=key, cluster=label or f"nb-{uuid.uuid4().hex[:10]}", **config)
     with Launcher(cfg) as lb:

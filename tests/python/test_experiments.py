@@ -263,3 +263,55 @@ def test_save_json_writes_nan_as_null(tmp_path) -> None:  # type: ignore[no-unty
     p = ex.save_json(tmp_path / "sub" / "r.json",
                      {"a": math.nan, "b": [1.5, math.inf], "c": np.int64(3), 4: "x"})
     assert json.loads(p.read_text()) == {"a": None, "b": [1.5, None], "c": 3, "4": "x"}
+
+
+def test_http_call_ignores_proxy_settings(balancer: FakeBalancer,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("http_proxy", "http://127.0.0.1:9")  # would refuse every connection
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+    assert ex.http_call("GET", balancer.url + "/home?id=2").replica == "S2"
+    assert ex.run_load(balancer.url, 3, progress=False).ok == 3
+
+
+def test_cluster_refuses_an_empty_cluster() -> None:
+    with pytest.raises(ValueError), ex.cluster(0):
+        pass
+
+
+@pytest.mark.slow
+def test_cluster_routes_like_the_ring_and_cleans_up() -> None:
+    """A real launcher (router, heartbeat engine, replica processes) on a free port: every
+    request is answered, attributed exactly as the ring predicts for its id, and the
+    replicas are gone after the block."""
+    import ringlb
+
+    ids = list(range(100_000, 100_300))
+    with ex.cluster(3, backend="process", key="query:id") as lb:
+        members = lb.replicas()
+        assert [r["hostname"] for r in members] == ["Server1", "Server2", "Server3"]
+        assert lb.backend_name == "process"
+        res = ex.run_load(lb.url, len(ids), ids=ids, concurrency=8, progress=False,
+                          expected=[r["hostname"] for r in members])
+        url = lb.url
+    ring = ringlb.Ring()
+    for r in members:
+        ring.add(r["hostname"], id=r["id"])
+    want = {r["hostname"]: 0 for r in members}
+    for i in ids:
+        want[ring.lookup(i)] += 1
+    assert res.ok == len(ids) and res.errors == {}
+    assert res.counts == want
+    with pytest.raises(OSError):
+        ex.http_call("GET", url + "/rep", timeout=2)
+    for r in members:  # every replica process is gone: its port refuses connections
+        with pytest.raises(OSError):
+            socket.create_connection((r["host"], r["port"]), timeout=1).close()
+
+
+@pytest.mark.slow
+def test_cluster_with_a_random_key_spreads_over_every_replica() -> None:
+    with ex.cluster(2, backend="process", scheme="splitmix64") as lb:
+        res = ex.run_load(lb.url, 400, concurrency=16, progress=False,
+                          expected=[r["hostname"] for r in lb.replicas()])
+    assert res.ok == 400 and res.failed == 0
+    assert min(res.loads) > 0
