@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import pytest
 from aiohttp import web
+
 from ringlb import experiments as ex
 
 
