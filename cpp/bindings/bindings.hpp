@@ -8,5 +8,7 @@ namespace ringlb::bindings {
 
 void bind_errors(pybind11::module_& m);
 void bind_ring(pybind11::module_& m);
+// ringlb.Router, held by std::shared_ptr<ringlb::Router>; also defines ringlb.ControlError.
+void bind_router(pybind11::module_& m);
 
 }  // namespace ringlb::bindings

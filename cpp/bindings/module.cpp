@@ -5,4 +5,5 @@ PYBIND11_MODULE(_core, m) {
     m.attr("__version__") = RINGLB_VERSION;
     ringlb::bindings::bind_errors(m);
     ringlb::bindings::bind_ring(m);
+    ringlb::bindings::bind_router(m);
 }

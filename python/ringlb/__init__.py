@@ -6,17 +6,19 @@ Python.
 """
 
 from ringlb import _core
-from ringlb._core import Ring, key_to_request_id, ring_schemes
-from ringlb.exceptions import RingEmptyError, RingFullError, RinglbError
+from ringlb._core import Ring, Router, key_to_request_id, ring_schemes
+from ringlb.exceptions import ControlError, RingEmptyError, RingFullError, RinglbError
 from ringlb.paths import replica_binary
 
 __version__ = _core.__version__
 
 __all__ = [
+    "ControlError",
     "Ring",
     "RingEmptyError",
     "RingFullError",
     "RinglbError",
+    "Router",
     "__version__",
     "key_to_request_id",
     "replica_binary",

@@ -2,10 +2,11 @@
 ringlb's C++ core: the hash ring, the router and the heartbeat engine.
 """
 from __future__ import annotations
+import collections.abc
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['Ring', 'RingEmptyError', 'RingFullError', 'RinglbError', 'key_to_request_id', 'ring_schemes']
+__all__: list[str] = ['ControlError', 'Ring', 'RingEmptyError', 'RingFullError', 'RinglbError', 'Router', 'key_to_request_id', 'ring_schemes']
 class RinglbError(RuntimeError):
     """
     The root of the errors ringlb raises on purpose.
@@ -96,6 +97,103 @@ class Ring:
         ...
     @property
     def virtual_nodes(self) -> int:
+        ...
+class ControlError(RinglbError):
+    """
+    A control handler's refusal: the router answers {"message": "<Error> <message>", "status": "failure"} with HTTP status `status` (400-599).
+    """
+    def __init__(self, status: int, message: str) -> None:
+        ...
+    def __reduce__(self) -> tuple[type, tuple[int, str]]:
+        ...
+class Router:
+    """
+    The ringlb load balancer's data plane (SPEC section 3): an HTTP/1.1 reverse proxy
+    in C++ (Boost.Beast) that serves GET /rep, POST /add, DELETE /rm and forwards every
+    other request to the replica the consistent hash ring picks.
+    
+    Replicas are registered from Python (add_replica) or, for /add and /rm, by the
+    control handler (set_control_handler). Timeouts are in seconds.
+    """
+    def __enter__(self) -> Router:
+        ...
+    def __exit__(self, *args) -> None:
+        ...
+    def __init__(self, host: str = '127.0.0.1', port: typing.SupportsInt | typing.SupportsIndex = 5000, threads: typing.SupportsInt | typing.SupportsIndex = 0, slots: typing.SupportsInt | typing.SupportsIndex = 512, virtual_nodes: typing.SupportsInt | typing.SupportsIndex = 9, scheme: str = 'assignment', probing: str = 'linear', key: str = 'random', retries: typing.SupportsInt | typing.SupportsIndex = 2, bounded_load: typing.SupportsFloat | typing.SupportsIndex = 0.0, connect_timeout: typing.SupportsFloat | typing.SupportsIndex = 0.3, upstream_timeout: typing.SupportsFloat | typing.SupportsIndex = 5.0, header_timeout: typing.SupportsFloat | typing.SupportsIndex = 5.0, idle_timeout: typing.SupportsFloat | typing.SupportsIndex = 60.0, max_header_bytes: typing.SupportsInt | typing.SupportsIndex = 8192, max_body_bytes: typing.SupportsInt | typing.SupportsIndex = 1048576, max_connections: typing.SupportsInt | typing.SupportsIndex = 10000, max_idle_upstream: typing.SupportsInt | typing.SupportsIndex = 64) -> None:
+        """
+        Raises ValueError for a bad argument (unknown scheme, probing or key source, a host that is not an IP address, negative sizes, non-positive timeouts).
+        """
+    def __repr__(self) -> str:
+        ...
+    def add_replica(self, hostname: str, host: str, port: typing.SupportsInt | typing.SupportsIndex, id: typing.SupportsInt | typing.SupportsIndex | None = None) -> int:
+        """
+        Register a replica and put it on the ring; returns its server id (the smallest free one unless given). ValueError for a bad or taken id/hostname, RingFullError when the ring has no room.
+        """
+    def add_replicas(self, replicas: collections.abc.Sequence[tuple[str, str, typing.SupportsInt | typing.SupportsIndex, typing.SupportsInt | typing.SupportsIndex | None]]) -> list[int]:
+        """
+        Register several (hostname, host, port, id_or_None) replicas, all or none; returns their ids.
+        """
+    def lookup(self, request_id: typing.SupportsInt | typing.SupportsIndex) -> str:
+        """
+        Hostname of the serving replica that request_id maps to; RingEmptyError when none.
+        """
+    def next_free_id(self) -> int:
+        """
+        The smallest server id no registered replica uses.
+        """
+    def remove_replica(self, replica: typing.SupportsInt | typing.SupportsIndex | str) -> None:
+        """
+        Unregister a replica by id or hostname; KeyError when unknown.
+        """
+    def remove_replicas(self, replicas: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex | str]) -> None:
+        """
+        Unregister several replicas (ids or hostnames), all or none; KeyError when one is unknown.
+        """
+    def replica_stats(self) -> list[dict[str, typing.Any]]:
+        """
+        Per registered replica: id, hostname, serving, requests, in_flight, failures.
+        """
+    def replicas(self) -> list[dict[str, typing.Any]]:
+        """
+        Registered replicas in registration order: dicts with id, hostname, host, port, serving.
+        """
+    def set_control_handler(self, handler: collections.abc.Callable[[str, list[str]], None] | None) -> None:
+        """
+        fn(op, hostnames) with op 'add' or 'remove' and the validated hostnames, run on the router's control thread for POST /add and DELETE /rm; it must register or remove the replicas before returning. Raise ControlError(status, message) to refuse; any other exception answers 500. None removes it (then /add and /rm answer 503).
+        """
+    def set_endpoint(self, id: typing.SupportsInt | typing.SupportsIndex, host: str, port: typing.SupportsInt | typing.SupportsIndex) -> bool:
+        """
+        Change where a replica listens; returns False when the id is unknown.
+        """
+    def set_serving(self, id: typing.SupportsInt | typing.SupportsIndex, serving: bool) -> bool:
+        """
+        Take a replica off the ring (False) or put it back (True); it stays registered. Returns False when the id is unknown or nothing changed.
+        """
+    def start(self) -> None:
+        """
+        Bind and start the I/O threads. OSError when the address cannot be bound, RuntimeError when already running.
+        """
+    def stats(self) -> dict[str, typing.Any]:
+        """
+        Counters: requests answered, proxied, retries, upstream_failures, errors (5xx from the router), active_connections, and replicas: {hostname: requests answered}.
+        """
+    def stop(self) -> None:
+        """
+        Stop accepting, let requests in flight finish, close every connection and join the threads. Idempotent.
+        """
+    @property
+    def key(self) -> str:
+        ...
+    @property
+    def port(self) -> int:
+        """
+        The bound port (after start()).
+        """
+    @property
+    def running(self) -> bool:
+        ...
+    @property
+    def threads(self) -> int:
         ...
 def key_to_request_id(key: str) -> int:
     """

@@ -72,6 +72,16 @@ struct RouterStats {
     std::uint64_t active_connections = 0;
 };
 
+// Per registered replica, from Router::replica_stats().
+struct ReplicaStats {
+    std::uint32_t id = 0;
+    std::string hostname;
+    bool serving = false;            // on the ring
+    std::uint64_t requests = 0;      // requests it answered
+    std::uint64_t in_flight = 0;     // requests it is answering now
+    std::uint64_t failures = 0;      // refused / reset / timed-out tries
+};
+
 class Router {
 public:
     // Throws std::invalid_argument for a bad config (unknown scheme or key source...).
@@ -102,6 +112,8 @@ public:
     void set_failure_listener(FailureListener listener);
 
     RouterStats stats() const noexcept;
+    // Counters of every registered replica, in registration order.
+    std::vector<ReplicaStats> replica_stats() const;
 
 private:
     struct Impl;

@@ -1,0 +1,301 @@
+#!/usr/bin/env python3
+"""Proxy benchmark: ringlb's router against HAProxy and nginx (issue 3, item 8).
+
+Starts 3 `ringlb-replica` processes, then each proxy in turn in front of them,
+all configured alike: one thread/worker, consistent hashing on the query key
+`id`, keep-alive to the replicas. Every proxy is pinned to one core and wrk
+plus the replicas to the other (taskset), so that each proxy gets the same CPU.
+wrk sends GET /home?id=<random 6-digit id> (random_id.lua) with 64 and 256
+connections, for several rounds with the targets interleaved, and the table
+shows the median of the rounds: req/s, p50, p99, errors, and ringlb's req/s
+ratio to each peer. `direct` is wrk straight at one replica, for scale.
+
+    python bench/proxy.py                       # 3 rounds x 5 s per target and -c
+    python bench/proxy.py --rounds 5 --duration 10 --json results.json
+
+Needs wrk, haproxy and nginx (Debian packages) and the installed ringlb package.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+BENCH_DIR = Path(__file__).resolve().parent
+PEERS = ("haproxy", "nginx")
+
+
+@dataclass
+class Run:
+    """One wrk run against one target."""
+
+    target: str
+    connections: int
+    round: int
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+
+@dataclass
+class Summary:
+    """The median of the rounds for one target and connection count."""
+
+    target: str
+    connections: int
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+    runs: list[float] = field(default_factory=list)
+
+
+def free_port() -> int:
+    """A TCP port that was free on 127.0.0.1 a moment ago."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_listening(port: int, proc: subprocess.Popen, timeout: float = 10.0) -> None:
+    """Wait until something accepts on 127.0.0.1:port; raise if `proc` died first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{proc.args[0]} exited with {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on port {port} after {timeout} s")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """Terminate a child we started (by its PID), then kill it if it lingers."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def start_replicas(n: int, cpu: str) -> tuple[list[subprocess.Popen], list[int]]:
+    """Start n replicas pinned to `cpu`; returns the processes and their ports."""
+    import ringlb
+
+    procs, ports = [], []
+    try:
+        for i in range(1, n + 1):
+            p = subprocess.Popen(
+                ["taskset", "-c", cpu, str(ringlb.replica_binary()), "--id", str(i),
+                 "--host", "127.0.0.1", "--port", "0"],
+                stdout=subprocess.PIPE, text=True)
+            procs.append(p)
+            assert p.stdout is not None
+            ports.append(int(p.stdout.readline()))
+    except BaseException:
+        for p in procs:
+            stop(p)
+        raise
+    return procs, ports
+
+
+def start_ringlb(ports: list[int], cpu: str, threads: int) -> tuple[subprocess.Popen, int]:
+    """ringlb's router in its own process pinned to `cpu` (see serve_ringlb)."""
+    proc = subprocess.Popen(
+        ["taskset", "-c", cpu, sys.executable, str(Path(__file__).resolve()), "--serve-ringlb",
+         ",".join(map(str, ports)), "--threads", str(threads)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if not line:
+        stop(proc)
+        raise RuntimeError("the ringlb router did not start")
+    return proc, int(line)
+
+
+def serve_ringlb(ports: str, threads: int) -> None:
+    """Child mode: run a Router in front of the replicas until stdin closes."""
+    import ringlb
+
+    router = ringlb.Router(host="127.0.0.1", port=0, threads=threads, key="query:id")
+    for i, port in enumerate(ports.split(","), start=1):
+        router.add_replica(f"Server{i}", "127.0.0.1", int(port))
+    router.start()
+    print(router.port, flush=True)
+    try:
+        sys.stdin.read()
+    finally:
+        router.stop()
+
+
+def start_haproxy(ports: list[int], cpu: str, workdir: Path) -> tuple[subprocess.Popen, int]:
+    port = free_port()
+    servers = "\n".join(f"    server s{i} 127.0.0.1:{p}" for i, p in enumerate(ports, 1))
+    cfg = (BENCH_DIR / "haproxy.cfg.tmpl").read_text()
+    cfg = cfg.replace("{port}", str(port)).replace("{servers}", servers)
+    path = workdir / "haproxy.cfg"
+    path.write_text(cfg)
+    proc = subprocess.Popen(["taskset", "-c", cpu, "haproxy", "-db", "-f", str(path)])
+    wait_listening(port, proc)
+    return proc, port
+
+
+def start_nginx(ports: list[int], cpu: str, workdir: Path) -> tuple[subprocess.Popen, int]:
+    port = free_port()
+    prefix = workdir / "nginx"
+    prefix.mkdir(exist_ok=True)
+    servers = "\n".join(f"        server 127.0.0.1:{p};" for p in ports)
+    cfg = (BENCH_DIR / "nginx.conf.tmpl").read_text()
+    cfg = cfg.replace("{port}", str(port)).replace("{servers}", servers)
+    cfg = cfg.replace("{prefix}", str(prefix))
+    path = prefix / "nginx.conf"
+    path.write_text(cfg)
+    proc = subprocess.Popen(["taskset", "-c", cpu, "nginx", "-p", str(prefix), "-c", str(path)])
+    wait_listening(port, proc)
+    return proc, port
+
+
+_LAT = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+
+
+def _ms(text: str) -> float:
+    m = re.fullmatch(r"([\d.]+)(us|ms|s)", text)
+    if not m:
+        raise ValueError(f"unexpected wrk latency {text!r}")
+    return float(m.group(1)) * _LAT[m.group(2)]
+
+
+def parse_wrk(out: str) -> tuple[float, float, float, int]:
+    """(req/s, p50 ms, p99 ms, errors) from `wrk --latency` output."""
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    p50 = _ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))
+    p99 = _ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))
+    errors = 0
+    if m := re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out):
+        errors += sum(int(g) for g in m.groups())
+    if m := re.search(r"Non-2xx or 3xx responses: (\d+)", out):
+        errors += int(m.group(1))
+    return rps, p50, p99, errors
+
+
+def run_wrk(port: int, connections: int, duration: float, cpu: str, threads: int) -> str:
+    cmd = ["taskset", "-c", cpu, "wrk", f"-t{threads}", f"-c{connections}", f"-d{duration:g}s",
+           "--latency", "-s", str(BENCH_DIR / "random_id.lua"), f"http://127.0.0.1:{port}/home"]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60, check=True)
+    return res.stdout
+
+
+def summarize(runs: list[Run]) -> list[Summary]:
+    out = []
+    keys = sorted({(r.target, r.connections) for r in runs}, key=lambda k: (k[1], k[0]))
+    for target, conns in keys:
+        rs = [r for r in runs if r.target == target and r.connections == conns]
+        out.append(Summary(target, conns, statistics.median(r.rps for r in rs),
+                           statistics.median(r.p50_ms for r in rs),
+                           statistics.median(r.p99_ms for r in rs),
+                           sum(r.errors for r in rs), [round(r.rps) for r in rs]))
+    return out
+
+
+def table(summaries: list[Summary]) -> str:
+    by = {(s.target, s.connections): s for s in summaries}
+    lines = ["| target | conns | req/s (median) | p50 ms | p99 ms | errors | ringlb / target |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    for s in summaries:
+        ours = by.get(("ringlb", s.connections))
+        ratio = f"{ours.rps / s.rps:.2f}x" if ours and s.target != "ringlb" else ""
+        lines.append(f"| {s.target} | {s.connections} | {s.rps:,.0f} | {s.p50_ms:.2f} | "
+                     f"{s.p99_ms:.2f} | {s.errors} | {ratio} |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--rounds", type=int, default=3, help="rounds per target (default 3)")
+    ap.add_argument("--duration", type=float, default=5, help="seconds per wrk run (default 5)")
+    ap.add_argument("--connections", default="64,256", help="wrk -c values (default 64,256)")
+    ap.add_argument("--targets", default="ringlb,haproxy,nginx,direct",
+                    help="comma-separated: ringlb, haproxy, nginx, direct")
+    ap.add_argument("--proxy-cpu", default="0", help="CPU list for the proxy (default 0)")
+    ap.add_argument("--load-cpu", default="1", help="CPU list for wrk and replicas (default 1)")
+    ap.add_argument("--threads", type=int, default=1, help="ringlb I/O threads (default 1)")
+    ap.add_argument("--wrk-threads", type=int, default=1, help="wrk threads (default 1)")
+    ap.add_argument("--json", type=Path, help="also write the runs and summary here")
+    ap.add_argument("--serve-ringlb", metavar="PORTS", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+
+    if args.serve_ringlb:
+        serve_ringlb(args.serve_ringlb, args.threads)
+        return 0
+    for tool in ("taskset", "wrk"):
+        if not shutil.which(tool):
+            sys.exit(f"proxy.py needs {tool}")
+    targets = [t for t in args.targets.split(",") if t]
+    for t in targets:
+        if t in PEERS and not shutil.which(t):
+            sys.exit(f"proxy.py needs {t} for target {t} (apt-get install {t})")
+    conns = [int(c) for c in args.connections.split(",")]
+
+    replicas, ports = start_replicas(3, args.load_cpu)
+    procs: dict[str, tuple[subprocess.Popen | None, int]] = {}
+    runs: list[Run] = []
+    with tempfile.TemporaryDirectory(prefix="ringlb-bench-") as tmp:
+        try:
+            for t in targets:
+                if t == "ringlb":
+                    procs[t] = start_ringlb(ports, args.proxy_cpu, args.threads)
+                elif t == "haproxy":
+                    procs[t] = start_haproxy(ports, args.proxy_cpu, Path(tmp))
+                elif t == "nginx":
+                    procs[t] = start_nginx(ports, args.proxy_cpu, Path(tmp))
+                elif t == "direct":
+                    procs[t] = (None, ports[0])
+                else:
+                    sys.exit(f"unknown target {t}")
+            for rnd in range(1, args.rounds + 1):
+                for c in conns:
+                    for t in targets:
+                        out = run_wrk(procs[t][1], c, args.duration, args.load_cpu,
+                                      args.wrk_threads)
+                        rps, p50, p99, errs = parse_wrk(out)
+                        runs.append(Run(t, c, rnd, rps, p50, p99, errs))
+                        print(f"round {rnd} -c{c:<4} {t:<8} {rps:>10,.0f} req/s  "
+                              f"p50 {p50:6.2f} ms  p99 {p99:6.2f} ms  errors {errs}",
+                              file=sys.stderr, flush=True)
+        finally:
+            for proc, _ in procs.values():
+                if proc is not None:
+                    if proc.stdin:
+                        proc.stdin.close()
+                    stop(proc)
+            for p in replicas:
+                stop(p)
+    summaries = summarize(runs)
+    print(f"\n{args.rounds} rounds x {args.duration:g} s, proxy on CPU {args.proxy_cpu}, "
+          f"wrk + 3 replicas on CPU {args.load_cpu}, ringlb threads={args.threads}\n")
+    print(table(summaries))
+    if args.json:
+        args.json.write_text(json.dumps({"runs": [asdict(r) for r in runs],
+                                         "summary": [asdict(s) for s in summaries]}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,421 @@
+// ringlb.Router: the C++ router with a Python control plane.
+//
+// The class is bound with a std::shared_ptr<Router> holder so that other
+// bindings (the heartbeat engine) can take and keep a std::shared_ptr<Router>.
+// Its deleter releases the GIL while the router stops: a control handler may
+// be waiting for the GIL on the control worker, and stop() joins that worker.
+#include <pybind11/eval.h>
+#include <pybind11/functional.h>
+#include <pybind11/stl.h>
+#include <pybind11/typing.h>
+
+#include <boost/asio/ip/address.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <optional>
+#include <string>
+#include <system_error>
+#include <variant>
+
+#include "bindings.hpp"
+#include "ringlb/admin_api.hpp"
+#include "ringlb/errors.hpp"
+#include "ringlb/router.hpp"
+
+namespace py = pybind11;
+
+namespace ringlb::bindings {
+namespace {
+
+using IdOrName = std::variant<std::int64_t, std::string>;
+using Record = py::typing::Dict<py::str, py::object>;
+using Records = py::typing::List<Record>;
+using PyHandler = py::typing::Callable<void(py::str, py::typing::List<py::str>)>;
+using ReplicaTuple =
+    std::tuple<std::string, std::string, std::int64_t, std::optional<std::int64_t>>;
+
+// The Python class ringlb.ControlError, created in bind_router().
+py::handle control_error_class;
+
+bool finalizing() {
+#if PY_VERSION_HEX >= 0x030D0000
+    return Py_IsFinalizing();
+#else
+    return _Py_IsFinalizing();
+#endif
+}
+
+struct RouterDeleter {
+    void operator()(Router* r) const {
+        // Stopping joins the control worker, which may be waiting for the GIL.
+        if (Py_IsInitialized() && PyGILState_Check() && !finalizing()) {
+            py::gil_scoped_release release;
+            delete r;
+        } else {
+            delete r;
+        }
+    }
+};
+
+std::chrono::milliseconds seconds_arg(double s, const char* name) {
+    if (!std::isfinite(s) || s <= 0 || s > 86400.0 * 365) {
+        throw std::invalid_argument(std::string(name) + " must be a positive number of seconds");
+    }
+    return std::chrono::milliseconds(std::max<std::int64_t>(1, std::llround(s * 1000.0)));
+}
+
+std::size_t size_arg(std::int64_t v, const char* name) {
+    if (v < 0) throw std::invalid_argument(std::string(name) + " must be >= 0");
+    return static_cast<std::size_t>(v);
+}
+
+std::uint16_t port_arg(std::int64_t port, bool allow_zero) {
+    if (port < (allow_zero ? 0 : 1) || port > 65535) {
+        throw std::invalid_argument(allow_zero ? "port must be between 0 and 65535"
+                                               : "port must be between 1 and 65535");
+    }
+    return static_cast<std::uint16_t>(port);
+}
+
+std::uint32_t id_arg(std::int64_t id) {
+    if (id < 1 || id > 0xffffffffLL) throw std::invalid_argument("id must be between 1 and 4294967295");
+    return static_cast<std::uint32_t>(id);
+}
+
+void check_host(const std::string& host) {
+    boost::system::error_code ec;
+    boost::asio::ip::make_address(host, ec);
+    if (ec) throw std::invalid_argument("host must be an IP address, got '" + host + "'");
+}
+
+Replica replica_arg(const ReplicaTuple& t) {
+    const auto& [hostname, host, port, id] = t;
+    if (!AdminApi::valid_hostname(hostname)) {
+        throw std::invalid_argument("hostname '" + hostname +
+                                    "' must match ^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$");
+    }
+    check_host(host);
+    return Replica{id ? id_arg(*id) : 0, hostname, host, port_arg(port, false)};
+}
+
+std::shared_ptr<Router> make_router(const std::string& host, std::int64_t port,
+                                    std::int64_t threads, std::int64_t slots,
+                                    std::int64_t virtual_nodes, const std::string& scheme,
+                                    const std::string& probing, const std::string& key,
+                                    std::int64_t retries, double bounded_load,
+                                    double connect_timeout, double upstream_timeout,
+                                    double header_timeout, double idle_timeout,
+                                    std::int64_t max_header_bytes, std::int64_t max_body_bytes,
+                                    std::int64_t max_connections, std::int64_t max_idle_upstream) {
+    RouterConfig c;
+    c.host = host;
+    c.port = port_arg(port, true);
+    if (threads < 0 || threads > 1024) throw std::invalid_argument("threads must be between 0 and 1024");
+    c.threads = static_cast<unsigned>(threads);
+    if (slots < 1 || slots > 0x7fffffff) throw std::invalid_argument("slots must be between 1 and 2147483647");
+    if (virtual_nodes < 1 || virtual_nodes > slots) {
+        throw std::invalid_argument("virtual_nodes must be between 1 and slots");
+    }
+    c.ring.slots = static_cast<std::uint32_t>(slots);
+    c.ring.virtual_nodes = static_cast<std::uint32_t>(virtual_nodes);
+    c.ring.scheme = scheme;
+    if (probing == "linear") c.ring.probing = Probing::linear;
+    else if (probing == "quadratic") c.ring.probing = Probing::quadratic;
+    else throw std::invalid_argument("probing must be 'linear' or 'quadratic', got '" + probing + "'");
+    c.key = key;
+    if (retries < 0 || retries > 64) throw std::invalid_argument("retries must be between 0 and 64");
+    c.retries = static_cast<unsigned>(retries);
+    c.bounded_load = bounded_load;
+    c.connect_timeout = seconds_arg(connect_timeout, "connect_timeout");
+    c.upstream_timeout = seconds_arg(upstream_timeout, "upstream_timeout");
+    c.header_timeout = seconds_arg(header_timeout, "header_timeout");
+    c.idle_timeout = seconds_arg(idle_timeout, "idle_timeout");
+    c.max_header_bytes = size_arg(max_header_bytes, "max_header_bytes");
+    c.max_body_bytes = size_arg(max_body_bytes, "max_body_bytes");
+    c.max_connections = size_arg(max_connections, "max_connections");
+    c.max_idle_upstream = size_arg(max_idle_upstream, "max_idle_upstream");
+    return std::shared_ptr<Router>(new Router(std::move(c)), RouterDeleter{});
+}
+
+std::uint32_t resolve(const Router& r, const IdOrName& who) {
+    auto& set = const_cast<Router&>(r).replicas();
+    if (const auto* id = std::get_if<std::int64_t>(&who)) {
+        if (*id >= 1 && *id <= 0xffffffffLL && set.find(static_cast<std::uint32_t>(*id))) {
+            return static_cast<std::uint32_t>(*id);
+        }
+        throw py::key_error("no replica with id " + std::to_string(*id));
+    }
+    const auto& name = std::get<std::string>(who);
+    if (auto rep = set.find(name)) return rep->id;
+    throw py::key_error("no replica named '" + name + "'");
+}
+
+// Wraps a Python callable as a ControlHandler. The callable is released with
+// the GIL held, whichever thread drops the last copy.
+ControlHandler python_handler(py::function fn) {
+    std::shared_ptr<py::function> held(new py::function(std::move(fn)), [](py::function* f) {
+        py::gil_scoped_acquire gil;
+        delete f;
+    });
+    return [held](const ControlRequest& req) {
+        py::gil_scoped_acquire gil;
+        try {
+            (*held)(req.op == ControlRequest::Op::add ? "add" : "remove", req.hostnames);
+        } catch (py::error_already_set& e) {
+            if (e.matches(control_error_class)) {
+                const py::object value = e.value();
+                const int status = py::cast<int>(value.attr("status"));
+                const std::string message = py::str(value.attr("message"));
+                throw ControlError(status, message);
+            }
+            const std::string type = py::str(e.type().attr("__name__"));
+            throw ControlError(500, type + ": " + std::string(py::str(e.value())));
+        }
+    };
+}
+
+// Router::start() without the GIL; a bind failure becomes OSError.
+void start_router(Router& r) {
+    std::optional<std::system_error> failed;
+    {
+        py::gil_scoped_release release;
+        try {
+            r.start();
+        } catch (const std::system_error& e) {
+            failed = e;
+        }
+    }
+    if (failed) {
+        PyErr_SetObject(PyExc_OSError, py::make_tuple(failed->code().value(), failed->what()).ptr());
+        throw py::error_already_set();
+    }
+}
+
+Record replica_dict(const Replica& r, bool serving) {
+    Record d;
+    d["id"] = r.id;
+    d["hostname"] = r.hostname;
+    d["host"] = r.host;
+    d["port"] = r.port;
+    d["serving"] = serving;
+    return d;
+}
+
+}  // namespace
+
+void bind_router(py::module_& m) {
+    // ControlError(status, message): raised by a control handler to answer
+    // {"message": "<Error> message", "status": "failure"} with `status`.
+    py::dict scope;
+    scope["RinglbError"] = m.attr("RinglbError");
+    scope["__name__"] = m.attr("__name__");
+    // A plain Python class (not a C++ one): it takes two arguments and must
+    // pickle and subclass like any Python exception.
+    py::exec(R"py(
+class ControlError(RinglbError):
+    """A control handler's refusal: the router answers {"message": "<Error> <message>", "status": "failure"} with HTTP status `status` (400-599)."""
+
+    status: int
+    message: str
+
+    def __init__(self, status: int, message: str) -> None:
+        if isinstance(status, bool) or not isinstance(status, int) or not 400 <= status <= 599:
+            raise ValueError("ControlError status must be an integer between 400 and 599")
+        super().__init__(str(message))
+        self.status = status
+        self.message = str(message)
+
+    def __reduce__(self) -> tuple[type, tuple[int, str]]:
+        return (type(self), (self.status, self.message))
+)py",
+             scope);
+    py::object cls = scope["ControlError"];
+    m.attr("ControlError") = cls;
+    control_error_class = cls.release();  // lives as long as the module
+    py::register_exception_translator([](std::exception_ptr p) {
+        try {
+            if (p) std::rethrow_exception(p);
+        } catch (const ControlError& e) {
+            const int status = e.status >= 400 && e.status <= 599 ? e.status : 500;
+            py::object err = py::reinterpret_borrow<py::object>(control_error_class)(status, e.what());
+            PyErr_SetObject(control_error_class.ptr(), err.ptr());
+        }
+    });
+
+    py::class_<Router, std::shared_ptr<Router>>(m, "Router", R"doc(
+The ringlb load balancer's data plane (SPEC section 3): an HTTP/1.1 reverse proxy
+in C++ (Boost.Beast) that serves GET /rep, POST /add, DELETE /rm and forwards every
+other request to the replica the consistent hash ring picks.
+
+Replicas are registered from Python (add_replica) or, for /add and /rm, by the
+control handler (set_control_handler). Timeouts are in seconds.
+)doc")
+        .def(py::init(&make_router), py::arg("host") = "127.0.0.1", py::arg("port") = 5000,
+             py::arg("threads") = 0, py::arg("slots") = 512, py::arg("virtual_nodes") = 9,
+             py::arg("scheme") = "assignment", py::arg("probing") = "linear",
+             py::arg("key") = "random", py::arg("retries") = 2, py::arg("bounded_load") = 0.0,
+             py::arg("connect_timeout") = 0.3, py::arg("upstream_timeout") = 5.0,
+             py::arg("header_timeout") = 5.0, py::arg("idle_timeout") = 60.0,
+             py::arg("max_header_bytes") = 8192, py::arg("max_body_bytes") = 1048576,
+             py::arg("max_connections") = 10000, py::arg("max_idle_upstream") = 64,
+             "Raises ValueError for a bad argument (unknown scheme, probing or key source, "
+             "a host that is not an IP address, negative sizes, non-positive timeouts).")
+        .def("start", &start_router,
+            "Bind and start the I/O threads. OSError when the address cannot be bound, "
+            "RuntimeError when already running.")
+        .def("stop", &Router::stop, py::call_guard<py::gil_scoped_release>(),
+             "Stop accepting, let requests in flight finish, close every connection and join "
+             "the threads. Idempotent.")
+        .def_property_readonly("running", &Router::running)
+        .def_property_readonly("port", &Router::port, "The bound port (after start()).")
+        .def_property_readonly("threads", [](const Router& r) { return r.config().threads; })
+        .def_property_readonly("key", [](const Router& r) { return r.config().key; })
+        .def(
+            "add_replica",
+            [](Router& r, const std::string& hostname, const std::string& host, std::int64_t port,
+               std::optional<std::int64_t> id) {
+                return r.replicas().add({replica_arg({hostname, host, port, id})}).front().id;
+            },
+            py::arg("hostname"), py::arg("host"), py::arg("port"), py::arg("id") = py::none(),
+            "Register a replica and put it on the ring; returns its server id (the smallest "
+            "free one unless given). ValueError for a bad or taken id/hostname, RingFullError "
+            "when the ring has no room.")
+        .def(
+            "add_replicas",
+            [](Router& r, const std::vector<ReplicaTuple>& items) {
+                std::vector<Replica> reps;
+                for (const auto& t : items) reps.push_back(replica_arg(t));
+                std::vector<std::uint32_t> ids;
+                for (const auto& rep : r.replicas().add(std::move(reps))) ids.push_back(rep.id);
+                return ids;
+            },
+            py::arg("replicas"),
+            "Register several (hostname, host, port, id_or_None) replicas, all or none; "
+            "returns their ids.")
+        .def(
+            "remove_replica",
+            [](Router& r, const IdOrName& who) { r.replicas().remove({resolve(r, who)}); },
+            py::arg("replica"), "Unregister a replica by id or hostname; KeyError when unknown.")
+        .def(
+            "remove_replicas",
+            [](Router& r, const std::vector<IdOrName>& who) {
+                std::vector<std::uint32_t> ids;
+                for (const auto& w : who) {
+                    const auto id = resolve(r, w);
+                    if (std::find(ids.begin(), ids.end(), id) != ids.end()) {
+                        throw std::invalid_argument("replica " + std::to_string(id) +
+                                                    " is listed twice");
+                    }
+                    ids.push_back(id);
+                }
+                r.replicas().remove(ids);
+            },
+            py::arg("replicas"),
+            "Unregister several replicas (ids or hostnames), all or none; KeyError when one "
+            "is unknown.")
+        .def(
+            "set_serving",
+            [](Router& r, std::int64_t id, bool serving) {
+                return r.replicas().set_serving(id_arg(id), serving);
+            },
+            py::arg("id"), py::arg("serving"),
+            "Take a replica off the ring (False) or put it back (True); it stays registered. "
+            "Returns False when the id is unknown or nothing changed.")
+        .def(
+            "set_endpoint",
+            [](Router& r, std::int64_t id, const std::string& host, std::int64_t port) {
+                check_host(host);
+                return r.replicas().set_endpoint(id_arg(id), host, port_arg(port, false));
+            },
+            py::arg("id"), py::arg("host"), py::arg("port"),
+            "Change where a replica listens; returns False when the id is unknown.")
+        .def(
+            "replicas",
+            [](Router& r) {
+                const auto snap = r.replicas().snapshot();
+                Records out;
+                for (const auto& rep : snap->registered) {
+                    out.append(replica_dict(*rep, snap->ring->index_of(rep->id) != HashRing::npos));
+                }
+                return out;
+            },
+            "Registered replicas in registration order: dicts with id, hostname, host, port, "
+            "serving.")
+        .def("next_free_id", [](Router& r) { return r.replicas().next_free_id(); },
+             "The smallest server id no registered replica uses.")
+        .def(
+            "lookup",
+            [](Router& r, std::uint64_t request_id) {
+                const auto snap = r.replicas().snapshot();
+                const std::size_t i = snap->ring->lookup(request_id);
+                if (i == HashRing::npos) throw RingEmptyError("no replica is serving");
+                return snap->ring->members()[i].hostname;
+            },
+            py::arg("request_id"),
+            "Hostname of the serving replica that request_id maps to; RingEmptyError when none.")
+        .def(
+            "set_control_handler",
+            [](Router& r, std::optional<PyHandler> fn) {
+                r.set_control_handler(fn ? python_handler(std::move(*fn)) : ControlHandler{});
+            },
+            py::arg("handler"),
+            "fn(op, hostnames) with op 'add' or 'remove' and the validated hostnames, run on "
+            "the router's control thread for POST /add and DELETE /rm; it must register or "
+            "remove the replicas before returning. Raise ControlError(status, message) to "
+            "refuse; any other exception answers 500. None removes it (then /add and /rm "
+            "answer 503).")
+        .def(
+            "stats",
+            [](const Router& r) {
+                const RouterStats s = r.stats();
+                Record d;
+                d["requests"] = s.requests;
+                d["proxied"] = s.proxied;
+                d["retries"] = s.retries;
+                d["upstream_failures"] = s.upstream_failures;
+                d["errors"] = s.errors;
+                d["active_connections"] = s.active_connections;
+                py::typing::Dict<py::str, py::int_> per;
+                for (const auto& rs : r.replica_stats()) per[py::str(rs.hostname)] = rs.requests;
+                d["replicas"] = per;
+                return d;
+            },
+            "Counters: requests answered, proxied, retries, upstream_failures, errors (5xx "
+            "from the router), active_connections, and replicas: {hostname: requests answered}.")
+        .def(
+            "replica_stats",
+            [](const Router& r) {
+                Records out;
+                for (const auto& rs : r.replica_stats()) {
+                    Record d;
+                    d["id"] = rs.id;
+                    d["hostname"] = rs.hostname;
+                    d["serving"] = rs.serving;
+                    d["requests"] = rs.requests;
+                    d["in_flight"] = rs.in_flight;
+                    d["failures"] = rs.failures;
+                    out.append(d);
+                }
+                return out;
+            },
+            "Per registered replica: id, hostname, serving, requests, in_flight, failures.")
+        .def("__enter__",
+             [](std::shared_ptr<Router> self) {
+                 if (!self->running()) start_router(*self);
+                 return self;
+             })
+        .def("__exit__",
+             [](Router& r, py::args) {
+                 py::gil_scoped_release release;
+                 r.stop();
+             })
+        .def("__repr__", [](const Router& r) {
+            return "Router(host='" + r.config().host + "', port=" + std::to_string(r.port()) +
+                   ", key='" + r.config().key + "', running=" + (r.running() ? "True" : "False") +
+                   ")";
+        });
+}
+
+}  // namespace ringlb::bindings

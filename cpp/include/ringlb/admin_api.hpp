@@ -1,0 +1,61 @@
+// AdminApi: validation of the admin endpoints' request bodies and the JSON the
+// router answers with (SPEC §3). Pure functions of (body, replica snapshot):
+// no I/O, so that every error in the SPEC's list is unit-tested in C++.
+//
+//   POST /add   {"n": 4, "hostnames": ["S5", "S4"]}  -> add S5, S4 and 2 generated names
+//   DELETE /rm  {"n": 3, "hostnames": ["S5"]}        -> remove S5 and 2 picked at random
+//
+// Validation is complete before anything changes: a request either yields the
+// exact ControlRequest for the control plane or an AdminError, never both.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+#include "ringlb/replica_set.hpp"
+#include "ringlb/router.hpp"
+
+namespace ringlb {
+
+// A rejected admin request: answer `status` with error_body(what()).
+struct AdminError : std::runtime_error {
+    AdminError(int status, const std::string& message)
+        : std::runtime_error(message), status(status) {}
+    int status;
+};
+
+class AdminApi {
+public:
+    // At most this many replicas per /add or /rm call: a guard against a huge
+    // n turning one request into a long loop.
+    static constexpr std::int64_t max_change = 1000;
+
+    // Validates an /add body against the replicas registered in `snap`.
+    // Hostnames beyond the given ones are "Server<k>" with the smallest unused
+    // k. Throws AdminError(400, ...) for any bad input (see the file comment).
+    static ControlRequest validate_add(std::string_view body, const ReplicaSet::Snapshot& snap);
+
+    // Validates an /rm body; the n - len(hostnames) extra replicas are drawn
+    // uniformly from the other registered ones with `rng`. Throws AdminError.
+    static ControlRequest validate_remove(std::string_view body, const ReplicaSet::Snapshot& snap,
+                                          std::mt19937_64& rng);
+
+    // How many more replicas fit on the ring of `snap`, counting up to `limit`:
+    // registered replicas that are off the ring (down, waiting for a
+    // replacement) keep their room. The new ones would take the smallest free ids.
+    static std::size_t room_left(const ReplicaSet::Snapshot& snap, std::size_t limit);
+
+    // SPEC §3 hostname rule: ^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$
+    static bool valid_hostname(std::string_view name) noexcept;
+
+    // {"message": {"N": <registered>, "replicas": [...]}, "status": "successful"}
+    static std::string rep_body(const ReplicaSet::Snapshot& snap);
+    // {"message": "<Error> <message>", "status": "failure"}
+    static std::string error_body(std::string_view message);
+};
+
+}  // namespace ringlb

@@ -1,0 +1,112 @@
+// IoWorker: one I/O thread of the router with its own io_context, as in the
+// "io_context per core" design of Asio's HTTP server 2 example: every
+// connection belongs to one worker for its whole life, so each session runs
+// on one thread (an implicit strand: Asio guarantees that handlers of an
+// io_context run by a single thread never run concurrently) and the upstream
+// pools, the cached routes and the counters of a worker need no lock.
+//
+// Routing state is cached per worker: the ring snapshot and the upstream
+// pools parallel to its members are rebuilt only when ReplicaSet::version()
+// changes, so a request costs one atomic load to learn that nothing changed.
+#pragma once
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <random>
+#include <span>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "ringlb/replica_set.hpp"
+#include "ringlb/router_state.hpp"
+#include "ringlb/upstream_pool.hpp"
+
+namespace ringlb {
+
+class ProxySession;
+
+// The routes of one snapshot: pools[i] reaches ring member i.
+struct RouteTable {
+    std::shared_ptr<const ReplicaSet::Snapshot> snap;
+    std::vector<std::shared_ptr<UpstreamPool>> pools;
+};
+
+// Counters written by one worker thread only and read by stats() from any
+// thread: relaxed atomics, bumped with a plain load and store (no locked
+// instruction) since there is a single writer.
+struct WorkerStats {
+    std::atomic<std::uint64_t> requests{0}, proxied{0}, retries{0}, upstream_failures{0},
+        errors{0};
+    static void bump(std::atomic<std::uint64_t>& c) noexcept {
+        c.store(c.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    }
+};
+
+class IoWorker {
+public:
+    IoWorker(RouterState& state, unsigned index);
+    ~IoWorker();
+    IoWorker(const IoWorker&) = delete;
+    IoWorker& operator=(const IoWorker&) = delete;
+
+    boost::asio::io_context& ioc() noexcept { return *ioc_; }
+    RouterState& state() noexcept { return state_; }
+    unsigned index() const noexcept { return index_; }
+    WorkerStats& stats() noexcept { return stats_; }
+    std::mt19937_64& rng() noexcept { return rng_; }
+
+    // Starts the thread that runs the io_context (restarting it after a stop).
+    void start();
+    // Stops the io_context and joins the thread. Idempotent.
+    void join();
+    bool on_thread() const noexcept;
+
+    // The routes for the current replica set. Worker thread only.
+    const std::shared_ptr<const RouteTable>& routes();
+
+    // Fills `out` with the member indices to try for `request_id`, first
+    // choice first, then the next distinct replicas clockwise; at most
+    // out.size(). With bounded loads the first choice is the first candidate
+    // under the load cap (bounded_load.hpp). Returns how many were written
+    // (0: no replica serves). Worker thread only; `table` from routes().
+    std::size_t plan(const RouteTable& table, std::uint64_t request_id, std::span<std::size_t> out);
+
+    // Session registry for draining; worker thread only.
+    void add_session(ProxySession* s) { sessions_.insert(s); }
+    void remove_session(ProxySession* s) noexcept { sessions_.erase(s); }
+    // Asks every session to finish its request and close (stop()); worker thread only.
+    void drain_sessions();
+    // Closes every session at once; worker thread only.
+    void close_sessions();
+    // Closes idle upstream connections and forgets the cached routes. Only
+    // while the thread is not running (after join()).
+    void clear_pools();
+
+private:
+    RouterState& state_;
+    unsigned index_;
+    // Reset first in the destructor, while the members below still exist:
+    // handlers destroyed with the io_context can own sessions that
+    // deregister themselves here.
+    std::unique_ptr<boost::asio::io_context> ioc_;
+    std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> work_;
+    std::thread thread_;
+    std::atomic<std::thread::id> thread_id_{};
+
+    WorkerStats stats_;
+    std::mt19937_64 rng_;
+    std::shared_ptr<const RouteTable> routes_;
+    std::uint64_t routes_version_ = 0;
+    std::unordered_map<std::uint32_t, std::shared_ptr<UpstreamPool>> pools_;
+    std::vector<std::size_t> all_candidates_;  // scratch for bounded loads
+    std::unordered_set<ProxySession*> sessions_;
+};
+
+}  // namespace ringlb

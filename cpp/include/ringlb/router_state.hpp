@@ -1,0 +1,76 @@
+// RouterState: what every I/O thread of one Router shares: the validated
+// config, the key source, the replicas, the control worker and hooks, the
+// per-replica counters, and the cross-thread counts. Internal to the router.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include <boost/asio/ip/address.hpp>
+
+#include "ringlb/control_worker.hpp"
+#include "ringlb/key_source.hpp"
+#include "ringlb/replica_set.hpp"
+#include "ringlb/router.hpp"
+#include "ringlb/upstream_pool.hpp"
+
+namespace ringlb {
+
+class RouterState {
+public:
+    // Validates `config` (std::invalid_argument when something is off).
+    explicit RouterState(RouterConfig config);
+
+    const RouterConfig config;
+    const KeySource key;
+    const boost::asio::ip::address address;
+    const unsigned threads;  // config.threads resolved (0 -> cores)
+    ReplicaSet replicas;
+    ControlWorker control;
+
+    std::atomic<bool> draining{false};
+    std::atomic<std::uint64_t> total_in_flight{0};  // upstream tries in progress, all replicas
+    std::atomic<std::size_t> connections{0};        // client connections open
+
+    void set_failure_listener(FailureListener listener);
+    // Tells the failure listener (if any) that forwarding to `id` failed.
+    // Called on an I/O thread; a listener that throws is ignored.
+    void report_failure(std::uint32_t id) noexcept;
+
+    void set_control_handler(ControlHandler handler);
+    // Validates an /add or /rm body and runs the control handler (on the
+    // control worker thread). Returns the HTTP status and JSON body to answer.
+    std::pair<unsigned, std::string> run_control(ControlRequest::Op op, const std::string& body);
+
+    // The counters of replica `id`, shared by all I/O threads; a new set when
+    // the id now belongs to another hostname.
+    std::shared_ptr<ReplicaCounters> counters_for(std::uint32_t id, const std::string& hostname);
+    // Per registered replica: (id, hostname, counters).
+    struct ReplicaCount {
+        std::uint32_t id;
+        std::string hostname;
+        std::uint64_t requests, in_flight, failures;
+        bool serving;
+    };
+    std::vector<ReplicaCount> replica_counts();
+
+private:
+    std::mutex hooks_mutex_;
+    FailureListener failure_listener_;
+    ControlHandler control_handler_;
+
+    std::mutex counters_mutex_;
+    std::unordered_map<std::uint32_t, std::pair<std::string, std::shared_ptr<ReplicaCounters>>>
+        counters_;
+
+    std::mt19937_64 control_rng_{std::random_device{}()};  // control thread only
+};
+
+}  // namespace ringlb

@@ -1,0 +1,499 @@
+#include "ringlb/proxy_session.hpp"
+
+#include <boost/asio/post.hpp>
+#include <boost/beast/core/bind_handler.hpp>
+#include <boost/beast/core/error.hpp>
+#include <boost/beast/http/empty_body.hpp>
+#include <boost/beast/http/error.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/rfc7230.hpp>
+#include <boost/beast/http/write.hpp>
+
+#include <algorithm>
+#include <span>
+
+#include "ringlb/admin_api.hpp"
+#include "ringlb/io_worker.hpp"
+#include "ringlb/key_source.hpp"
+#include "ringlb/router_state.hpp"
+
+namespace ringlb {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+
+// A replica's answer may be larger than what clients may send us, but not
+// without bound: beyond this the router answers 502.
+constexpr std::uint64_t max_upstream_body = 64ull << 20;
+constexpr std::uint32_t max_upstream_header = 64u << 10;
+// Bytes asked for by the read that waits for a new request.
+constexpr std::size_t first_read_size = 8192;
+// After an error answer that closes the connection, unread input is drained
+// for at most this long (and this many bytes) so that the close does not
+// turn into a reset that destroys the answer before the client reads it.
+constexpr std::chrono::seconds linger_time{1};
+constexpr std::size_t linger_bytes = 4u << 20;
+
+bool is_http_error(const beast::error_code& ec) {
+    return ec.category() == http::make_error_code(http::error::bad_target).category();
+}
+
+// RFC 9110 §7.6.1: hop-by-hop fields are the Connection field, the fields it
+// names, and the classic list; a proxy must not forward them.
+void strip_hop_by_hop(http::fields& f) {
+    if (const auto it = f.find(http::field::connection); it != f.end()) {
+        const std::string listed(it->value());
+        for (const auto token : http::token_list(listed)) f.erase(token);
+        f.erase(http::field::connection);
+    }
+    f.erase(http::field::keep_alive);
+    f.erase(http::field::proxy_connection);
+    f.erase(http::field::te);
+    f.erase(http::field::trailer);
+    f.erase(http::field::upgrade);
+}
+
+bool idempotent(http::verb v) {
+    switch (v) {
+        case http::verb::get:
+        case http::verb::head:
+        case http::verb::options:
+        case http::verb::put:
+        case http::verb::delete_:
+        case http::verb::trace:
+            return true;
+        default:
+            return false;
+    }
+}
+
+}  // namespace
+
+ProxySession::ProxySession(IoWorker& worker, tcp::socket socket)
+    : worker_(worker), state_(worker.state()), client_(std::move(socket)),
+      buffer_(worker.state().config.max_header_bytes + worker.state().config.max_body_bytes +
+              first_read_size + 65536) {
+    worker_.add_session(this);
+}
+
+ProxySession::~ProxySession() {
+    end_try();
+    worker_.remove_session(this);
+    state_.connections.fetch_sub(1, std::memory_order_relaxed);
+}
+
+void ProxySession::run() {
+    beast::error_code ec;
+    client_.socket().set_option(tcp::no_delay(true), ec);
+    if (state_.key.kind() == KeySource::Kind::client_ip) {
+        const auto peer = client_.socket().remote_endpoint(ec);
+        if (!ec) client_ip_ = peer.address().to_string();
+    }
+    if (state_.draining.load(std::memory_order_relaxed)) draining_ = true;
+    do_wait_request();
+}
+
+void ProxySession::shutdown() {
+    draining_ = true;
+    if (!busy_) close();
+}
+
+void ProxySession::close() noexcept {
+    if (closed_) return;
+    closed_ = true;
+    beast::error_code ec;
+    client_.socket().shutdown(tcp::socket::shutdown_both, ec);
+    client_.socket().close(ec);
+}
+
+// ---------------------------------------------------------------- client side
+
+void ProxySession::do_wait_request() {
+    if (draining_) return close();
+    if (buffer_.size() > 0) return do_read_header();  // a pipelined request is waiting
+    // An idle keep-alive connection may stay silent for idle_timeout; once a
+    // request starts, its header must arrive within header_timeout.
+    client_.expires_after(state_.config.idle_timeout);
+    client_.async_read_some(buffer_.prepare(first_read_size),
+                            beast::bind_front_handler(&ProxySession::on_first_bytes,
+                                                      shared_from_this()));
+}
+
+void ProxySession::on_first_bytes(beast::error_code ec, std::size_t n) {
+    if (ec) return on_read_error(ec);
+    buffer_.commit(n);
+    do_read_header();
+}
+
+void ProxySession::do_read_header() {
+    parser_.emplace();
+    parser_->header_limit(static_cast<std::uint32_t>(
+        std::min<std::size_t>(state_.config.max_header_bytes, UINT32_MAX)));
+    parser_->body_limit(state_.config.max_body_bytes);
+    client_.expires_after(state_.config.header_timeout);
+    http::async_read_header(client_, buffer_, *parser_,
+                            beast::bind_front_handler(&ProxySession::on_read_header,
+                                                      shared_from_this()));
+}
+
+void ProxySession::on_read_header(beast::error_code ec, std::size_t) {
+    if (ec) return on_read_error(ec);
+    busy_ = true;
+    if (parser_->is_done()) return on_request();
+    const auto expect = parser_->get()[http::field::expect];
+    if (beast::iequals(expect, "100-continue")) return do_continue();
+    do_read_body();
+}
+
+void ProxySession::do_continue() {
+    // RFC 9110 §10.1.1: the client waits for this before sending the body.
+    auto interim = std::make_shared<http::response<http::empty_body>>(http::status::continue_, 11);
+    client_.expires_after(state_.config.header_timeout);
+    http::async_write(client_, *interim,
+                      [self = shared_from_this(), interim](beast::error_code ec, std::size_t n) {
+                          self->on_continue(ec, n);
+                      });
+}
+
+void ProxySession::on_continue(beast::error_code ec, std::size_t) {
+    if (ec) return fail(ec, "write 100-continue");
+    do_read_body();
+}
+
+void ProxySession::do_read_body() {
+    client_.expires_after(state_.config.header_timeout);
+    http::async_read(client_, buffer_, *parser_,
+                     beast::bind_front_handler(&ProxySession::on_read_body, shared_from_this()));
+}
+
+void ProxySession::on_read_body(beast::error_code ec, std::size_t) {
+    if (ec) return on_read_error(ec);
+    on_request();
+}
+
+void ProxySession::on_read_error(beast::error_code ec) {
+    if (ec == asio::error::operation_aborted) return;  // closed by us
+    if (ec == http::error::header_limit || ec == http::error::buffer_overflow) {
+        return send_error(431, "request header is larger than " +
+                                   std::to_string(state_.config.max_header_bytes) + " bytes",
+                          true);
+    }
+    if (ec == http::error::body_limit) {
+        return send_error(413, "request body is larger than " +
+                                   std::to_string(state_.config.max_body_bytes) + " bytes",
+                          true);
+    }
+    // The client closed the connection, or was too slow (the stream closed
+    // the socket on the timeout already): nothing to answer.
+    if (ec == http::error::end_of_stream || ec == http::error::partial_message ||
+        ec == beast::error::timeout) {
+        return close();
+    }
+    if (is_http_error(ec)) return send_error(400, "malformed HTTP request: " + ec.message(), true);
+    fail(ec, "read");
+}
+
+void ProxySession::on_request() {
+    req_ = parser_->release();
+    parser_.reset();
+    const std::string_view path = KeySource::path_of(req_.target());
+    const http::verb method = req_.method();
+    if (path == "/rep") {
+        if (method == http::verb::get || method == http::verb::head) {
+            res_ = Response(http::status::ok, req_.version());
+            res_.set(http::field::content_type, "application/json");
+            res_.body() = AdminApi::rep_body(*state_.replicas.snapshot());
+            res_.prepare_payload();
+            res_.keep_alive(req_.keep_alive() && !draining_);
+            if (method == http::verb::head) res_.body().clear();
+            return do_write();
+        }
+        prepare_error(405, "method not allowed: use GET /rep");
+        res_.set(http::field::allow, "GET, HEAD");
+        return do_write();
+    }
+    if (path == "/add") {
+        if (method == http::verb::post) return do_control(ControlRequest::Op::add);
+        prepare_error(405, "method not allowed: use POST /add");
+        res_.set(http::field::allow, "POST");
+        return do_write();
+    }
+    if (path == "/rm") {
+        if (method == http::verb::delete_ || method == http::verb::post) {
+            return do_control(ControlRequest::Op::remove);
+        }
+        prepare_error(405, "method not allowed: use DELETE /rm (or POST /rm)");
+        res_.set(http::field::allow, "DELETE, POST");
+        return do_write();
+    }
+    do_route();
+}
+
+// ------------------------------------------------------------ admin endpoints
+
+void ProxySession::do_control(ControlRequest::Op op) {
+    // The control plane may take seconds (spawning a replica) and, from Python,
+    // the GIL: it runs on the control worker, never on this I/O thread.
+    auto self = shared_from_this();
+    const bool queued = state_.control.post([self, op, body = std::move(req_.body())]() mutable {
+        auto [status, text] = self->state_.run_control(op, body);
+        auto& ioc = self->worker_.ioc();
+        asio::post(ioc, [self = std::move(self), status, text = std::move(text)]() mutable {
+            self->on_control(status, std::move(text));
+        });
+    });
+    if (!queued) send_error(503, "the router is stopping");
+}
+
+void ProxySession::on_control(unsigned status, std::string body) {
+    if (closed_) return;
+    res_ = Response(static_cast<http::status>(status), req_.version());
+    res_.set(http::field::content_type, "application/json");
+    res_.body() = std::move(body);
+    res_.prepare_payload();
+    res_.keep_alive(req_.keep_alive() && !draining_);
+    if (status >= 500) WorkerStats::bump(worker_.stats().errors);
+    do_write();
+}
+
+// ------------------------------------------------------------------ proxying
+
+void ProxySession::do_route() {
+    client_keep_alive_ = req_.keep_alive();
+    client_version_ = req_.version();
+    head_ = req_.method() == http::verb::head;
+    idempotent_ = idempotent(req_.method());
+    routes_ = worker_.routes();
+    const std::uint64_t id =
+        state_.key.request_id(req_, req_.target(), client_ip_, worker_.rng(), scratch_);
+    const std::size_t max_tries = std::min<std::size_t>(state_.config.retries + 1, tries_.size());
+    n_tries_ = worker_.plan(*routes_, id, std::span<std::size_t>(tries_.data(), max_tries));
+    if (n_tries_ == 0) {
+        routes_.reset();
+        return send_error(503, "no replica is available to serve the request");
+    }
+    // The request goes upstream as HTTP/1.1 on a kept-alive connection, minus
+    // what concerns only the client's hop.
+    strip_hop_by_hop(req_);
+    req_.erase(http::field::expect);  // the body is here already
+    if (req_.find(http::field::transfer_encoding) != req_.end()) {
+        req_.erase(http::field::transfer_encoding);  // the parser removed the chunking
+        req_.content_length(req_.body().size());
+    }
+    req_.version(11);
+    attempt_ = 0;
+    do_try();
+}
+
+void ProxySession::do_try() {
+    pool_ = routes_->pools[tries_[attempt_]].get();
+    pool_->counters().in_flight.fetch_add(1, std::memory_order_relaxed);
+    state_.total_in_flight.fetch_add(1, std::memory_order_relaxed);
+    in_flight_ = true;
+    timed_out_ = false;
+    if (!pool_->endpoint_valid()) {
+        return on_upstream_failure(asio::error::host_not_found, "connect");
+    }
+    conn_ = pool_->acquire();
+    reused_ = conn_->connected;
+    if (reused_) return do_upstream_write();
+    do_connect();
+}
+
+void ProxySession::do_connect() {
+    conn_->stream.expires_after(state_.config.connect_timeout);
+    conn_->stream.async_connect(pool_->endpoint(),
+                                beast::bind_front_handler(&ProxySession::on_connect,
+                                                          shared_from_this()));
+}
+
+void ProxySession::on_connect(beast::error_code ec) {
+    if (ec) return on_upstream_failure(ec, "connect");
+    conn_->connected = true;
+    conn_->peer = pool_->endpoint();
+    conn_->stream.socket().set_option(tcp::no_delay(true), ec);
+    do_upstream_write();
+}
+
+void ProxySession::do_upstream_write() {
+    // One deadline for the whole exchange: the write and the read after it.
+    conn_->stream.expires_after(state_.config.upstream_timeout);
+    http::async_write(conn_->stream, req_,
+                      beast::bind_front_handler(&ProxySession::on_upstream_write,
+                                                shared_from_this()));
+}
+
+void ProxySession::on_upstream_write(beast::error_code ec, std::size_t) {
+    if (ec) return on_upstream_failure(ec, "write");
+    do_upstream_read();
+}
+
+void ProxySession::do_upstream_read() {
+    up_parser_.emplace();
+    up_parser_->header_limit(max_upstream_header);
+    up_parser_->body_limit(max_upstream_body);
+    if (head_) up_parser_->skip(true);  // RFC 9110 §9.3.2: no body follows
+    http::async_read(conn_->stream, conn_->buffer, *up_parser_,
+                     beast::bind_front_handler(&ProxySession::on_upstream_read,
+                                               shared_from_this()));
+}
+
+void ProxySession::on_upstream_read(beast::error_code ec, std::size_t) {
+    if (ec) return on_upstream_failure(ec, "read");
+    const auto status = up_parser_->get().result_int();
+    if (status >= 100 && status < 200 && status != 101) return do_upstream_read();  // interim
+    on_upstream_response();
+}
+
+void ProxySession::end_try() noexcept {
+    if (!in_flight_) return;
+    in_flight_ = false;
+    pool_->counters().in_flight.fetch_sub(1, std::memory_order_relaxed);
+    state_.total_in_flight.fetch_sub(1, std::memory_order_relaxed);
+}
+
+void ProxySession::on_upstream_failure(beast::error_code ec, const char* what) {
+    const bool connect = what[0] == 'c';
+    if (conn_) {
+        beast::error_code ignored;
+        conn_->stream.socket().close(ignored);
+        // A kept-alive connection that the replica closed while it sat idle
+        // fails on first use: that says nothing about the replica, so the
+        // same request gets one fresh connection to it before anything else.
+        const bool stale = reused_ && ec != beast::error::timeout && !is_http_error(ec) &&
+                           (idempotent_ || std::string_view(what) == "write");
+        if (stale) {
+            conn_ = std::make_unique<UpstreamConnection>(worker_.ioc());
+            reused_ = false;
+            return do_connect();
+        }
+        conn_.reset();
+    }
+    up_parser_.reset();
+    end_try();
+    timed_out_ = ec == beast::error::timeout;
+    WorkerStats::bump(worker_.stats().upstream_failures);
+    pool_->counters().failures.fetch_add(1, std::memory_order_relaxed);
+    // A replica that answers garbage is alive; the heartbeat engine only
+    // hears of refused, reset and timed-out connections (SPEC §4).
+    if (!is_http_error(ec)) state_.report_failure(pool_->id());
+    // A request that never reached a replica can go anywhere; one that may
+    // have been processed is retried only when repeating it is harmless.
+    if ((connect || idempotent_) && attempt_ + 1 < n_tries_ && !closed_) {
+        ++attempt_;
+        WorkerStats::bump(worker_.stats().retries);
+        return do_try();
+    }
+    const std::string hostname = pool_->hostname();
+    routes_.reset();
+    pool_ = nullptr;
+    if (timed_out_) {
+        return send_error(504, "replica '" + hostname + "' did not answer in time (" + what + ")");
+    }
+    send_error(502, "replica '" + hostname + "' failed (" + what + "): " + ec.message() +
+                        (n_tries_ > 1 ? "; every other replica tried failed too" : ""));
+}
+
+void ProxySession::on_upstream_response() {
+    end_try();
+    pool_->counters().requests.fetch_add(1, std::memory_order_relaxed);
+    WorkerStats::bump(worker_.stats().proxied);
+    if (up_parser_->keep_alive()) {
+        const auto peer = conn_->peer;
+        pool_->release(std::move(conn_), peer);
+    } else {
+        beast::error_code ignored;
+        conn_->stream.socket().close(ignored);
+        conn_.reset();
+    }
+    res_ = up_parser_->release();
+    up_parser_.reset();
+    if (res_.result() == http::status::not_found) {
+        // SPEC §3: a path no replica knows is the client's error.
+        const std::string path(KeySource::path_of(req_.target()));
+        res_ = Response(http::status::bad_request, client_version_);
+        res_.set(http::field::content_type, "application/json");
+        res_.body() = AdminApi::error_body("'" + path + "' endpoint does not exist in server replicas");
+        res_.prepare_payload();
+    } else {
+        strip_hop_by_hop(res_);
+        const unsigned status = res_.result_int();
+        const bool bodiless = head_ || status < 200 || status == 204 || status == 304;
+        if (!bodiless) {
+            res_.erase(http::field::transfer_encoding);  // the parser removed the chunking
+            res_.content_length(res_.body().size());
+        }
+    }
+    res_.set("X-Ringlb-Replica", pool_->hostname());
+    routes_.reset();
+    pool_ = nullptr;
+    res_.version(client_version_);
+    res_.keep_alive(client_keep_alive_ && !draining_);
+    do_write();
+}
+
+// ------------------------------------------------------------------- answers
+
+void ProxySession::send_error(unsigned status, std::string_view message, bool close) {
+    prepare_error(status, message, close);
+    do_write();
+}
+
+void ProxySession::prepare_error(unsigned status, std::string_view message, bool close) {
+    res_ = Response(static_cast<http::status>(status), 11);
+    res_.set(http::field::content_type, "application/json");
+    res_.body() = AdminApi::error_body(message);
+    res_.prepare_payload();
+    close_after_ = close;
+    res_.keep_alive(!close && req_.keep_alive() && !draining_);
+    if (close) res_.keep_alive(false);
+    if (status >= 500) WorkerStats::bump(worker_.stats().errors);
+}
+
+void ProxySession::do_write() {
+    if (closed_) return;
+    client_.expires_after(state_.config.idle_timeout);
+    http::async_write(client_, res_,
+                      beast::bind_front_handler(&ProxySession::on_write, shared_from_this()));
+}
+
+void ProxySession::on_write(beast::error_code ec, std::size_t) {
+    WorkerStats::bump(worker_.stats().requests);
+    busy_ = false;
+    if (ec) return fail(ec, "write");
+    if (close_after_) return do_linger();
+    if (!res_.keep_alive() || draining_) return close();
+    do_wait_request();
+}
+
+void ProxySession::do_linger() {
+    beast::error_code ec;
+    client_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    if (!linger_buf_) {
+        linger_buf_ = std::make_unique<std::array<char, 4096>>();
+        scratch_.clear();
+        client_.expires_after(linger_time);
+        linger_left_ = linger_bytes;
+    }
+    client_.async_read_some(asio::buffer(*linger_buf_),
+                            beast::bind_front_handler(&ProxySession::on_linger, shared_from_this()));
+}
+
+void ProxySession::on_linger(beast::error_code ec, std::size_t n) {
+    if (ec || n >= linger_left_) return close();
+    linger_left_ -= n;
+    do_linger();
+}
+
+void ProxySession::fail(beast::error_code ec, const char* what) {
+    // Client-side network errors (reset, broken pipe, timeout) end the
+    // connection; there is no one left to answer.
+    (void)ec;
+    (void)what;
+    close();
+}
+
+}  // namespace ringlb

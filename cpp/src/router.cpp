@@ -1,0 +1,228 @@
+#include "ringlb/router.hpp"
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/write.hpp>
+
+#include <future>
+#include <optional>
+#include <stdexcept>
+#include <system_error>
+#include <thread>
+
+#include "ringlb/io_worker.hpp"
+#include "ringlb/proxy_session.hpp"
+#include "ringlb/router_state.hpp"
+
+namespace ringlb {
+namespace {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+
+// What a client past the connection cap reads before its connection closes.
+constexpr std::string_view over_capacity_response =
+    "HTTP/1.1 503 Service Unavailable\r\n"
+    "Content-Type: application/json\r\n"
+    "Content-Length: 81\r\n"
+    "Connection: close\r\n"
+    "\r\n"
+    R"({"message": "<Error> too many connections: try again later", "status": "failure"})";
+static_assert(over_capacity_response.size() - over_capacity_response.find("\r\n\r\n") - 4 == 81);
+
+// Runs `fn` on `ioc`'s thread and waits for it. Precondition: that thread runs
+// and is not the caller.
+template <class Fn>
+void run_on(asio::io_context& ioc, Fn fn) {
+    std::promise<void> done;
+    asio::post(ioc, [&] {
+        fn();
+        done.set_value();
+    });
+    done.get_future().wait();
+}
+
+}  // namespace
+
+struct Router::Impl {
+    explicit Impl(RouterConfig config) : state(std::move(config)) {
+        workers.reserve(state.threads);
+        for (unsigned i = 0; i < state.threads; ++i) {
+            workers.push_back(std::make_unique<IoWorker>(state, i));
+        }
+    }
+
+    void do_accept();
+    void on_accept(const boost::system::error_code& ec, tcp::socket socket, IoWorker* owner);
+    bool on_io_thread() const noexcept {
+        for (const auto& w : workers) {
+            if (w->on_thread()) return true;
+        }
+        return false;
+    }
+
+    // Declared first, destroyed last: every worker and session refers to it.
+    RouterState state;
+    std::vector<std::unique_ptr<IoWorker>> workers;
+    std::optional<tcp::acceptor> acceptor;  // on workers[0]; touched on its thread once running
+    std::optional<asio::steady_timer> accept_retry;
+    std::size_t next_worker = 0;             // the acceptor's thread only
+    std::mutex lifecycle;                    // start() / stop()
+    std::atomic<bool> running{false};
+    std::atomic<std::uint16_t> port{0};
+};
+
+void Router::Impl::do_accept() {
+    // Each connection goes to the next worker in turn and lives there.
+    IoWorker* owner = workers[next_worker].get();
+    next_worker = (next_worker + 1) % workers.size();
+    acceptor->async_accept(owner->ioc(),
+                           [this, owner](const boost::system::error_code& ec, tcp::socket s) {
+                               on_accept(ec, std::move(s), owner);
+                           });
+}
+
+void Router::Impl::on_accept(const boost::system::error_code& ec, tcp::socket socket,
+                             IoWorker* owner) {
+    if (ec == asio::error::operation_aborted || !acceptor->is_open()) return;
+    if (ec) {
+        // Out of file descriptors and the like: try again shortly rather than spin.
+        accept_retry->expires_after(std::chrono::milliseconds(50));
+        accept_retry->async_wait([this](const boost::system::error_code& e) {
+            if (!e && acceptor->is_open()) do_accept();
+        });
+        return;
+    }
+    if (state.connections.load(std::memory_order_relaxed) >= state.config.max_connections) {
+        auto s = std::make_shared<tcp::socket>(std::move(socket));
+        asio::async_write(*s, asio::buffer(over_capacity_response),
+                          [s](const boost::system::error_code&, std::size_t) {
+                              boost::system::error_code ignored;
+                              s->shutdown(tcp::socket::shutdown_both, ignored);
+                              s->close(ignored);
+                          });
+    } else {
+        state.connections.fetch_add(1, std::memory_order_relaxed);
+        // The socket belongs to its worker's io_context; the session is made there.
+        asio::post(owner->ioc(), [owner, s = std::move(socket)]() mutable {
+            std::make_shared<ProxySession>(*owner, std::move(s))->run();
+        });
+    }
+    do_accept();
+}
+
+Router::Router(RouterConfig config) : impl_(std::make_unique<Impl>(std::move(config))) {}
+
+Router::~Router() {
+    try {
+        stop();
+    } catch (...) {
+        // stop() only throws when called from a router thread; nothing to do then.
+    }
+}
+
+void Router::start() {
+    std::lock_guard lock(impl_->lifecycle);
+    if (impl_->running) throw std::logic_error("the router is already running");
+    auto& st = impl_->state;
+    auto& first = impl_->workers.front()->ioc();
+    tcp::acceptor acceptor(first);
+    const tcp::endpoint endpoint(st.address, st.config.port);
+    boost::system::error_code ec;
+    acceptor.open(endpoint.protocol(), ec);
+    if (!ec) acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec) acceptor.bind(endpoint, ec);
+    if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) {
+        throw std::system_error(ec, "cannot listen on " + st.config.host + ":" +
+                                        std::to_string(st.config.port));
+    }
+    impl_->port = acceptor.local_endpoint().port();
+    impl_->acceptor.emplace(std::move(acceptor));
+    impl_->accept_retry.emplace(first);
+    impl_->next_worker = 0;
+    st.draining = false;
+    st.control.start();
+    for (auto& w : impl_->workers) w->start();
+    asio::post(first, [impl = impl_.get()] { impl->do_accept(); });
+    impl_->running = true;
+}
+
+void Router::stop() {
+    std::lock_guard lock(impl_->lifecycle);
+    if (!impl_->running) return;
+    if (impl_->on_io_thread() || impl_->state.control.on_worker_thread()) {
+        throw std::logic_error("Router::stop() cannot run on one of the router's own threads");
+    }
+    auto& st = impl_->state;
+    auto& workers = impl_->workers;
+    // 1. No new connections.
+    run_on(workers.front()->ioc(), [impl = impl_.get()] {
+        boost::system::error_code ignored;
+        impl->acceptor->close(ignored);
+        impl->accept_retry->cancel();
+    });
+    // 2. Idle connections close now; busy ones after their response.
+    st.draining = true;
+    for (auto& w : workers) run_on(w->ioc(), [&w] { w->drain_sessions(); });
+    // 3. Wait for the requests in flight, as long as an upstream answer may take.
+    const auto deadline = std::chrono::steady_clock::now() + st.config.upstream_timeout +
+                          st.config.connect_timeout + std::chrono::milliseconds(200);
+    while (st.connections.load() > 0 && std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    for (auto& w : workers) run_on(w->ioc(), [&w] { w->close_sessions(); });
+    // 4. Join the I/O threads, then the control worker (its queued jobs are
+    // dropped here, after no I/O thread can touch their sessions).
+    for (auto& w : workers) w->join();
+    st.control.stop();
+    for (auto& w : workers) w->clear_pools();
+    impl_->acceptor.reset();
+    impl_->accept_retry.reset();
+    impl_->running = false;
+}
+
+bool Router::running() const noexcept { return impl_->running.load(); }
+
+std::uint16_t Router::port() const noexcept { return impl_->port.load(); }
+
+const RouterConfig& Router::config() const noexcept { return impl_->state.config; }
+
+ReplicaSet& Router::replicas() noexcept { return impl_->state.replicas; }
+
+boost::asio::any_io_executor Router::executor() noexcept {
+    return impl_->workers.front()->ioc().get_executor();
+}
+
+void Router::set_control_handler(ControlHandler handler) {
+    impl_->state.set_control_handler(std::move(handler));
+}
+
+void Router::set_failure_listener(FailureListener listener) {
+    impl_->state.set_failure_listener(std::move(listener));
+}
+
+RouterStats Router::stats() const noexcept {
+    RouterStats s;
+    for (const auto& w : impl_->workers) {
+        auto& ws = w->stats();
+        s.requests += ws.requests.load(std::memory_order_relaxed);
+        s.proxied += ws.proxied.load(std::memory_order_relaxed);
+        s.retries += ws.retries.load(std::memory_order_relaxed);
+        s.upstream_failures += ws.upstream_failures.load(std::memory_order_relaxed);
+        s.errors += ws.errors.load(std::memory_order_relaxed);
+    }
+    s.active_connections = impl_->state.connections.load(std::memory_order_relaxed);
+    return s;
+}
+
+std::vector<ReplicaStats> Router::replica_stats() const {
+    std::vector<ReplicaStats> out;
+    for (auto& c : impl_->state.replica_counts()) {
+        out.push_back({c.id, std::move(c.hostname), c.serving, c.requests, c.in_flight, c.failures});
+    }
+    return out;
+}
+
+}  // namespace ringlb
