@@ -417,10 +417,13 @@ class Launcher:
                 raise _error("the load balancer is shutting down", 503)
             if op == "add":
                 self._add(hostnames)
-            elif op == "remove":
-                self._remove(hostnames)
-            else:
+                return
+            if op != "remove":
                 raise _error(f"unknown control operation {op!r}")
+            removed = self._remove(hostnames)
+        # Stopped outside the lock: they are off the ring and unregistered, and a
+        # graceful stop takes a while that replacements of dead replicas must not wait.
+        self._stop_replicas(removed, graceful=True, kind="removed")
 
     def _add(self, hostnames: list[str]) -> None:
         for h in hostnames:
@@ -450,7 +453,8 @@ class Launcher:
         for r in started:
             self._event("added", r.id, r.hostname, f"{r.host}:{r.port}")
 
-    def _remove(self, hostnames: list[str]) -> None:
+    def _remove(self, hostnames: list[str]) -> list[ReplicaInfo]:
+        """Unregister the replicas; returns those the backend runs, for the caller to stop."""
         registered = {r["hostname"]: r for r in self.router.replicas()}
         missing = [h for h in hostnames if h not in registered]
         if missing:
@@ -467,7 +471,7 @@ class Launcher:
                 infos.append(managed[h])
             else:  # registered but not running (a replacement that failed)
                 self._event("removed", registered[h]["id"], h)
-        self._stop_replicas(infos, graceful=True, kind="removed")
+        return infos
 
     # -- health: replacing dead replicas -------------------------------------------------------
 

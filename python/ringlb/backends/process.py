@@ -40,11 +40,24 @@ def state_root() -> Path:
     return Path(tempfile.gettempdir()) / f"ringlb-{os.getuid()}"
 
 
+# Every replica child of this Python process, by PID: a backend that adopts a
+# replica started by another backend of the same process (a launcher restarted
+# in-process, tests) reaps it through the original Popen instead of leaving a
+# zombie behind.
+_children: dict[int, subprocess.Popen[bytes]] = {}
+_children_lock = threading.Lock()
+
+
+def _child(pid: int) -> subprocess.Popen[bytes] | None:
+    with _children_lock:
+        return _children.get(pid)
+
+
 @dataclass
 class _Replica:
     info: ReplicaInfo
     pid: int
-    proc: subprocess.Popen[bytes] | None  # None for an adopted (not our child) process
+    proc: subprocess.Popen[bytes] | None  # None for an adopted process that is not our child
 
 
 def _pid_alive(pid: int) -> bool:
@@ -146,6 +159,8 @@ class ProcessBackend(Backend):
             except OSError as e:
                 self._forget_files(hostname)
                 raise BackendError(f"cannot start replica '{hostname}': {e}") from e
+        with _children_lock:
+            _children[proc.pid] = proc
         port = self._read_port(proc, out)
         if port is None:
             self._terminate(proc.pid, proc, force=True)
@@ -187,6 +202,8 @@ class ProcessBackend(Backend):
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+            with _children_lock:
+                _children.pop(pid, None)
             return
         deadline = time.monotonic() + self.stop_timeout
         while _pid_alive(pid):
@@ -220,6 +237,8 @@ class ProcessBackend(Backend):
             return
         if replica.proc is not None:
             replica.proc.wait()  # reap at once: SIGKILL cannot be ignored
+            with _children_lock:
+                _children.pop(replica.pid, None)
 
     def alive(self, hostname: str) -> bool:
         with self._lock:
@@ -257,7 +276,7 @@ class ProcessBackend(Backend):
             if ours and server_id not in seen_ids and heartbeat_ok(_HOST, port):
                 info = ReplicaInfo(server_id, hostname, _HOST, port, str(pid))
                 with self._lock:
-                    self._replicas[hostname] = _Replica(info, pid, None)
+                    self._replicas[hostname] = _Replica(info, pid, _child(pid))
                 seen_ids.add(server_id)
                 adopted.append(info)
                 log.info("adopted replica %s (id %d, pid %d, port %d)", hostname, server_id, pid,
@@ -265,7 +284,7 @@ class ProcessBackend(Backend):
                 continue
             if ours:  # running but unhealthy or a duplicate id: remove, do not leak
                 log.warning("removing leftover replica %s (pid %d)", hostname, pid)
-                self._terminate(pid, None, force=True)
+                self._terminate(pid, _child(pid), force=True)
             self._forget_files(hostname)
         return sorted(adopted, key=lambda r: r.id)
 
