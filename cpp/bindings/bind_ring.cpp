@@ -27,12 +27,15 @@ class PyRing {
 public:
     PyRing(std::optional<std::int64_t> slots, std::optional<std::int64_t> virtual_nodes,
            const std::string& scheme, const std::string& probing) {
-        // None (or 0) means the scheme's default; make_ring checks the rest.
-        if (slots && (*slots < 0 || *slots > 0x7fffffff)) {
-            throw std::invalid_argument("slots must be between 1 and 2147483647");
+        // None means the scheme's default (RingOptions' 0); make_ring checks
+        // what each scheme accepts.
+        if (slots && (*slots < 1 || *slots > 0x7fffffff)) {
+            throw std::invalid_argument(
+                "slots must be between 1 and 2147483647, or None for the scheme's default");
         }
-        if (virtual_nodes && (*virtual_nodes < 0 || *virtual_nodes > 0x7fffffff)) {
-            throw std::invalid_argument("virtual_nodes must be between 1 and 2147483647");
+        if (virtual_nodes && (*virtual_nodes < 1 || *virtual_nodes > 0x7fffffff)) {
+            throw std::invalid_argument(
+                "virtual_nodes must be between 1 and 2147483647, or None for the scheme's default");
         }
         RingOptions o;
         o.slots = static_cast<std::uint32_t>(slots.value_or(0));
@@ -90,6 +93,21 @@ public:
             py::gil_scoped_release release;
             const auto& members = ring->members();
             for (std::size_t k = 0; k < n; ++k) res[k] = members[ring->lookup(in[k])].id;
+        }
+        return out;
+    }
+
+    py::array_t<std::uint64_t> slot_of_many(
+        const py::array_t<std::uint64_t, py::array::c_style | py::array::forcecast>& ids) const {
+        if (ids.ndim() != 1) throw std::invalid_argument("request ids must be a 1-d array");
+        const auto n = static_cast<std::size_t>(ids.shape(0));
+        py::array_t<std::uint64_t> out(static_cast<py::ssize_t>(n));
+        const std::uint64_t* in = ids.data();
+        std::uint64_t* res = out.mutable_data();
+        auto ring = ring_;
+        {
+            py::gil_scoped_release release;
+            for (std::size_t k = 0; k < n; ++k) res[k] = ring->slot_of(in[k]);
         }
         return out;
     }
@@ -153,7 +171,7 @@ H(i) = i^2 + 2i + 17 and Phi(i, j) = i^2 + j^2 + 2j + 25 (mod 512), linear
 probing. Each add/remove builds a new immutable ring, as the router does.
 
 Schemes (ring_schemes() lists them) and what slots / virtual_nodes mean;
-None or 0 means the scheme's default:
+None means the scheme's default:
 
 - slot schemes "assignment", "linear", "splitmix64", "xxh3": slots = M
   (default 512), virtual_nodes = K (default floor(log2 M)); at most M // K
@@ -194,6 +212,14 @@ None or 0 means the scheme's default:
         .def("slot_of",
              [](const PyRing& r, const py::int_& id) { return r.ring_->slot_of(to_request_id(id)); },
              py::arg("request_id"), "The slot that H maps request_id to.")
+        .def("slot_of_many", &PyRing::slot_of_many, py::arg("request_ids"),
+             "The slot of each of many request ids (a uint64 numpy array); runs without "
+             "the GIL. For ketama the slot is the 64-bit position on the circle, for "
+             "maglev the table entry.")
+        .def("copy", [](const PyRing& r) { return PyRing(r); },
+             "An independent handle on the same immutable ring: adding to or removing "
+             "from one does not change the other. O(1).")
+        .def("__copy__", [](const PyRing& r) { return PyRing(r); })
         .def("slot_table", [](const PyRing& r) { return r.hostnames_of(r.ring_->slot_owners()); },
              "For each slot, the hostname of the virtual server placed there, or None.")
         .def("slot_ids", [](const PyRing& r) { return r.ids_of(r.ring_->slot_owners()); },

@@ -27,7 +27,7 @@ std::uint32_t smallest_free(const std::set<std::uint32_t>& used) {
 
 }  // namespace
 
-ReplicaSet::ReplicaSet(const RingOptions& options) : options_(options) {
+ReplicaSet::ReplicaSet(const RingOptions& options) : options_(resolve_ring_options(options)) {
     std::lock_guard lock(mutex_);
     publish(make_ring(options_), {});
 }

@@ -26,12 +26,27 @@ class Ring:
     The defaults are the assignment's: 512 slots, 9 virtual servers per replica,
     H(i) = i^2 + 2i + 17 and Phi(i, j) = i^2 + j^2 + 2j + 25 (mod 512), linear
     probing. Each add/remove builds a new immutable ring, as the router does.
+    
+    Schemes (ring_schemes() lists them) and what slots / virtual_nodes mean;
+    None means the scheme's default:
+    
+    - slot schemes "assignment", "linear", "splitmix64", "xxh3": slots = M
+      (default 512), virtual_nodes = K (default floor(log2 M)); at most M // K
+      replicas.
+    - "ketama", "ketama-xxh3": a 64-bit circle; virtual_nodes = points per
+      replica (default 2048, chosen from bench/quality.py); slots must be None.
+      Keys move only to an added / from a removed replica.
+    - "maglev": Maglev hashing; slots = the lookup table size, a prime (default
+      65537); virtual_nodes must be None. Near-perfect balance and O(1) lookup; a
+      membership change may move a small fraction of keys between other replicas.
     """
     def __contains__(self, arg0: str) -> bool:
         ...
-    def __init__(self, slots: typing.SupportsInt | typing.SupportsIndex = 512, virtual_nodes: typing.SupportsInt | typing.SupportsIndex = 9, scheme: str = 'assignment', probing: str = 'linear') -> None:
+    def __copy__(self) -> Ring:
+        ...
+    def __init__(self, slots: typing.SupportsInt | typing.SupportsIndex | None = None, virtual_nodes: typing.SupportsInt | typing.SupportsIndex | None = None, scheme: str = 'assignment', probing: str = 'linear') -> None:
         """
-        Raises ValueError for an unknown scheme or probing, or out-of-range sizes.
+        Raises ValueError for an unknown scheme or probing, or sizes the scheme cannot use (the message names the field).
         """
     def __len__(self) -> int:
         ...
@@ -44,6 +59,10 @@ class Ring:
     def candidates(self, request_id: int, n: typing.SupportsInt | typing.SupportsIndex) -> list[str]:
         """
         Up to n distinct hostnames in retry order: the owner, then clockwise.
+        """
+    def copy(self) -> Ring:
+        """
+        An independent handle on the same immutable ring: adding to or removing from one does not change the other. O(1).
         """
     def lookup(self, request_id: int) -> str:
         """
@@ -73,6 +92,10 @@ class Ring:
         """
         The slot that H maps request_id to.
         """
+    def slot_of_many(self, request_ids: typing.Annotated[numpy.typing.ArrayLike, numpy.uint64]) -> numpy.typing.NDArray[numpy.uint64]:
+        """
+        The slot of each of many request ids (a uint64 numpy array); runs without the GIL. For ketama the slot is the 64-bit position on the circle, for maglev the table entry.
+        """
     def slot_table(self) -> list[str | None]:
         """
         For each slot, the hostname of the virtual server placed there, or None.
@@ -80,6 +103,11 @@ class Ring:
     def stats(self) -> dict:
         """
         Occupied slots and bytes held by the ring's tables.
+        """
+    @property
+    def max_members(self) -> int:
+        """
+        The most replicas this ring can hold (M // K for slot schemes, M for maglev).
         """
     @property
     def members(self) -> list[tuple[int, str]]:

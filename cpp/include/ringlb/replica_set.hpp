@@ -79,6 +79,7 @@ public:
     // The smallest id that no registered replica uses.
     std::uint32_t next_free_id() const;
 
+    // The ring options with the scheme defaults filled in (resolve_ring_options).
     const RingOptions& options() const noexcept { return options_; }
 
 private:
