@@ -99,9 +99,11 @@ def load_stats(counts: Mapping[str, int]) -> dict[str, float]:
 
 @dataclass(frozen=True)
 class Record:
-    """One request: when it finished (``time.monotonic()``), how long it took (s),
-    the replica that answered (None if none did) and its outcome ("ok" or an error kind)."""
+    """One request: its position in the run (``ids[index]`` when ids were given), when it
+    finished (``time.monotonic()``), how long it took (s), the replica that answered (None if
+    none did) and its outcome ("ok" or an error kind)."""
 
+    index: int
     finished: float
     latency: float
     replica: str | None
@@ -286,9 +288,9 @@ async def drive(
     bar = tqdm(total=requests, desc=desc or path, disable=not progress, mininterval=0.5,
                unit="req", leave=True)
 
-    def note(start: float, replica: str | None, outcome: str) -> None:
+    def note(k: int, start: float, replica: str | None, outcome: str) -> None:
         now = time.monotonic()
-        records.append(Record(now, now - start, replica, outcome))
+        records.append(Record(k, now, now - start, replica, outcome))
         if outcome == "ok":
             assert replica is not None
             counts[replica] = counts.get(replica, 0) + 1
@@ -297,23 +299,23 @@ async def drive(
             errors[outcome] = errors.get(outcome, 0) + 1
         bar.update(1)
 
-    async def one(session: aiohttp.ClientSession, target: str) -> None:
+    async def one(session: aiohttp.ClientSession, k: int, target: str) -> None:
         start = time.monotonic()
         try:
             async with session.get(target) as resp:
                 await resp.read()
                 replica = resp.headers.get(REPLICA_HEADER)
                 if resp.status >= 300:
-                    note(start, replica, f"http_{resp.status}")
+                    note(k, start, replica, f"http_{resp.status}")
                 elif not replica:
-                    note(start, None, "no_replica_header")
+                    note(k, start, None, "no_replica_header")
                 else:
-                    note(start, replica, "ok")
+                    note(k, start, replica, "ok")
         except asyncio.CancelledError:
-            note(start, None, "cancelled")
+            note(k, start, None, "cancelled")
             raise
         except Exception as exc:  # noqa: BLE001 - every failure is data here, counted by kind
-            note(start, None, _error_kind(exc))
+            note(k, start, None, _error_kind(exc))
         finally:
             sem.release()
 
@@ -337,7 +339,7 @@ async def drive(
                 except asyncio.TimeoutError:
                     break
                 target = base if ids is None else f"{base}{sep}{id_param}={int(ids[k])}"
-                task = asyncio.create_task(one(session, target))
+                task = asyncio.create_task(one(session, k, target))
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
                 sent += 1
