@@ -244,6 +244,7 @@ async def drive(
     path: str = "/home",
     ids: Sequence[int] | None = None,
     id_param: str = "id",
+    id_header: str | None = None,
     concurrency: int = 64,
     rate: float | None = None,
     timeout: float = 5.0,
@@ -258,7 +259,9 @@ async def drive(
     ``max_seconds > 0``, ``rate`` None or > 0; otherwise ValueError. With
     ``ids``, request k carries ``?<id_param>=<ids[k]>`` (a router run with
     ``key="query:id"`` then routes exactly those request ids, so several runs
-    see the same requests); ``ids`` must have at least ``requests`` items.
+    see the same requests); with ``id_header`` as well, the id goes in that
+    request header instead (for ``key="header:NAME"``). ``ids`` must have at
+    least ``requests`` items.
     ``rate`` spaces the starts evenly (requests per second) so a run can span
     an event such as a replica's death. No request starts after ``max_seconds``
     (they count as ``not_sent``) and those still in flight then are abandoned
@@ -299,10 +302,11 @@ async def drive(
             errors[outcome] = errors.get(outcome, 0) + 1
         bar.update(1)
 
-    async def one(session: aiohttp.ClientSession, k: int, target: str) -> None:
+    async def one(session: aiohttp.ClientSession, k: int, target: str,
+                  headers: dict[str, str] | None) -> None:
         start = time.monotonic()
         try:
-            async with session.get(target) as resp:
+            async with session.get(target, headers=headers) as resp:
                 await resp.read()
                 replica = resp.headers.get(REPLICA_HEADER)
                 if resp.status >= 300:
@@ -338,8 +342,12 @@ async def drive(
                     await asyncio.wait_for(sem.acquire(), max(0.0, deadline - time.monotonic()))
                 except asyncio.TimeoutError:
                     break
-                target = base if ids is None else f"{base}{sep}{id_param}={int(ids[k])}"
-                task = asyncio.create_task(one(session, k, target))
+                target, headers = base, None
+                if ids is not None and id_header:
+                    headers = {id_header: str(int(ids[k]))}
+                elif ids is not None:
+                    target = f"{base}{sep}{id_param}={int(ids[k])}"
+                task = asyncio.create_task(one(session, k, target, headers))
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
                 sent += 1
