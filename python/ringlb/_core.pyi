@@ -6,7 +6,7 @@ import collections.abc
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['ControlError', 'Ring', 'RingEmptyError', 'RingFullError', 'RinglbError', 'Router', 'key_to_request_id', 'ring_schemes']
+__all__: list[str] = ['ControlError', 'HeartbeatEngine', 'Ring', 'RingEmptyError', 'RingFullError', 'RinglbError', 'Router', 'key_to_request_id', 'ring_schemes']
 class RinglbError(RuntimeError):
     """
     The root of the errors ringlb raises on purpose.
@@ -222,6 +222,63 @@ class Router:
         ...
     @property
     def threads(self) -> int:
+        ...
+class HeartbeatEngine:
+    """
+    Active and passive health checks of a router's replicas (SPEC section 4).
+    
+    Every registered replica's GET /heartbeat is polled every `interval` seconds on
+    a keep-alive connection; no 200 within `timeout` is a miss. A request the
+    router fails to forward (refused, reset, timed out) is a miss at once and
+    triggers an immediate probe. `fall` misses in a row make a replica "down": it
+    leaves the ring at once. `rise` successes in a row bring it back. A replica
+    with fewer than `fall` misses is "suspect" (still serving). The engine runs on
+    the router's I/O threads; the listener runs on a thread of its own.
+    """
+    def __init__(self, router: Router, interval: typing.SupportsFloat | typing.SupportsIndex = 0.2, timeout: typing.SupportsFloat | typing.SupportsIndex = 0.2, fall: typing.SupportsInt | typing.SupportsIndex = 2, rise: typing.SupportsInt | typing.SupportsIndex = 1) -> None:
+        """
+        Raises ValueError for interval/timeout outside 0.001..3600 s or fall/rise outside 1..1000. The engine keeps the router alive.
+        """
+    def __repr__(self) -> str:
+        ...
+    def on_failure(self, id: typing.SupportsInt | typing.SupportsIndex) -> None:
+        """
+        Report a passive failure of replica `id` (the router does this itself).
+        """
+    def refresh(self) -> None:
+        """
+        Re-read the router's replicas now (after set_endpoint, say) instead of at the next poll.
+        """
+    def set_listener(self, listener: typing.Any) -> None:
+        """
+        listener(id, hostname, old_state, new_state, detail) is called on the engine's notifier thread for every state change (states: 'up', 'suspect', 'down'); None removes it. Exceptions it raises are reported as unraisable and ignored.
+        """
+    def start(self) -> None:
+        """
+        Start probing the router's replicas (those registered later too) and count the router's forwarding failures. The probes run while the router runs. RuntimeError when called twice: an engine starts once.
+        """
+    def states(self) -> list:
+        """
+        Every tracked replica by ascending id: dicts of id, hostname, host, port, state, misses and successes (consecutive), latency (seconds of the last successful probe, or None), checks, passive_failures, last_error.
+        """
+    def stop(self) -> None:
+        """
+        Stop probing; no state changes and no listener call start after it returns. Idempotent; safe from the listener.
+        """
+    @property
+    def fall(self) -> int:
+        ...
+    @property
+    def interval(self) -> float:
+        ...
+    @property
+    def rise(self) -> int:
+        ...
+    @property
+    def running(self) -> bool:
+        ...
+    @property
+    def timeout(self) -> float:
         ...
 def key_to_request_id(key: str) -> int:
     """
