@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Literal
 
@@ -133,9 +134,11 @@ def loads(ring: Ring, ids: np.ndarray) -> np.ndarray:
     Raises RingEmptyError on an empty ring. With no ids, every load is 0.
     """
     owners = ring.lookup_many(ids)
-    order = [sid for sid, _ in ring.members]
-    counts = np.bincount(owners, minlength=max(order) + 1)
-    return counts[order]
+    # Server ids go up to 2**32 - 1: count by rank among the ids, not by id.
+    members = np.array([sid for sid, _ in ring.members], dtype=np.uint64)
+    ranked = np.sort(members)
+    counts = np.bincount(np.searchsorted(ranked, owners), minlength=ranked.size)
+    return counts[np.searchsorted(ranked, members)]
 
 
 def reachable_slots(scheme: str, ids: np.ndarray, slots: int | None = None) -> int:
@@ -226,7 +229,7 @@ def _removal_ids(replicas: int, removals: int | None) -> list[int]:
 def measure(
     scheme: str,
     replicas: int,
-    keys: int | np.ndarray = 1_000_000,
+    keys: int | np.ndarray | Sequence[int] = 1_000_000,
     *,
     key_kind: KeyKind = "64-bit",
     seed: int = 0,
@@ -234,28 +237,31 @@ def measure(
     virtual_nodes: int | None = None,
     probing: str = "linear",
     removals: int | None = None,
+    lookup_repeats: int = 3,
 ) -> Quality:
     """Balance, disruption and cost of ``scheme`` with ``replicas`` replicas.
 
     ``keys`` is a count of ids drawn by :func:`request_ids` (``key_kind``,
-    ``seed``) or a uint64 array of ids to use as they are. The replicas get
+    ``seed``) or the ids themselves (a uint64 array or a sequence of ints). The replicas get
     ids 1..N and hostnames S1..SN, as a fresh ``ringlb serve`` would. One
     replica (id N+1) is added, and ``removals`` replicas (default: all when
     N <= 8, else 8 spread over the ids) are removed one at a time from the
     N-replica ring. ``slots``, ``virtual_nodes`` and ``probing`` go to
-    :class:`ringlb.Ring` (None: the scheme's default).
+    :class:`ringlb.Ring` (None: the scheme's default). ``ns_per_lookup`` is the
+    best of ``lookup_repeats`` timed passes over the ids (the minimum is the
+    estimate least disturbed by other work on the machine).
 
     Raises ValueError for an unknown scheme or bad sizes, fewer than 1
     replica or no keys, and RingFullError when N + 1 replicas do not fit.
     """
     if replicas < 1:
         raise ValueError(f"replicas must be >= 1, got {replicas}")
-    if isinstance(keys, np.ndarray):
+    if isinstance(keys, (int, np.integer)):
+        ids = request_ids(key_kind, int(keys), seed)
+        kind = key_kind
+    else:
         ids = np.ascontiguousarray(keys, dtype=np.uint64)
         kind = "given"
-    else:
-        ids = request_ids(key_kind, keys, seed)
-        kind = key_kind
     if ids.ndim != 1 or ids.size == 0:
         raise ValueError("keys must be a positive count or a non-empty 1-d array")
 
@@ -267,7 +273,7 @@ def measure(
     counts = loads(ring, ids)
     mean = counts.mean()
     before = ring.lookup_many(ids)
-    ns = _time_lookup(ring, ids)
+    ns = _time_lookup(ring, ids, max(1, lookup_repeats))
     memory = int(ring.stats()["memory_bytes"])
 
     # One replica joins: keys may only move onto it.

@@ -193,6 +193,21 @@ def test_measure_given_ids_and_json() -> None:
     assert json.loads(json.dumps(q.as_dict()))["loads"] == list(q.loads)
 
 
+def test_loads_with_large_server_ids() -> None:
+    ring = ringlb.Ring(scheme="maglev")
+    ring.add("big", id=2**32 - 1)
+    ring.add("small", id=1)
+    counts = quality.loads(ring, np.arange(10_000, dtype=np.uint64))
+    assert counts.sum() == 10_000 and counts.size == 2
+    owners = ring.lookup_many(np.arange(10_000, dtype=np.uint64))
+    assert counts.tolist() == [int((owners == 2**32 - 1).sum()), int((owners == 1).sum())]
+
+
+def test_measure_accepts_a_list_of_ids() -> None:
+    q = quality.measure("ketama", 2, list(range(5000)), removals=1)
+    assert q.keys == 5000 and q.key_kind == "given"
+
+
 def test_measure_single_replica() -> None:
     q = quality.measure("ketama", 1, 10_000)
     assert q.max_over_mean == 1.0 and q.removals == 0 and math.isnan(q.moved_on_remove)
