@@ -35,7 +35,7 @@ public:
     PyHeartbeatEngine(std::shared_ptr<Router> router, double interval, double timeout,
                       std::int64_t fall, std::int64_t rise)
         : router_(std::move(router)) {
-        if (!router_) throw std::invalid_argument("router must not be None");
+        if (!router_) throw py::type_error("router must be a ringlb.Router, not None");
         HeartbeatConfig c;
         c.interval = millis_arg(interval, "interval");
         c.timeout = millis_arg(timeout, "timeout");

@@ -13,7 +13,8 @@ import logging
 import math
 import os
 import sys
-from typing import Optional, Sequence
+from collections.abc import Sequence
+from typing import Callable
 
 from ringlb.launcher import Launcher, LauncherConfig
 
@@ -30,7 +31,7 @@ def _positive_float(text: str) -> float:
     return value
 
 
-def _int_at_least(low: int):  # noqa: ANN202 - an argparse type factory
+def _int_at_least(low: int) -> Callable[[str], int]:
     def parse(text: str) -> int:
         try:
             value = int(text)
@@ -154,15 +155,15 @@ def _serve(args: argparse.Namespace) -> int:
         keep_replicas=args.keep_replicas, replica_threads=args.replica_threads,
         docker_memory=args.docker_memory, docker_cpus=args.docker_cpus,
         start_timeout=args.start_timeout, hostname_prefix=args.hostname_prefix)
+    def ready(lb: Launcher) -> None:
+        print(f"ringlb serving on {lb.url} with {lb.target} replicas ({lb.backend_name} "
+              f"backend, cluster {lb.cluster})", flush=True)
+
     try:
-        lb = Launcher(cfg)
-        lb.start()
+        Launcher(cfg).serve_forever(ready)
     except (ValueError, RuntimeError, OSError) as e:
         logging.getLogger("ringlb").error("cannot start: %s", e)
         return 1
-    print(f"ringlb serving on {lb.url} with {lb.target} replicas ({lb.backend_name} backend, "
-          f"cluster {lb.cluster})", flush=True)
-    lb.serve_forever()
     return 0
 
 
@@ -177,10 +178,15 @@ def _add_replica(sub: argparse._SubParsersAction) -> None:
 
 
 def _replica(args: argparse.Namespace) -> int:
+    return _exec_replica(args.argv)
+
+
+def _exec_replica(argv: Sequence[str]) -> int:
+    """Replace this process with ringlb-replica and `argv` (its flags go through untouched)."""
     from ringlb.paths import replica_binary
 
     binary = str(replica_binary())
-    os.execv(binary, [binary, *args.argv])
+    os.execv(binary, [binary, *argv])
     return 1  # not reached
 
 
@@ -250,8 +256,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `ringlb` command; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["replica"]:
+        # argparse would take the replica's own flags (--id, --port) for ours.
+        return _exec_replica(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     level = getattr(args, "log_level", "INFO")

@@ -31,7 +31,7 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 import ringlb
 from ringlb.backends import Backend, BackendError, ReplicaInfo, make_backend
@@ -61,7 +61,7 @@ class LauncherConfig:
     #: Label of this launcher's replicas; a launcher restarted with the same
     #: cluster adopts the replicas still running. None: "lb<port>", or a
     #: random name when port is 0.
-    cluster: Optional[str] = None
+    cluster: str | None = None
     heartbeat_interval: float = 0.2
     heartbeat_timeout: float = 0.2
     fall: int = 2
@@ -121,7 +121,7 @@ def _error(message: str, status: int = 500) -> Exception:
 class Launcher:
     """Runs a router, a heartbeat engine and N replicas; keeps N whole until stop()."""
 
-    def __init__(self, config: Optional[LauncherConfig] = None, **overrides: Any) -> None:
+    def __init__(self, config: LauncherConfig | None = None, **overrides: Any) -> None:
         cfg = dataclasses.replace(config or LauncherConfig(), **overrides)
         cfg.validate()
         self.config = cfg
@@ -133,12 +133,12 @@ class Launcher:
             self.cluster = f"lb-{uuid.uuid4().hex[:10]}"
         self.router: Any = None
         self.engine: Any = None
-        self.backend: Optional[Backend] = None
+        self.backend: Backend | None = None
         self._lock = threading.RLock()  # membership changes, one at a time
         self._events: collections.deque[dict[str, Any]] = collections.deque(maxlen=100_000)
         self._events_lock = threading.Lock()
         self._health: queue.Queue[tuple[int, str, str, str, str]] = queue.Queue()
-        self._supervisor: Optional[threading.Thread] = None
+        self._supervisor: threading.Thread | None = None
         self._stopping = threading.Event()
         self._target = 0
         # id -> monotonic time of the last replacement attempt (for retries).
@@ -177,7 +177,7 @@ class Launcher:
 
     # -- events ------------------------------------------------------------------------------
 
-    def _event(self, kind: str, server_id: Optional[int], hostname: Optional[str],
+    def _event(self, kind: str, server_id: int | None, hostname: str | None,
                detail: str = "") -> None:
         event = {"time": time.monotonic(), "kind": kind, "id": server_id, "hostname": hostname,
                  "detail": detail}
@@ -274,10 +274,12 @@ class Launcher:
                 backend.close()
         self._event("stopped", None, None, f"cluster {self.cluster}")
 
-    def serve_forever(self) -> None:
-        """Start if needed, then block until SIGINT or SIGTERM and stop gracefully.
+    def serve_forever(self, ready: Callable[[Launcher], None] | None = None) -> None:
+        """Start if needed, call `ready(self)`, block until SIGINT or SIGTERM, stop gracefully.
 
-        Call from the main thread (signal handlers can only be set there).
+        The handlers are in place before the replicas start, so a signal during
+        start-up still removes them. Call from the main thread (signal handlers
+        can only be set there). Exceptions of start() propagate after cleanup.
         """
         stop = threading.Event()
 
@@ -289,6 +291,8 @@ class Launcher:
         try:
             if not self._started:
                 self.start()
+            if ready is not None:
+                ready(self)
             while not stop.wait(0.5):
                 pass
         finally:
@@ -338,8 +342,9 @@ class Launcher:
         info = next((r for r in self.backend.list() if r.hostname == hostname), None)
         if info is None:
             raise KeyError(f"no replica named '{hostname}'")
-        self.backend.kill(hostname)
+        # Logged first, so that the event's time is the moment of the kill.
         self._event("killed", info.id, hostname, f"{self.backend.name} kill")
+        self.backend.kill(hostname)
 
     # -- replicas ----------------------------------------------------------------------------
 
@@ -370,8 +375,8 @@ class Launcher:
             return []
         assert self.backend is not None
         backend = self.backend
-        results: list[Optional[ReplicaInfo]] = [None] * len(todo)
-        failure: Optional[tuple[str, BaseException]] = None
+        results: list[ReplicaInfo | None] = [None] * len(todo)
+        failure: tuple[str, BaseException] | None = None
         with ThreadPoolExecutor(max_workers=min(4, len(todo)),
                                 thread_name_prefix="ringlb-start") as pool:
             futures = [pool.submit(backend.start, sid, name) for sid, name in todo]
@@ -389,7 +394,7 @@ class Launcher:
         return started
 
     def _stop_replicas(self, infos: list[ReplicaInfo], graceful: bool,
-                       kind: Optional[str]) -> None:
+                       kind: str | None) -> None:
         """Stop replicas in parallel; failures are logged as events, never raised."""
         if not infos:
             return
@@ -504,9 +509,7 @@ class Launcher:
         with self._lock:
             for server_id, since in list(self._replacing.items()):
                 s = states.get(server_id)
-                if s is None:
-                    self._replacing.pop(server_id, None)
-                elif s["state"] == "up":
+                if s is None or s["state"] == "up":
                     self._replacing.pop(server_id, None)
                 elif now - since > grace and not self._stopping.is_set():
                     self._replace(server_id, s["hostname"])
@@ -550,7 +553,7 @@ def cleanup(cluster: str, backend: str = "auto") -> int:
         for r in found:
             b.stop(r.hostname, graceful=False)
         extra = 0
-        remove_all: Optional[Callable[[], int]] = getattr(b, "remove_all", None)
+        remove_all: Callable[[], int] | None = getattr(b, "remove_all", None)
         if remove_all is not None:
             extra = remove_all()
         return len(found) + extra

@@ -142,7 +142,7 @@ class Backend(ABC):
         nothing leaks. Returns the adopted ones by ascending id.
         """
 
-    def close(self) -> None:  # noqa: B027 - optional hook
+    def close(self) -> None:
         """Release what the backend holds (not the replicas). Idempotent."""
 
     def __repr__(self) -> str:
