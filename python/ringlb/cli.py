@@ -102,9 +102,12 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     ring = p.add_argument_group("hash ring")
     ring.add_argument("--hash", dest="scheme", default=d.scheme,
                       help="hash scheme by name (see `ringlb schemes`): assignment, linear, ...")
-    ring.add_argument("--slots", type=_int_at_least(1), default=d.slots, help="M: slots on the ring")
+    ring.add_argument("--slots", type=_int_at_least(1), default=d.slots,
+                      help="M: slots on the ring (maglev: table size, a prime); "
+                           "None: the scheme's own (512; maglev 65537)")
     ring.add_argument("--virtual-nodes", type=_int_at_least(1), default=d.virtual_nodes,
-                      help="K: virtual servers per replica")
+                      help="K: virtual servers per replica (ketama: points per replica); "
+                           "None: the scheme's own (9; ketama 2048)")
     ring.add_argument("--probing", choices=("linear", "quadratic"), default=d.probing,
                       help="where a virtual server goes when its slot is taken")
 

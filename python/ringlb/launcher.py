@@ -54,8 +54,12 @@ class LauncherConfig:
     backend: str = "auto"
     scheme: str = "assignment"
     key: str = "random"
-    slots: int = 512
-    virtual_nodes: int = 9
+    #: M (slot schemes: slots, default 512; maglev: table size, default 65537).
+    #: None: the scheme's default.
+    slots: int | None = None
+    #: K (slot schemes: virtual servers per replica, default 9; ketama: points
+    #: per replica, default 2048). None: the scheme's default.
+    virtual_nodes: int | None = None
     probing: str = "linear"
     threads: int = 0
     #: Label of this launcher's replicas; a launcher restarted with the same
@@ -91,9 +95,12 @@ class LauncherConfig:
 
         need(isinstance(self.port, int) and 0 <= self.port <= 65535, "port must be in 0..65535")
         need(isinstance(self.replicas, int) and self.replicas >= 0, "replicas must be >= 0")
-        need(self.replicas <= self.slots // max(1, self.virtual_nodes),
-             f"replicas must be at most slots // virtual_nodes = "
-             f"{self.slots // max(1, self.virtual_nodes)}")
+        # The ring itself judges scheme, sizes and probing (ValueError names the field).
+        ring = ringlb.Ring(slots=self.slots, virtual_nodes=self.virtual_nodes, scheme=self.scheme,
+                           probing=self.probing)
+        need(self.replicas <= ring.max_members,
+             f"replicas must be at most {ring.max_members} with scheme {self.scheme!r} "
+             f"(the ring's capacity)")
         need(self.backend in ("auto", "process", "docker"),
              "backend must be auto, process or docker")
         need(self.threads >= 0, "threads must be >= 0")
