@@ -17,31 +17,11 @@ namespace py = pybind11;
 namespace ringlb::bindings {
 namespace {
 
-Probing parse_probing(const std::string& name) {
-    if (name == "linear") return Probing::linear;
-    if (name == "quadratic") return Probing::quadratic;
-    throw std::invalid_argument("probing must be 'linear' or 'quadratic', got '" + name + "'");
-}
-
 class PyRing {
 public:
     PyRing(std::optional<std::int64_t> slots, std::optional<std::int64_t> virtual_nodes,
            const std::string& scheme, const std::string& probing) {
-        // None means the scheme's default (RingOptions' 0); make_ring checks
-        // what each scheme accepts.
-        if (slots && (*slots < 1 || *slots > 0x7fffffff)) {
-            throw std::invalid_argument(
-                "slots must be between 1 and 2147483647, or None for the scheme's default");
-        }
-        if (virtual_nodes && (*virtual_nodes < 1 || *virtual_nodes > 0x7fffffff)) {
-            throw std::invalid_argument(
-                "virtual_nodes must be between 1 and 2147483647, or None for the scheme's default");
-        }
-        RingOptions o;
-        o.slots = static_cast<std::uint32_t>(slots.value_or(0));
-        o.virtual_nodes = static_cast<std::uint32_t>(virtual_nodes.value_or(0));
-        o.scheme = scheme;
-        o.probing = parse_probing(probing);
+        const RingOptions o = ring_options_arg(slots, virtual_nodes, scheme, probing);
         ring_ = make_ring(o);
     }
 
@@ -156,6 +136,27 @@ std::uint64_t to_request_id(const py::int_& value) {
 std::string probing_name(Probing p) { return p == Probing::linear ? "linear" : "quadratic"; }
 
 }  // namespace
+
+RingOptions ring_options_arg(std::optional<std::int64_t> slots,
+                             std::optional<std::int64_t> virtual_nodes, const std::string& scheme,
+                             const std::string& probing) {
+    if (slots && (*slots < 1 || *slots > 0x7fffffff)) {
+        throw std::invalid_argument(
+            "slots must be between 1 and 2147483647, or None for the scheme's default");
+    }
+    if (virtual_nodes && (*virtual_nodes < 1 || *virtual_nodes > 0x7fffffff)) {
+        throw std::invalid_argument(
+            "virtual_nodes must be between 1 and 2147483647, or None for the scheme's default");
+    }
+    RingOptions o;
+    o.slots = static_cast<std::uint32_t>(slots.value_or(0));
+    o.virtual_nodes = static_cast<std::uint32_t>(virtual_nodes.value_or(0));
+    o.scheme = scheme;
+    if (probing == "linear") o.probing = Probing::linear;
+    else if (probing == "quadratic") o.probing = Probing::quadratic;
+    else throw std::invalid_argument("probing must be 'linear' or 'quadratic', got '" + probing + "'");
+    return o;
+}
 
 void bind_ring(py::module_& m) {
     m.def("key_to_request_id", &key_to_request_id, py::arg("key"),

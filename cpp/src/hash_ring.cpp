@@ -90,7 +90,7 @@ RingOptions resolve_ring_options(const RingOptions& options) {
         if (o.slots != 0) {
             throw std::invalid_argument(
                 "slots does not apply to '" + o.scheme +
-                "' (a 64-bit circle); leave it 0 and set virtual_nodes, the points per replica");
+                "' (a 64-bit circle); leave it unset (0 or None) and set virtual_nodes, the points per replica");
         }
         require_linear_probing(o);
         if (o.virtual_nodes == 0) o.virtual_nodes = KetamaRing::kDefaultPoints;
@@ -104,7 +104,7 @@ RingOptions resolve_ring_options(const RingOptions& options) {
     if (o.scheme == MaglevRing::kSchemeName) {
         if (o.virtual_nodes != 0) {
             throw std::invalid_argument(
-                "virtual_nodes does not apply to 'maglev'; leave it 0 and set slots, the table size");
+                "virtual_nodes does not apply to 'maglev'; leave it unset (0 or None) and set slots, the table size");
         }
         require_linear_probing(o);
         if (o.slots == 0) o.slots = MaglevRing::kDefaultTableSize;
