@@ -129,6 +129,22 @@ def test_serve_three_replicas(proc_cluster: str) -> None:
     assert kinds(lb)[-4:] == ["removed"] * 3 + ["stopped"]
 
 
+@pytest.mark.parametrize("scheme", ["ketama", "maglev", "xxh3"])
+def test_serve_with_a_well_mixed_scheme_and_its_default_sizes(proc_cluster: str,
+                                                               scheme: str) -> None:
+    # ketama and maglev reject the slot ring's 512/9; unset sizes mean the scheme's own.
+    with Launcher(proc_config(proc_cluster, scheme=scheme, key="header:X-Id")) as lb:
+        assert rep(lb)["message"]["N"] == 3
+        ring = ringlb.Ring(scheme=scheme)
+        for r in lb.replicas():
+            ring.add(r["hostname"], id=r["id"])
+        with requests.Session() as s:
+            for i in range(100000, 100000 + 60 * 7919, 7919):
+                r = s.get(f"{lb.url}/home", headers={"X-Id": str(i)}, timeout=5)
+                assert r.status_code == 200
+                assert r.headers["X-Ringlb-Replica"] == ring.lookup(i)
+
+
 def test_sigkill_under_load_loses_no_request_and_n_is_whole_again(proc_cluster: str) -> None:
     with Launcher(proc_config(proc_cluster)) as lb:
         assert lb.wait_until_whole(3)
@@ -256,6 +272,8 @@ def test_restarted_launcher_adopts_the_running_replicas(proc_cluster: str) -> No
 
 def test_config_is_validated() -> None:
     for kw in ({"port": 70000}, {"replicas": -1}, {"replicas": 57}, {"backend": "podman"},
+               {"scheme": "nope"}, {"scheme": "maglev", "virtual_nodes": 9},
+               {"scheme": "ketama", "slots": 512}, {"probing": "cubic"},
                {"heartbeat_interval": 0}, {"heartbeat_timeout": float("inf")}, {"fall": 0},
                {"rise": 0}, {"retries": -1}, {"bounded_load": 0.5}, {"cluster": "a/b"},
                {"hostname_prefix": "bad prefix "}):
