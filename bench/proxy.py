@@ -5,6 +5,8 @@ Starts 3 `ringlb-replica` processes, then each proxy in turn in front of them,
 all configured alike: one thread/worker, consistent hashing on the query key
 `id`, keep-alive to the replicas. Every proxy is pinned to one core and wrk
 plus the replicas to the other (taskset), so that each proxy gets the same CPU.
+Besides wrk's numbers the table shows the proxy's own CPU time per request
+(user + system, from /proc): what each proxy spends to move one request.
 wrk sends GET /home?id=<random 6-digit id> (random_id.lua) with 64 and 256
 connections, for several rounds with the targets interleaved, and the table
 shows the median of the rounds: req/s, p50, p99, errors, and ringlb's req/s
@@ -48,6 +50,7 @@ class Run:
     p50_ms: float
     p99_ms: float
     errors: int
+    cpu_us: float  # proxy CPU time (user + system) per request, in microseconds
 
 
 @dataclass
@@ -60,6 +63,7 @@ class Summary:
     p50_ms: float
     p99_ms: float
     errors: int
+    cpu_us: float
     runs: list[float] = field(default_factory=list)
 
 
@@ -82,6 +86,28 @@ def wait_listening(port: int, proc: subprocess.Popen, timeout: float = 10.0) -> 
         except OSError:
             time.sleep(0.05)
     raise RuntimeError(f"nothing listens on port {port} after {timeout} s")
+
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of a process, its threads and its descendants."""
+    total = 0.0
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except FileNotFoundError:
+        return 0.0
+    for tid in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / _TICK
+            with open(f"/proc/{pid}/task/{tid}/children") as f:
+                total += sum(cpu_seconds(int(c)) for c in f.read().split())
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return total
 
 
 def stop(proc: subprocess.Popen) -> None:
@@ -116,11 +142,12 @@ def start_replicas(n: int, cpu: str) -> tuple[list[subprocess.Popen], list[int]]
     return procs, ports
 
 
-def start_ringlb(ports: list[int], cpu: str, threads: int) -> tuple[subprocess.Popen, int]:
+def start_ringlb(ports: list[int], cpu: str, threads: int,
+                 scheme: str = "xxh3") -> tuple[subprocess.Popen, int]:
     """ringlb's router in its own process pinned to `cpu` (see serve_ringlb)."""
     proc = subprocess.Popen(
         ["taskset", "-c", cpu, sys.executable, str(Path(__file__).resolve()), "--serve-ringlb",
-         ",".join(map(str, ports)), "--threads", str(threads)],
+         ",".join(map(str, ports)), "--threads", str(threads), "--scheme", scheme],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     line = proc.stdout.readline()
@@ -130,11 +157,12 @@ def start_ringlb(ports: list[int], cpu: str, threads: int) -> tuple[subprocess.P
     return proc, int(line)
 
 
-def serve_ringlb(ports: str, threads: int) -> None:
+def serve_ringlb(ports: str, threads: int, scheme: str) -> None:
     """Child mode: run a Router in front of the replicas until stdin closes."""
     import ringlb
 
-    router = ringlb.Router(host="127.0.0.1", port=0, threads=threads, key="query:id")
+    router = ringlb.Router(host="127.0.0.1", port=0, threads=threads, key="query:id",
+                           scheme=scheme)
     for i, port in enumerate(ports.split(","), start=1):
         router.add_replica(f"Server{i}", "127.0.0.1", int(port))
     router.start()
@@ -210,19 +238,22 @@ def summarize(runs: list[Run]) -> list[Summary]:
         out.append(Summary(target, conns, statistics.median(r.rps for r in rs),
                            statistics.median(r.p50_ms for r in rs),
                            statistics.median(r.p99_ms for r in rs),
-                           sum(r.errors for r in rs), [round(r.rps) for r in rs]))
+                           sum(r.errors for r in rs), statistics.median(r.cpu_us for r in rs),
+                           [round(r.rps) for r in rs]))
     return out
 
 
 def table(summaries: list[Summary]) -> str:
     by = {(s.target, s.connections): s for s in summaries}
-    lines = ["| target | conns | req/s (median) | p50 ms | p99 ms | errors | ringlb / target |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| target | conns | req/s (median) | p50 ms | p99 ms | errors | proxy CPU µs/req "
+             "| ringlb req/s ÷ target |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for s in summaries:
         ours = by.get(("ringlb", s.connections))
-        ratio = f"{ours.rps / s.rps:.2f}x" if ours and s.target != "ringlb" else ""
+        ratio = f"{ours.rps / s.rps:.2f}x" if ours and s.target not in ("ringlb", "direct") else ""
+        cpu = f"{s.cpu_us:.1f}" if s.target != "direct" else ""
         lines.append(f"| {s.target} | {s.connections} | {s.rps:,.0f} | {s.p50_ms:.2f} | "
-                     f"{s.p99_ms:.2f} | {s.errors} | {ratio} |")
+                     f"{s.p99_ms:.2f} | {s.errors} | {cpu} | {ratio} |")
     return "\n".join(lines)
 
 
@@ -237,12 +268,15 @@ def main() -> int:
     ap.add_argument("--load-cpu", default="1", help="CPU list for wrk and replicas (default 1)")
     ap.add_argument("--threads", type=int, default=1, help="ringlb I/O threads (default 1)")
     ap.add_argument("--wrk-threads", type=int, default=1, help="wrk threads (default 1)")
+    ap.add_argument("--scheme", default="xxh3",
+                    help="ringlb's hash scheme (default xxh3: well mixed, like the peers' hashes; "
+                         "the assignment's H(i) sends most ids to one replica)")
     ap.add_argument("--json", type=Path, help="also write the runs and summary here")
     ap.add_argument("--serve-ringlb", metavar="PORTS", help=argparse.SUPPRESS)
     args = ap.parse_args()
 
     if args.serve_ringlb:
-        serve_ringlb(args.serve_ringlb, args.threads)
+        serve_ringlb(args.serve_ringlb, args.threads, args.scheme)
         return 0
     for tool in ("taskset", "wrk"):
         if not shutil.which(tool):
@@ -260,7 +294,7 @@ def main() -> int:
         try:
             for t in targets:
                 if t == "ringlb":
-                    procs[t] = start_ringlb(ports, args.proxy_cpu, args.threads)
+                    procs[t] = start_ringlb(ports, args.proxy_cpu, args.threads, args.scheme)
                 elif t == "haproxy":
                     procs[t] = start_haproxy(ports, args.proxy_cpu, Path(tmp))
                 elif t == "nginx":
@@ -272,13 +306,17 @@ def main() -> int:
             for rnd in range(1, args.rounds + 1):
                 for c in conns:
                     for t in targets:
+                        proc = procs[t][0]
+                        cpu0 = cpu_seconds(proc.pid) if proc else 0.0
                         out = run_wrk(procs[t][1], c, args.duration, args.load_cpu,
                                       args.wrk_threads)
+                        cpu = cpu_seconds(proc.pid) - cpu0 if proc else 0.0
                         rps, p50, p99, errs = parse_wrk(out)
-                        runs.append(Run(t, c, rnd, rps, p50, p99, errs))
+                        cpu_us = cpu / max(1.0, rps * args.duration) * 1e6
+                        runs.append(Run(t, c, rnd, rps, p50, p99, errs, cpu_us))
                         print(f"round {rnd} -c{c:<4} {t:<8} {rps:>10,.0f} req/s  "
-                              f"p50 {p50:6.2f} ms  p99 {p99:6.2f} ms  errors {errs}",
-                              file=sys.stderr, flush=True)
+                              f"p50 {p50:6.2f} ms  p99 {p99:6.2f} ms  errors {errs}  "
+                              f"proxy CPU {cpu_us:5.1f} us/req", file=sys.stderr, flush=True)
         finally:
             for proc, _ in procs.values():
                 if proc is not None:
@@ -289,7 +327,8 @@ def main() -> int:
                 stop(p)
     summaries = summarize(runs)
     print(f"\n{args.rounds} rounds x {args.duration:g} s, proxy on CPU {args.proxy_cpu}, "
-          f"wrk + 3 replicas on CPU {args.load_cpu}, ringlb threads={args.threads}\n")
+          f"wrk + 3 replicas on CPU {args.load_cpu}, ringlb threads={args.threads} "
+          f"scheme={args.scheme}\n")
     print(table(summaries))
     if args.json:
         args.json.write_text(json.dumps({"runs": [asdict(r) for r in runs],

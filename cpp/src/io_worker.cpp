@@ -1,5 +1,6 @@
 #include "ringlb/io_worker.hpp"
 
+#include <algorithm>
 #include <vector>
 
 #include "ringlb/bounded_load.hpp"
@@ -12,6 +13,8 @@ IoWorker::IoWorker(RouterState& state, unsigned index)
       // One thread runs this context: concurrency hint 1 lets Asio skip waking
       // other threads and keep handler queues thread-private.
       ioc_(std::make_unique<boost::asio::io_context>(1)),
+      tick_(std::min({state.config.upstream_timeout, state.config.header_timeout,
+                      state.config.idle_timeout})),
       rng_(std::random_device{}() ^ (static_cast<std::uint64_t>(index) << 32)) {}
 
 IoWorker::~IoWorker() {
@@ -66,11 +69,15 @@ const std::shared_ptr<const RouteTable>& IoWorker::routes() {
 }
 
 std::size_t IoWorker::plan(const RouteTable& table, std::uint64_t request_id,
-                           std::span<std::size_t> out) {
+                           std::span<std::size_t> out, bool complete) {
     const HashRing& ring = *table.snap->ring;
     const std::size_t n = ring.members().size();
     if (n == 0 || out.empty()) return 0;
     const double c = state_.config.bounded_load;
+    if (c == 0.0 && !complete) {
+        out[0] = ring.lookup(request_id);
+        return 1;
+    }
     if (c == 0.0) return ring.candidates(request_id, out);
     // Bounded loads need the whole retry order: the first replica under the
     // cap may be any of them.

@@ -1,7 +1,8 @@
 #include "ringlb/key_source.hpp"
 
 #include <boost/url/grammar/string_token.hpp>
-#include <boost/url/parse_query.hpp>
+#include <boost/url/parse.hpp>
+#include <boost/url/url_view.hpp>
 #include <boost/url/pct_string_view.hpp>
 
 #include <stdexcept>
@@ -131,14 +132,19 @@ std::optional<std::string_view> KeySource::key(const boost::beast::http::fields&
             return std::nullopt;
         }
         case Kind::query: {
+            // Only "?<query>" is parsed, as a relative reference: Boost.URL
+            // 1.81's parse_query() misreads a query that is not the end of a
+            // NUL-terminated string, and the path is of no interest here. A
+            // fragment has no place in a request-target; it is dropped.
             const auto q = target.find('?');
             if (q == std::string_view::npos) return std::nullopt;
-            auto query = target.substr(q + 1);
+            auto query = target.substr(q);
             query = query.substr(0, query.find('#'));
-            const auto params = urls::parse_query(query);
-            if (!params) return std::nullopt;  // not a valid query: no key rather than a guess
-            const auto it = params->find(name_);
-            if (it == params->end() || !(*it).has_value) return std::nullopt;
+            const auto parsed = urls::parse_relative_ref(query);
+            if (!parsed) return std::nullopt;  // not a valid query: no key rather than a guess
+            const auto params = parsed->encoded_params();
+            const auto it = params.find(name_);
+            if (it == params.end() || !(*it).has_value) return std::nullopt;
             const urls::pct_string_view value = (*it).value;
             if (value.decoded_size() == value.size()) return std::string_view(value.data(), value.size());
             scratch.clear();

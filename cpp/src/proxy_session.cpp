@@ -1,6 +1,7 @@
 #include "ringlb/proxy_session.hpp"
 
 #include <boost/asio/post.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core/bind_handler.hpp>
 #include <boost/beast/core/error.hpp>
 #include <boost/beast/http/empty_body.hpp>
@@ -16,6 +17,7 @@
 #include "ringlb/io_worker.hpp"
 #include "ringlb/key_source.hpp"
 #include "ringlb/router_state.hpp"
+#include "ringlb/wire_format.hpp"
 
 namespace ringlb {
 namespace {
@@ -34,7 +36,7 @@ constexpr std::size_t first_read_size = 8192;
 // After an error answer that closes the connection, unread input is drained
 // for at most this long (and this many bytes) so that the close does not
 // turn into a reset that destroys the answer before the client reads it.
-constexpr std::chrono::seconds linger_time{1};
+constexpr std::chrono::milliseconds linger_time{1000};
 constexpr std::size_t linger_bytes = 4u << 20;
 
 bool is_http_error(const beast::error_code& ec) {
@@ -72,8 +74,9 @@ bool idempotent(http::verb v) {
 
 }  // namespace
 
-ProxySession::ProxySession(IoWorker& worker, tcp::socket socket)
-    : worker_(worker), state_(worker.state()), client_(std::move(socket)),
+ProxySession::ProxySession(IoWorker& worker, Socket socket)
+    : worker_(worker), state_(worker.state()), socket_(std::move(socket)),
+      timer_(worker.ioc().get_executor()),
       buffer_(worker.state().config.max_header_bytes + worker.state().config.max_body_bytes +
               first_read_size + 65536) {
     worker_.add_session(this);
@@ -87,9 +90,9 @@ ProxySession::~ProxySession() {
 
 void ProxySession::run() {
     beast::error_code ec;
-    client_.socket().set_option(tcp::no_delay(true), ec);
+    socket_.set_option(tcp::no_delay(true), ec);
     if (state_.key.kind() == KeySource::Kind::client_ip) {
-        const auto peer = client_.socket().remote_endpoint(ec);
+        const auto peer = socket_.remote_endpoint(ec);
         if (!ec) client_ip_ = peer.address().to_string();
     }
     if (state_.draining.load(std::memory_order_relaxed)) draining_ = true;
@@ -105,8 +108,55 @@ void ProxySession::close() noexcept {
     if (closed_) return;
     closed_ = true;
     beast::error_code ec;
-    client_.socket().shutdown(tcp::socket::shutdown_both, ec);
-    client_.socket().close(ec);
+    socket_.shutdown(tcp::socket::shutdown_both, ec);
+    socket_.close(ec);
+    if (conn_) conn_->socket.close(ec);
+    timer_.cancel();
+}
+
+// ----------------------------------------------------------------- deadlines
+
+void ProxySession::expires_after(Phase phase, std::chrono::milliseconds d) {
+    phase_ = phase;
+    deadline_ = Clock::now() + d;
+    if (phase == Phase::client) client_expired_ = false;
+    else upstream_expired_ = false;
+    // The timer is never armed further ahead than the shortest common timeout
+    // (arm()), so a new deadline of at least that much needs no re-arming:
+    // only the rare short one (connect, linger) does.
+    if (!closed_ && (!timer_armed_ || deadline_ < armed_at_)) arm();
+}
+
+void ProxySession::arm() {
+    armed_at_ = std::min(deadline_, Clock::now() + worker_.tick());
+    timer_armed_ = true;
+    timer_.expires_at(armed_at_);  // cancels a wait in progress: its handler sees operation_aborted
+    timer_.async_wait(beast::bind_front_handler(&ProxySession::on_timer, shared_from_this()));
+}
+
+void ProxySession::on_timer(beast::error_code ec) {
+    if (ec == asio::error::operation_aborted) return;  // re-armed (a newer wait exists) or closed
+    timer_armed_ = false;
+    if (closed_ || deadline_ == Clock::time_point::max()) return;
+    if (Clock::now() < deadline_) return arm();
+    // The operation in progress took too long: closing its socket makes it
+    // complete with an error, which its handler reads as a timeout.
+    deadline_ = Clock::time_point::max();
+    beast::error_code ignored;
+    if (phase_ == Phase::upstream && conn_) {
+        upstream_expired_ = true;
+        conn_->socket.close(ignored);
+    } else {
+        client_expired_ = true;
+        close();
+    }
+}
+
+bool ProxySession::take_expired(Phase phase) noexcept {
+    bool& flag = phase == Phase::client ? client_expired_ : upstream_expired_;
+    const bool was = flag;
+    flag = false;
+    return was;
 }
 
 // ---------------------------------------------------------------- client side
@@ -116,8 +166,8 @@ void ProxySession::do_wait_request() {
     if (buffer_.size() > 0) return do_read_header();  // a pipelined request is waiting
     // An idle keep-alive connection may stay silent for idle_timeout; once a
     // request starts, its header must arrive within header_timeout.
-    client_.expires_after(state_.config.idle_timeout);
-    client_.async_read_some(buffer_.prepare(first_read_size),
+    expires_after(Phase::client, state_.config.idle_timeout);
+    socket_.async_read_some(buffer_.prepare(first_read_size),
                             beast::bind_front_handler(&ProxySession::on_first_bytes,
                                                       shared_from_this()));
 }
@@ -133,8 +183,19 @@ void ProxySession::do_read_header() {
     parser_->header_limit(static_cast<std::uint32_t>(
         std::min<std::size_t>(state_.config.max_header_bytes, UINT32_MAX)));
     parser_->body_limit(state_.config.max_body_bytes);
-    client_.expires_after(state_.config.header_timeout);
-    http::async_read_header(client_, buffer_, *parser_,
+    // Beast's buffer-oriented parsing first: a header that arrived whole (the
+    // usual case) needs no read operation and no header deadline.
+    while (buffer_.size() > 0) {
+        beast::error_code ec;
+        const std::size_t n = parser_->put(buffer_.data(), ec);
+        buffer_.consume(n);
+        if (ec == http::error::need_more) break;
+        if (ec) return on_read_error(ec);
+        if (parser_->is_header_done()) return on_read_header({}, 0);
+        if (n == 0) break;
+    }
+    expires_after(Phase::client, state_.config.header_timeout);
+    http::async_read_header(socket_, buffer_, *parser_,
                             beast::bind_front_handler(&ProxySession::on_read_header,
                                                       shared_from_this()));
 }
@@ -150,12 +211,10 @@ void ProxySession::on_read_header(beast::error_code ec, std::size_t) {
 
 void ProxySession::do_continue() {
     // RFC 9110 §10.1.1: the client waits for this before sending the body.
-    auto interim = std::make_shared<http::response<http::empty_body>>(http::status::continue_, 11);
-    client_.expires_after(state_.config.header_timeout);
-    http::async_write(client_, *interim,
-                      [self = shared_from_this(), interim](beast::error_code ec, std::size_t n) {
-                          self->on_continue(ec, n);
-                      });
+    static constexpr std::string_view interim = "HTTP/1.1 100 Continue\r\n\r\n";
+    expires_after(Phase::client, state_.config.header_timeout);
+    asio::async_write(socket_, asio::buffer(interim),
+                      beast::bind_front_handler(&ProxySession::on_continue, shared_from_this()));
 }
 
 void ProxySession::on_continue(beast::error_code ec, std::size_t) {
@@ -164,8 +223,8 @@ void ProxySession::on_continue(beast::error_code ec, std::size_t) {
 }
 
 void ProxySession::do_read_body() {
-    client_.expires_after(state_.config.header_timeout);
-    http::async_read(client_, buffer_, *parser_,
+    expires_after(Phase::client, state_.config.header_timeout);
+    http::async_read(socket_, buffer_, *parser_,
                      beast::bind_front_handler(&ProxySession::on_read_body, shared_from_this()));
 }
 
@@ -175,7 +234,9 @@ void ProxySession::on_read_body(beast::error_code ec, std::size_t) {
 }
 
 void ProxySession::on_read_error(beast::error_code ec) {
-    if (ec == asio::error::operation_aborted) return;  // closed by us
+    // The client was too slow (the timer closed the socket), closed the
+    // connection, or we closed it: nothing to answer.
+    if (take_expired(Phase::client) || closed_) return close();
     if (ec == http::error::header_limit || ec == http::error::buffer_overflow) {
         return send_error(431, "request header is larger than " +
                                    std::to_string(state_.config.max_header_bytes) + " bytes",
@@ -186,12 +247,7 @@ void ProxySession::on_read_error(beast::error_code ec) {
                                    std::to_string(state_.config.max_body_bytes) + " bytes",
                           true);
     }
-    // The client closed the connection, or was too slow (the stream closed
-    // the socket on the timeout already): nothing to answer.
-    if (ec == http::error::end_of_stream || ec == http::error::partial_message ||
-        ec == beast::error::timeout) {
-        return close();
-    }
+    if (ec == http::error::end_of_stream || ec == http::error::partial_message) return close();
     if (is_http_error(ec)) return send_error(400, "malformed HTTP request: " + ec.message(), true);
     fail(ec, "read");
 }
@@ -236,7 +292,9 @@ void ProxySession::on_request() {
 
 void ProxySession::do_control(ControlRequest::Op op) {
     // The control plane may take seconds (spawning a replica) and, from Python,
-    // the GIL: it runs on the control worker, never on this I/O thread.
+    // the GIL: it runs on the control worker, never on this I/O thread. No
+    // deadline meanwhile: the client waits as long as the control plane works.
+    deadline_ = Clock::time_point::max();
     auto self = shared_from_this();
     const bool queued = state_.control.post([self, op, body = std::move(req_.body())]() mutable {
         auto [status, text] = self->state_.run_control(op, body);
@@ -267,10 +325,11 @@ void ProxySession::do_route() {
     head_ = req_.method() == http::verb::head;
     idempotent_ = idempotent(req_.method());
     routes_ = worker_.routes();
-    const std::uint64_t id =
-        state_.key.request_id(req_, req_.target(), client_ip_, worker_.rng(), scratch_);
-    const std::size_t max_tries = std::min<std::size_t>(state_.config.retries + 1, tries_.size());
-    n_tries_ = worker_.plan(*routes_, id, std::span<std::size_t>(tries_.data(), max_tries));
+    request_id_ = state_.key.request_id(req_, req_.target(), client_ip_, worker_.rng(), scratch_);
+    // The first choice only: the rest of the retry order is worked out if a
+    // try fails (most requests never need it).
+    n_tries_ = worker_.plan(*routes_, request_id_, std::span<std::size_t>(tries_.data(), 1), false);
+    tries_complete_ = false;
     if (n_tries_ == 0) {
         routes_.reset();
         return send_error(503, "no replica is available to serve the request");
@@ -284,6 +343,7 @@ void ProxySession::do_route() {
         req_.content_length(req_.body().size());
     }
     req_.version(11);
+    WireFormat::write(req_, up_out_);
     attempt_ = 0;
     do_try();
 }
@@ -293,7 +353,6 @@ void ProxySession::do_try() {
     pool_->counters().in_flight.fetch_add(1, std::memory_order_relaxed);
     state_.total_in_flight.fetch_add(1, std::memory_order_relaxed);
     in_flight_ = true;
-    timed_out_ = false;
     if (!pool_->endpoint_valid()) {
         return on_upstream_failure(asio::error::host_not_found, "connect");
     }
@@ -304,8 +363,8 @@ void ProxySession::do_try() {
 }
 
 void ProxySession::do_connect() {
-    conn_->stream.expires_after(state_.config.connect_timeout);
-    conn_->stream.async_connect(pool_->endpoint(),
+    expires_after(Phase::upstream, state_.config.connect_timeout);
+    conn_->socket.async_connect(pool_->endpoint(),
                                 beast::bind_front_handler(&ProxySession::on_connect,
                                                           shared_from_this()));
 }
@@ -314,14 +373,14 @@ void ProxySession::on_connect(beast::error_code ec) {
     if (ec) return on_upstream_failure(ec, "connect");
     conn_->connected = true;
     conn_->peer = pool_->endpoint();
-    conn_->stream.socket().set_option(tcp::no_delay(true), ec);
+    conn_->socket.set_option(tcp::no_delay(true), ec);
     do_upstream_write();
 }
 
 void ProxySession::do_upstream_write() {
     // One deadline for the whole exchange: the write and the read after it.
-    conn_->stream.expires_after(state_.config.upstream_timeout);
-    http::async_write(conn_->stream, req_,
+    expires_after(Phase::upstream, state_.config.upstream_timeout);
+    asio::async_write(conn_->socket, asio::buffer(up_out_),
                       beast::bind_front_handler(&ProxySession::on_upstream_write,
                                                 shared_from_this()));
 }
@@ -336,7 +395,7 @@ void ProxySession::do_upstream_read() {
     up_parser_->header_limit(max_upstream_header);
     up_parser_->body_limit(max_upstream_body);
     if (head_) up_parser_->skip(true);  // RFC 9110 §9.3.2: no body follows
-    http::async_read(conn_->stream, conn_->buffer, *up_parser_,
+    http::async_read(conn_->socket, conn_->buffer, *up_parser_,
                      beast::bind_front_handler(&ProxySession::on_upstream_read,
                                                shared_from_this()));
 }
@@ -356,14 +415,22 @@ void ProxySession::end_try() noexcept {
 }
 
 void ProxySession::on_upstream_failure(beast::error_code ec, const char* what) {
+    if (take_expired(Phase::upstream)) ec = beast::error::timeout;
+    if (closed_) {
+        // stop() or the client went away: nobody to answer or retry for.
+        end_try();
+        conn_.reset();
+        return;
+    }
     const bool connect = what[0] == 'c';
+    const bool timed_out = ec == beast::error::timeout;
     if (conn_) {
         beast::error_code ignored;
-        conn_->stream.socket().close(ignored);
+        conn_->socket.close(ignored);
         // A kept-alive connection that the replica closed while it sat idle
         // fails on first use: that says nothing about the replica, so the
         // same request gets one fresh connection to it before anything else.
-        const bool stale = reused_ && ec != beast::error::timeout && !is_http_error(ec) &&
+        const bool stale = reused_ && !timed_out && !is_http_error(ec) &&
                            (idempotent_ || std::string_view(what) == "write");
         if (stale) {
             conn_ = std::make_unique<UpstreamConnection>(worker_.ioc());
@@ -374,15 +441,20 @@ void ProxySession::on_upstream_failure(beast::error_code ec, const char* what) {
     }
     up_parser_.reset();
     end_try();
-    timed_out_ = ec == beast::error::timeout;
     WorkerStats::bump(worker_.stats().upstream_failures);
     pool_->counters().failures.fetch_add(1, std::memory_order_relaxed);
     // A replica that answers garbage is alive; the heartbeat engine only
     // hears of refused, reset and timed-out connections (SPEC §4).
     if (!is_http_error(ec)) state_.report_failure(pool_->id());
+    if (!tries_complete_) {
+        const std::size_t max_tries = std::min<std::size_t>(state_.config.retries + 1, tries_.size());
+        n_tries_ = worker_.plan(*routes_, request_id_,
+                                std::span<std::size_t>(tries_.data(), max_tries), true);
+        tries_complete_ = true;
+    }
     // A request that never reached a replica can go anywhere; one that may
     // have been processed is retried only when repeating it is harmless.
-    if ((connect || idempotent_) && attempt_ + 1 < n_tries_ && !closed_) {
+    if ((connect || idempotent_) && attempt_ + 1 < n_tries_) {
         ++attempt_;
         WorkerStats::bump(worker_.stats().retries);
         return do_try();
@@ -390,7 +462,7 @@ void ProxySession::on_upstream_failure(beast::error_code ec, const char* what) {
     const std::string hostname = pool_->hostname();
     routes_.reset();
     pool_ = nullptr;
-    if (timed_out_) {
+    if (timed_out) {
         return send_error(504, "replica '" + hostname + "' did not answer in time (" + what + ")");
     }
     send_error(502, "replica '" + hostname + "' failed (" + what + "): " + ec.message() +
@@ -401,23 +473,26 @@ void ProxySession::on_upstream_response() {
     end_try();
     pool_->counters().requests.fetch_add(1, std::memory_order_relaxed);
     WorkerStats::bump(worker_.stats().proxied);
-    if (up_parser_->keep_alive()) {
+    if (up_parser_->keep_alive() && !take_expired(Phase::upstream)) {
         const auto peer = conn_->peer;
         pool_->release(std::move(conn_), peer);
     } else {
         beast::error_code ignored;
-        conn_->stream.socket().close(ignored);
+        conn_->socket.close(ignored);
         conn_.reset();
     }
     res_ = up_parser_->release();
     up_parser_.reset();
+    bool header_only = head_;
     if (res_.result() == http::status::not_found) {
         // SPEC §3: a path no replica knows is the client's error.
         const std::string path(KeySource::path_of(req_.target()));
         res_ = Response(http::status::bad_request, client_version_);
         res_.set(http::field::content_type, "application/json");
-        res_.body() = AdminApi::error_body("'" + path + "' endpoint does not exist in server replicas");
+        res_.body() =
+            AdminApi::error_body("'" + path + "' endpoint does not exist in server replicas");
         res_.prepare_payload();
+        header_only = false;
     } else {
         strip_hop_by_hop(res_);
         const unsigned status = res_.result_int();
@@ -426,13 +501,17 @@ void ProxySession::on_upstream_response() {
             res_.erase(http::field::transfer_encoding);  // the parser removed the chunking
             res_.content_length(res_.body().size());
         }
+        header_only = bodiless;
     }
     res_.set("X-Ringlb-Replica", pool_->hostname());
     routes_.reset();
     pool_ = nullptr;
     res_.version(client_version_);
     res_.keep_alive(client_keep_alive_ && !draining_);
-    do_write();
+    WireFormat::write(res_, out_, header_only);
+    expires_after(Phase::client, state_.config.idle_timeout);
+    asio::async_write(socket_, asio::buffer(out_),
+                      beast::bind_front_handler(&ProxySession::on_write, shared_from_this()));
 }
 
 // ------------------------------------------------------------------- answers
@@ -449,14 +528,15 @@ void ProxySession::prepare_error(unsigned status, std::string_view message, bool
     res_.prepare_payload();
     close_after_ = close;
     res_.keep_alive(!close && req_.keep_alive() && !draining_);
-    if (close) res_.keep_alive(false);
     if (status >= 500) WorkerStats::bump(worker_.stats().errors);
 }
 
 void ProxySession::do_write() {
     if (closed_) return;
-    client_.expires_after(state_.config.idle_timeout);
-    http::async_write(client_, res_,
+    // A HEAD answer keeps its Content-Length but sends no body.
+    WireFormat::write(res_, out_, res_.body().empty() && res_.has_content_length());
+    expires_after(Phase::client, state_.config.idle_timeout);
+    asio::async_write(socket_, asio::buffer(out_),
                       beast::bind_front_handler(&ProxySession::on_write, shared_from_this()));
 }
 
@@ -470,15 +550,14 @@ void ProxySession::on_write(beast::error_code ec, std::size_t) {
 }
 
 void ProxySession::do_linger() {
-    beast::error_code ec;
-    client_.socket().shutdown(tcp::socket::shutdown_send, ec);
     if (!linger_buf_) {
+        beast::error_code ec;
+        socket_.shutdown(tcp::socket::shutdown_send, ec);
         linger_buf_ = std::make_unique<std::array<char, 4096>>();
-        scratch_.clear();
-        client_.expires_after(linger_time);
+        expires_after(Phase::client, linger_time);
         linger_left_ = linger_bytes;
     }
-    client_.async_read_some(asio::buffer(*linger_buf_),
+    socket_.async_read_some(asio::buffer(*linger_buf_),
                             beast::bind_front_handler(&ProxySession::on_linger, shared_from_this()));
 }
 

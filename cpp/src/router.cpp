@@ -54,7 +54,7 @@ struct Router::Impl {
     }
 
     void do_accept();
-    void on_accept(const boost::system::error_code& ec, tcp::socket socket, IoWorker* owner);
+    void on_accept(const boost::system::error_code& ec, Socket socket, IoWorker* owner);
     bool on_io_thread() const noexcept {
         for (const auto& w : workers) {
             if (w->on_thread()) return true;
@@ -78,12 +78,12 @@ void Router::Impl::do_accept() {
     IoWorker* owner = workers[next_worker].get();
     next_worker = (next_worker + 1) % workers.size();
     acceptor->async_accept(owner->ioc(),
-                           [this, owner](const boost::system::error_code& ec, tcp::socket s) {
+                           [this, owner](const boost::system::error_code& ec, Socket s) {
                                on_accept(ec, std::move(s), owner);
                            });
 }
 
-void Router::Impl::on_accept(const boost::system::error_code& ec, tcp::socket socket,
+void Router::Impl::on_accept(const boost::system::error_code& ec, Socket socket,
                              IoWorker* owner) {
     if (ec == asio::error::operation_aborted || !acceptor->is_open()) return;
     if (ec) {
@@ -95,7 +95,7 @@ void Router::Impl::on_accept(const boost::system::error_code& ec, tcp::socket so
         return;
     }
     if (state.connections.load(std::memory_order_relaxed) >= state.config.max_connections) {
-        auto s = std::make_shared<tcp::socket>(std::move(socket));
+        auto s = std::make_shared<Socket>(std::move(socket));
         asio::async_write(*s, asio::buffer(over_capacity_response),
                           [s](const boost::system::error_code&, std::size_t) {
                               boost::system::error_code ignored;

@@ -10,8 +10,8 @@ using tcp = asio::ip::tcp;
 
 void close_quietly(UpstreamConnection& c) noexcept {
     boost::system::error_code ignored;
-    c.stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
-    c.stream.socket().close(ignored);
+    c.socket.shutdown(tcp::socket::shutdown_both, ignored);
+    c.socket.close(ignored);
 }
 
 }  // namespace
@@ -52,12 +52,11 @@ std::unique_ptr<UpstreamConnection> UpstreamPool::acquire() {
 }
 
 void UpstreamPool::release(std::unique_ptr<UpstreamConnection> conn, const tcp::endpoint& to) {
-    if (idle_.size() >= max_idle_ || to != endpoint_) {
+    if (idle_.size() >= max_idle_ || to != endpoint_ || !conn->socket.is_open()) {
         close_quietly(*conn);
         return;
     }
     conn->idle_since = std::chrono::steady_clock::now();
-    conn->stream.expires_never();
     idle_.push_back(std::move(conn));
 }
 

@@ -61,6 +61,9 @@ public:
     unsigned index() const noexcept { return index_; }
     WorkerStats& stats() noexcept { return stats_; }
     std::mt19937_64& rng() noexcept { return rng_; }
+    // The shortest of the upstream, header and idle timeouts: how far ahead a
+    // session's timer may be armed (see ProxySession).
+    std::chrono::milliseconds tick() const noexcept { return tick_; }
 
     // Starts the thread that runs the io_context (restarting it after a stop).
     void start();
@@ -76,7 +79,10 @@ public:
     // out.size(). With bounded loads the first choice is the first candidate
     // under the load cap (bounded_load.hpp). Returns how many were written
     // (0: no replica serves). Worker thread only; `table` from routes().
-    std::size_t plan(const RouteTable& table, std::uint64_t request_id, std::span<std::size_t> out);
+    // With `complete` false and no bounded loads, only the first choice is
+    // written (a ring lookup, cheaper than walking the candidates).
+    std::size_t plan(const RouteTable& table, std::uint64_t request_id, std::span<std::size_t> out,
+                     bool complete);
 
     // Session registry for draining; worker thread only.
     void add_session(ProxySession* s) { sessions_.insert(s); }
@@ -100,6 +106,7 @@ private:
     std::thread thread_;
     std::atomic<std::thread::id> thread_id_{};
 
+    std::chrono::milliseconds tick_;
     WorkerStats stats_;
     std::mt19937_64 rng_;
     std::shared_ptr<const RouteTable> routes_;

@@ -1,30 +1,39 @@
 // ProxySession: one client connection of the router, from accept to close.
 //
 // The shape is Beast's async server examples: every step is a do_x() that
-// starts an operation with its timeout set just before, and an on_x(ec, ...)
+// starts an operation with its deadline set just before, and an on_x(ec, ...)
 // that handles the result; the session stays alive through the
-// shared_from_this() handlers hold, runs on its IoWorker's single thread (its
-// strand), and every error ends in fail().
+// shared_from_this() its pending handlers hold, runs on its IoWorker's single
+// thread (an implicit strand), and client-side errors end in fail().
 //
 //   wait_request (idle_timeout) -> read_header (header_timeout) -> [read_body]
-//     -> admin (/rep here, /add and /rm on the control worker)
-//     -> or proxy: route -> [connect] -> upstream write -> upstream read
-//          -> on a refused / reset / timed-out upstream: report it, next replica
-//   -> write (the response) -> wait_request again, or close
+//     -> admin: /rep here, /add and /rm on the control worker
+//     -> or proxy: route -> [connect (connect_timeout)] -> upstream write and
+//        read (upstream_timeout) -> on a refused / reset / timed-out upstream:
+//        report it, try the next distinct replica clockwise
+//   -> write the response (idle_timeout) -> wait_request again, or close
 //
 // Requests on one connection are answered strictly in order: the next
 // request is read only when the previous response is written, so pipelined
 // requests (already in the read buffer) come back in order.
+//
+// Timeouts: one timer per session and a deadline that each step moves. The
+// timer wakes at the deadline or after IoWorker::tick() (the shortest common
+// timeout), whichever is first, and re-arms itself until the deadline passes;
+// so a step costs a clock read, not a timer-queue insert and cancel, while no
+// deadline is ever missed. When one passes the timer closes the socket of the
+// current phase, and the pending operation's handler reads that as a timeout.
 #pragma once
 
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/string_body.hpp>
 
 #include <array>
+#include <chrono>
 #include <cstddef>
 #include <memory>
 #include <optional>
@@ -42,7 +51,7 @@ struct RouteTable;
 class ProxySession : public std::enable_shared_from_this<ProxySession> {
 public:
     // Precondition: called on `worker`'s thread; `socket` belongs to its io_context.
-    ProxySession(IoWorker& worker, boost::asio::ip::tcp::socket socket);
+    ProxySession(IoWorker& worker, Socket socket);
     ~ProxySession();
     ProxySession(const ProxySession&) = delete;
     ProxySession& operator=(const ProxySession&) = delete;
@@ -50,12 +59,24 @@ public:
     void run();
     // Router::stop(): an idle connection closes now, a busy one after its response.
     void shutdown();
-    // Closes the client connection at once (pending operations end with an error).
+    // Closes the connection (and an upstream one in use) at once; pending
+    // operations end with an error.
     void close() noexcept;
 
 private:
+    using Clock = std::chrono::steady_clock;
+    using Timer = boost::asio::basic_waitable_timer<Clock, boost::asio::wait_traits<Clock>,
+                                                    boost::asio::io_context::executor_type>;
     using Request = boost::beast::http::request<boost::beast::http::string_body>;
     using Response = boost::beast::http::response<boost::beast::http::string_body>;
+    enum class Phase { client, upstream };
+
+    // Deadlines.
+    void expires_after(Phase phase, std::chrono::milliseconds d);
+    void arm();
+    void on_timer(boost::beast::error_code ec);
+    // True (once) when the timer closed the socket the failed operation used.
+    bool take_expired(Phase phase) noexcept;
 
     // Client side.
     void do_wait_request();
@@ -98,15 +119,25 @@ private:
 
     IoWorker& worker_;
     RouterState& state_;
-    boost::beast::tcp_stream client_;
+    Socket socket_;
+    Timer timer_;
+    Clock::time_point deadline_ = Clock::time_point::max();
+    Clock::time_point armed_at_{};  // when the pending wait fires
+    Phase phase_ = Phase::client;
+    bool timer_armed_ = false;
+    bool client_expired_ = false;
+    bool upstream_expired_ = false;
+
     boost::beast::flat_buffer buffer_;
     std::string client_ip_;
     std::optional<boost::beast::http::request_parser<boost::beast::http::string_body>> parser_;
     Request req_;
     Response res_;
+    std::string out_;      // res_ serialized: one contiguous buffer, one send
+    std::string up_out_;   // req_ serialized for the replica (kept for retries)
     std::string scratch_;  // percent-decoded keys
-    bool busy_ = false;        // between a complete request header and its response
-    bool draining_ = false;    // stop(): close after the current response
+    bool busy_ = false;         // between a complete request header and its response
+    bool draining_ = false;     // stop(): close after the current response
     bool close_after_ = false;  // the response in res_ ends the connection
     bool closed_ = false;
 
@@ -115,15 +146,16 @@ private:
     unsigned client_version_ = 11;
     bool head_ = false;
     bool idempotent_ = true;
+    std::uint64_t request_id_ = 0;
     std::shared_ptr<const RouteTable> routes_;
     std::array<std::size_t, 65> tries_{};  // member indices, retries + 1 at most
     std::size_t n_tries_ = 0;
+    bool tries_complete_ = false;  // tries_ holds the whole retry order, not just the first
     std::size_t attempt_ = 0;
     UpstreamPool* pool_ = nullptr;  // tries_[attempt_]'s pool, kept alive by routes_
     std::unique_ptr<UpstreamConnection> conn_;
     bool reused_ = false;     // conn_ came from the idle pool
     bool in_flight_ = false;  // counted in the replica's in-flight load
-    bool timed_out_ = false;  // the last failure was a timeout
     std::optional<boost::beast::http::response_parser<boost::beast::http::string_body>> up_parser_;
     std::unique_ptr<std::array<char, 4096>> linger_buf_;
     std::size_t linger_left_ = 0;

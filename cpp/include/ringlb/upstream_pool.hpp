@@ -12,7 +12,6 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
 
 #include <atomic>
 #include <chrono>
@@ -33,9 +32,16 @@ struct ReplicaCounters {
     std::atomic<std::uint64_t> failures{0};  // refused / reset / timed out
 };
 
+// A socket bound to its io_context's own executor type (no type-erased
+// any_io_executor on the hot path).
+using Socket = boost::asio::basic_stream_socket<boost::asio::ip::tcp,
+                                                boost::asio::io_context::executor_type>;
+
+// One connection to a replica. Timeouts are the owning session's business
+// (it closes the socket when its deadline passes), so there is no timer here.
 struct UpstreamConnection {
-    explicit UpstreamConnection(boost::asio::io_context& ioc) : stream(ioc) {}
-    boost::beast::tcp_stream stream;
+    explicit UpstreamConnection(boost::asio::io_context& ioc) : socket(ioc) {}
+    Socket socket;
     boost::beast::flat_buffer buffer;
     std::chrono::steady_clock::time_point idle_since{};
     bool connected = false;  // false: a fresh connection that must connect first

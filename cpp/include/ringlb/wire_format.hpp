@@ -1,0 +1,32 @@
+// WireFormat: HTTP/1.1 messages to bytes, for the proxy's hot path.
+//
+// Byte for byte what Beast's http::serializer writes for a message whose body
+// is sent whole (Content-Length or none; test_wire_format.cpp checks it
+// against Beast for every case the router produces), at a fraction of the
+// cost: profiling the router showed Beast's serializer at ~1.3 µs per
+// response, walking its nested buffer sequences, against ~0.1 µs here.
+// Messages come from Beast's parser or Beast's setters, so their fields are
+// already valid; this only lays them out. A chunked message is handed to
+// Beast's serializer.
+#pragma once
+
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/http/string_body.hpp>
+
+#include <string>
+
+namespace ringlb {
+
+class WireFormat {
+public:
+    using Request = boost::beast::http::request<boost::beast::http::string_body>;
+    using Response = boost::beast::http::response<boost::beast::http::string_body>;
+
+    // Replaces `out` with the request (start line, fields, blank line, body).
+    static void write(const Request& req, std::string& out);
+    // Replaces `out` with the response; with `header_only` the body is left
+    // out (an answer to HEAD keeps its Content-Length but sends no body).
+    static void write(const Response& res, std::string& out, bool header_only = false);
+};
+
+}  // namespace ringlb

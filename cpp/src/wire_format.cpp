@@ -1,0 +1,87 @@
+#include "ringlb/wire_format.hpp"
+
+#include <boost/beast/core/buffers_range.hpp>
+#include <boost/beast/http/serializer.hpp>
+
+namespace ringlb {
+namespace {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+
+void append_version(std::string& out, unsigned version) {
+    out += "HTTP/";
+    out += static_cast<char>('0' + version / 10);
+    out += '.';
+    out += static_cast<char>('0' + version % 10);
+}
+
+void append_fields(std::string& out, const http::fields& fields) {
+    for (const auto& f : fields) {
+        const auto name = f.name_string();
+        const auto value = f.value();
+        out.append(name.data(), name.size());
+        out += ": ";
+        out.append(value.data(), value.size());
+        out += "\r\n";
+    }
+    out += "\r\n";
+}
+
+// The general case, through Beast (chunked bodies).
+template <bool isRequest>
+void write_with_beast(const http::message<isRequest, http::string_body>& msg, std::string& out,
+                      bool header_only) {
+    out.clear();
+    http::serializer<isRequest, http::string_body> sr(msg);
+    sr.split(header_only);
+    beast::error_code ec;
+    const auto done = [&] { return header_only ? sr.is_header_done() : sr.is_done(); };
+    while (!done() && !ec) {
+        sr.next(ec, [&](beast::error_code&, const auto& buffers) {
+            std::size_t n = 0;
+            for (const auto b : beast::buffers_range_ref(buffers)) {
+                out.append(static_cast<const char*>(b.data()), b.size());
+                n += b.size();
+            }
+            sr.consume(n);
+        });
+    }
+}
+
+}  // namespace
+
+void WireFormat::write(const Request& req, std::string& out) {
+    if (req.chunked()) return write_with_beast(req, out, false);
+    out.clear();
+    const auto method = req.method_string();
+    const auto target = req.target();
+    out.append(method.data(), method.size());
+    out += ' ';
+    out.append(target.data(), target.size());
+    out += ' ';
+    append_version(out, req.version());
+    out += "\r\n";
+    append_fields(out, req);
+    out += req.body();
+}
+
+void WireFormat::write(const Response& res, std::string& out, bool header_only) {
+    if (res.chunked() && !header_only) return write_with_beast(res, out, false);
+    out.clear();
+    append_version(out, res.version());
+    const unsigned code = res.result_int();
+    out += ' ';
+    out += static_cast<char>('0' + code / 100);
+    out += static_cast<char>('0' + (code / 10) % 10);
+    out += static_cast<char>('0' + code % 10);
+    out += ' ';
+    auto reason = res.reason();
+    if (reason.empty()) reason = http::obsolete_reason(static_cast<http::status>(code));
+    out.append(reason.data(), reason.size());
+    out += "\r\n";
+    append_fields(out, res);
+    if (!header_only) out += res.body();
+}
+
+}  // namespace ringlb

@@ -1,0 +1,174 @@
+#include <gtest/gtest.h>
+
+#include <boost/json.hpp>
+
+#include <random>
+#include <set>
+
+#include "ringlb/admin_api.hpp"
+#include "ringlb/replica_set.hpp"
+
+namespace {
+
+using ringlb::AdminApi;
+using ringlb::AdminError;
+using ringlb::ControlRequest;
+using ringlb::ReplicaSet;
+
+std::unique_ptr<ReplicaSet> make_three(std::uint32_t slots = 512, std::uint32_t k = 9) {
+    ringlb::RingOptions o;
+    o.slots = slots;
+    o.virtual_nodes = k;
+    auto set = std::make_unique<ReplicaSet>(o);
+    set->add({{0, "Server1", "127.0.0.1", 1}, {0, "Server2", "127.0.0.1", 2},
+              {0, "Server3", "127.0.0.1", 3}});
+    return set;
+}
+
+std::string add_error(const std::string& body, const ReplicaSet& set) {
+    try {
+        AdminApi::validate_add(body, *set.snapshot());
+    } catch (const AdminError& e) {
+        EXPECT_EQ(e.status, 400);
+        return e.what();
+    }
+    return "accepted";
+}
+
+std::string rm_error(const std::string& body, const ReplicaSet& set) {
+    std::mt19937_64 rng(7);
+    try {
+        AdminApi::validate_remove(body, *set.snapshot(), rng);
+    } catch (const AdminError& e) {
+        EXPECT_EQ(e.status, 400);
+        return e.what();
+    }
+    return "accepted";
+}
+
+TEST(AdminApi, HostnameRule) {
+    for (const char* ok : {"a", "S5", "Server10", "a-b_c.d", "0abc"}) {
+        EXPECT_TRUE(AdminApi::valid_hostname(ok)) << ok;
+    }
+    EXPECT_TRUE(AdminApi::valid_hostname(std::string(63, 'x')));
+    for (const char* bad : {"", "-a", "_a", ".a", "a b", "a/b", "a\tb", "é", "a:b"}) {
+        EXPECT_FALSE(AdminApi::valid_hostname(bad)) << bad;
+    }
+    EXPECT_FALSE(AdminApi::valid_hostname(std::string(64, 'x')));
+}
+
+TEST(AdminApi, AddTheSpecExample) {
+    auto owned = make_three();
+    auto& set = *owned;
+    const auto req =
+        AdminApi::validate_add(R"({"n": 4, "hostnames": ["S5", "S4", "S10", "S11"]})", *set.snapshot());
+    EXPECT_EQ(req.op, ControlRequest::Op::add);
+    EXPECT_EQ(req.hostnames, (std::vector<std::string>{"S5", "S4", "S10", "S11"}));
+}
+
+TEST(AdminApi, AddGeneratesTheSmallestFreeServerNames) {
+    ReplicaSet set({});
+    set.add({{0, "Server2", "127.0.0.1", 2}});
+    const auto req = AdminApi::validate_add(R"({"n": 3, "hostnames": ["Server1"]})", *set.snapshot());
+    EXPECT_EQ(req.hostnames, (std::vector<std::string>{"Server1", "Server3", "Server4"}));
+    EXPECT_EQ(AdminApi::validate_add(R"({"n": 1})", *set.snapshot()).hostnames,
+              std::vector<std::string>{"Server1"});
+}
+
+TEST(AdminApi, AddErrors) {
+    auto owned = make_three();
+    auto& set = *owned;
+    EXPECT_EQ(add_error(R"({"n": 2, "hostnames": ["a", "b", "c"]})", set),
+              "Length of hostname list is more than newly added instances");
+    EXPECT_EQ(add_error("nope", set), "request body is not valid JSON: syntax error");
+    EXPECT_EQ(add_error("", set), "request body is not valid JSON: incomplete JSON");
+    EXPECT_EQ(add_error(R"({"n": 1} trailing)", set), "request body is not valid JSON: extra data");
+    EXPECT_EQ(add_error("42", set),
+              R"(request body must be a JSON object like {"n": 1, "hostnames": [...]})");
+    EXPECT_EQ(add_error("{}", set), "'n' is missing");
+    EXPECT_EQ(add_error(R"({"n": "1"})", set), "'n' must be an integer");
+    EXPECT_EQ(add_error(R"({"n": 1.0})", set), "'n' must be an integer");
+    EXPECT_EQ(add_error(R"({"n": false})", set), "'n' must be an integer");
+    EXPECT_EQ(add_error(R"({"n": 0})", set), "'n' must be a positive integer, got 0");
+    EXPECT_EQ(add_error(R"({"n": -9223372036854775808})", set),
+              "'n' must be a positive integer, got -9223372036854775808");
+    EXPECT_EQ(add_error(R"({"n": 18446744073709551615})", set), "'n' must be at most 1000");
+    EXPECT_EQ(add_error(R"({"n": 1, "hostnames": null})", set), "'hostnames' must be a list of strings");
+    EXPECT_EQ(add_error(R"({"n": 1, "hostnames": [1]})", set), "'hostnames' must be a list of strings");
+    EXPECT_EQ(add_error(R"({"n": 1, "hostnames": ["a b"]})", set),
+              "hostname 'a b' is invalid: it must match ^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$");
+    EXPECT_EQ(add_error(R"({"n": 2, "hostnames": ["x", "x"]})", set), "hostname 'x' appears more than once");
+    EXPECT_EQ(add_error(R"({"n": 1, "hostnames": ["Server3"]})", set), "hostname 'Server3' is already present");
+    EXPECT_EQ(add_error(R"({"n": 1, "extra": 1})", set),
+              "unknown field 'extra' (expected 'n' and 'hostnames')");
+    EXPECT_EQ(add_error(R"({"n": 54})", set), "cannot add 54 replicas: the ring has room for 53 more");
+    EXPECT_EQ(add_error(R"({"n": 53})", set), "accepted");
+}
+
+TEST(AdminApi, RoomLeftCountsReplicasOffTheRing) {
+    auto owned = make_three(64, 16);  // room for 4
+    auto& set = *owned;
+    EXPECT_EQ(AdminApi::room_left(*set.snapshot(), 100), 1u);
+    set.set_serving(2, false);
+    EXPECT_EQ(AdminApi::room_left(*set.snapshot(), 100), 1u);
+    EXPECT_EQ(AdminApi::room_left(*set.snapshot(), 0), 0u);
+    ReplicaSet empty({});
+    EXPECT_EQ(AdminApi::room_left(*empty.snapshot(), 1000), 56u);  // floor(512 / 9)
+}
+
+TEST(AdminApi, RemoveTheSpecExample) {
+    auto owned = make_three();
+    auto& set = *owned;
+    set.add({{0, "S5", "127.0.0.1", 5}, {0, "S4", "127.0.0.1", 4}});
+    std::mt19937_64 rng(3);
+    const auto req =
+        AdminApi::validate_remove(R"({"n": 3, "hostnames": ["S5", "S4"]})", *set.snapshot(), rng);
+    EXPECT_EQ(req.op, ControlRequest::Op::remove);
+    ASSERT_EQ(req.hostnames.size(), 3u);
+    EXPECT_EQ(req.hostnames[0], "S5");
+    EXPECT_EQ(req.hostnames[1], "S4");
+    EXPECT_TRUE(req.hostnames[2].starts_with("Server"));
+}
+
+TEST(AdminApi, RemovePicksUniformlyAmongTheOthers) {
+    auto owned = make_three();
+    auto& set = *owned;
+    std::mt19937_64 rng(11);
+    std::map<std::string, int> picks;
+    for (int i = 0; i < 3000; ++i) {
+        const auto req = AdminApi::validate_remove(R"({"n": 2})", *set.snapshot(), rng);
+        ASSERT_EQ(req.hostnames.size(), 2u);
+        ASSERT_NE(req.hostnames[0], req.hostnames[1]);
+        for (const auto& h : req.hostnames) ++picks[h];
+    }
+    ASSERT_EQ(picks.size(), 3u);
+    for (const auto& [h, n] : picks) EXPECT_NEAR(n, 2000, 200) << h;
+}
+
+TEST(AdminApi, RemoveErrors) {
+    auto owned = make_three();
+    auto& set = *owned;
+    EXPECT_EQ(rm_error(R"({"n": 1, "hostnames": ["Server1", "Server2"]})", set),
+              "Length of hostname list is more than removable instances");
+    EXPECT_EQ(rm_error(R"({"n": 4})", set), "cannot remove 4 replicas: only 3 present");
+    EXPECT_EQ(rm_error(R"({"n": 1, "hostnames": ["S9"]})", set), "hostname 'S9' is not a replica");
+    EXPECT_EQ(rm_error(R"({"n": -1})", set), "'n' must be a positive integer, got -1");
+    EXPECT_EQ(rm_error(R"([])", set),
+              R"(request body must be a JSON object like {"n": 1, "hostnames": [...]})");
+    EXPECT_EQ(rm_error(R"({"n": 3, "hostnames": ["Server1", "Server2", "Server3"]})", set), "accepted");
+}
+
+TEST(AdminApi, Bodies) {
+    auto owned = make_three();
+    auto& set = *owned;
+    EXPECT_EQ(boost::json::parse(AdminApi::rep_body(*set.snapshot())),
+              boost::json::parse(R"({"message": {"N": 3, "replicas": ["Server1", "Server2", "Server3"]},
+                                     "status": "successful"})"));
+    EXPECT_EQ(AdminApi::error_body("it \"broke\""),
+              R"({"message":"<Error> it \"broke\"","status":"failure"})");
+    ReplicaSet empty({});
+    EXPECT_EQ(AdminApi::rep_body(*empty.snapshot()),
+              R"({"message":{"N":0,"replicas":[]},"status":"successful"})");
+}
+
+}  // namespace

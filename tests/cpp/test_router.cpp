@@ -1,0 +1,289 @@
+// Router end to end in C++: what Python cannot reach (the failure listener,
+// the executor, C++ control handlers) against a real in-process HTTP server.
+#include <gtest/gtest.h>
+
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+
+#include <atomic>
+#include <future>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "ringlb/router.hpp"
+
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+
+// A real (synchronous, one thread per connection) HTTP/1.1 server answering
+// every GET with 200 and "up:<name>".
+class Upstream {
+public:
+    explicit Upstream(std::string name) : name_(std::move(name)), acceptor_(ioc_, {asio::ip::make_address("127.0.0.1"), 0}) {
+        port_ = acceptor_.local_endpoint().port();
+        thread_ = std::thread([this] { accept_loop(); });
+    }
+    ~Upstream() {
+        stopping_ = true;
+        beast::error_code ec;
+        tcp::socket poke(ioc_);
+        poke.connect(acceptor_.local_endpoint(), ec);  // unblocks accept()
+        thread_.join();
+        std::lock_guard lock(mutex_);
+        for (auto& t : sessions_) t.join();
+    }
+    std::uint16_t port() const { return port_; }
+    int served() const { return served_.load(); }
+
+private:
+    void accept_loop() {
+        for (;;) {
+            beast::error_code ec;
+            tcp::socket s(ioc_);
+            acceptor_.accept(s, ec);
+            if (stopping_ || ec) return;
+            std::lock_guard lock(mutex_);
+            sessions_.emplace_back([this, s = std::move(s)]() mutable { serve(std::move(s)); });
+        }
+    }
+    void serve(tcp::socket s) {
+        beast::flat_buffer buf;
+        for (;;) {
+            http::request<http::string_body> req;
+            beast::error_code ec;
+            http::read(s, buf, req, ec);
+            if (ec) return;
+            http::response<http::string_body> res(http::status::ok, 11);
+            res.body() = "up:" + name_;
+            res.keep_alive(req.keep_alive());
+            res.prepare_payload();
+            http::write(s, res, ec);
+            ++served_;
+            if (ec || !req.keep_alive()) return;
+        }
+    }
+
+    std::string name_;
+    asio::io_context ioc_;
+    tcp::acceptor acceptor_;
+    std::uint16_t port_ = 0;
+    std::atomic<bool> stopping_{false};
+    std::atomic<int> served_{0};
+    std::thread thread_;
+    std::mutex mutex_;
+    std::vector<std::thread> sessions_;
+};
+
+struct Reply {
+    unsigned status = 0;
+    std::string replica;
+    std::string body;
+};
+
+Reply fetch(std::uint16_t port, http::verb method, const std::string& target,
+            const std::string& body = "") {
+    asio::io_context ioc;
+    tcp::socket s(ioc);
+    s.connect({asio::ip::make_address("127.0.0.1"), port});
+    http::request<http::string_body> req(method, target, 11);
+    req.set(http::field::host, "x");
+    req.keep_alive(false);
+    req.body() = body;
+    req.prepare_payload();
+    http::write(s, req);
+    beast::flat_buffer buf;
+    http::response<http::string_body> res;
+    http::read(s, buf, res);
+    return {res.result_int(), std::string(res["X-Ringlb-Replica"]), res.body()};
+}
+
+std::uint16_t closed_port() {
+    asio::io_context ioc;
+    tcp::acceptor a(ioc, {asio::ip::make_address("127.0.0.1"), 0});
+    return a.local_endpoint().port();  // closed again when `a` goes
+}
+
+ringlb::RouterConfig config() {
+    ringlb::RouterConfig c;
+    c.port = 0;
+    c.threads = 2;
+    c.key = "query:id";
+    return c;
+}
+
+TEST(Router, FailureListenerHearsOfARefusedReplicaAndTheRequestIsRetried) {
+    Upstream alive("alive");
+    ringlb::Router router(config());
+    router.replicas().add({{1, "Dead", "127.0.0.1", closed_port()},
+                           {2, "Alive", "127.0.0.1", alive.port()}});
+    std::mutex mutex;
+    std::multiset<std::uint32_t> failed;
+    router.set_failure_listener([&](std::uint32_t id) {
+        std::lock_guard lock(mutex);
+        failed.insert(id);
+    });
+    router.start();
+    // An id the ring gives to the dead replica first.
+    const auto snap = router.replicas().snapshot();
+    std::uint64_t id = 100000;
+    while (snap->ring->members()[snap->ring->lookup(id)].id != 1) ++id;
+    const Reply r = fetch(router.port(), http::verb::get, "/home?id=" + std::to_string(id));
+    EXPECT_EQ(r.status, 200u);
+    EXPECT_EQ(r.replica, "Alive");
+    EXPECT_EQ(r.body, "up:alive");
+    router.stop();
+    std::lock_guard lock(mutex);
+    EXPECT_EQ(failed, (std::multiset<std::uint32_t>{1}));
+    const auto stats = router.stats();
+    EXPECT_EQ(stats.upstream_failures, 1u);
+    EXPECT_EQ(stats.retries, 1u);
+    EXPECT_EQ(stats.proxied, 1u);
+    const auto per = router.replica_stats();
+    ASSERT_EQ(per.size(), 2u);
+    EXPECT_EQ(per[0].failures, 1u);
+    EXPECT_EQ(per[1].requests, 1u);
+    EXPECT_EQ(per[1].in_flight, 0u);
+}
+
+TEST(Router, AThrowingFailureListenerDoesNotBreakTheRequest) {
+    Upstream alive("alive");
+    ringlb::Router router(config());
+    router.replicas().add({{1, "Dead", "127.0.0.1", closed_port()}, {2, "Alive", "127.0.0.1", alive.port()}});
+    router.set_failure_listener([](std::uint32_t) { throw std::runtime_error("listener bug"); });
+    router.start();
+    for (int i = 0; i < 20; ++i) {
+        EXPECT_EQ(fetch(router.port(), http::verb::get, "/home?id=" + std::to_string(100000 + i)).status,
+                  200u);
+    }
+}
+
+TEST(Router, ServingFlagsAndEndpointsTakeEffectAtOnce) {
+    Upstream a("a"), b("b");
+    ringlb::Router router(config());
+    router.replicas().add({{1, "A", "127.0.0.1", a.port()}});
+    router.start();
+    EXPECT_EQ(fetch(router.port(), http::verb::get, "/x?id=1").body, "up:a");
+    router.replicas().set_endpoint(1, "127.0.0.1", b.port());
+    EXPECT_EQ(fetch(router.port(), http::verb::get, "/x?id=1").body, "up:b");
+    router.replicas().set_serving(1, false);
+    EXPECT_EQ(fetch(router.port(), http::verb::get, "/x?id=1").status, 503u);
+    router.replicas().set_serving(1, true);
+    EXPECT_EQ(fetch(router.port(), http::verb::get, "/x?id=1").status, 200u);
+}
+
+TEST(Router, ExecutorRunsTimersQueuedBeforeStart) {
+    ringlb::Router router(config());
+    asio::steady_timer timer(router.executor(), std::chrono::milliseconds(10));
+    std::promise<void> fired;
+    timer.async_wait([&](beast::error_code ec) {
+        if (!ec) fired.set_value();
+    });
+    router.start();
+    EXPECT_EQ(fired.get_future().wait_for(std::chrono::seconds(5)), std::future_status::ready);
+    router.stop();
+}
+
+TEST(Router, LifecycleErrors) {
+    ringlb::Router router(config());
+    router.stop();  // not started: a no-op
+    router.start();
+    EXPECT_THROW(router.start(), std::logic_error);
+    ringlb::RouterConfig same = config();
+    same.port = router.port();
+    ringlb::Router second(same);
+    EXPECT_THROW(second.start(), std::system_error);
+    EXPECT_FALSE(second.running());
+    router.stop();
+    router.stop();
+    EXPECT_FALSE(router.running());
+    router.start();  // restartable
+    EXPECT_EQ(fetch(router.port(), http::verb::get, "/rep").status, 200u);
+}
+
+TEST(Router, BadConfigIsInvalidArgument) {
+    const auto bad = [](auto change) {
+        auto c = config();
+        change(c);
+        EXPECT_THROW(ringlb::Router{c}, std::invalid_argument);
+    };
+    bad([](auto& c) { c.key = "nope"; });
+    bad([](auto& c) { c.host = "not-an-ip"; });
+    bad([](auto& c) { c.ring.scheme = "nope"; });
+    bad([](auto& c) { c.ring.virtual_nodes = 0; });
+    bad([](auto& c) { c.retries = 65; });
+    bad([](auto& c) { c.bounded_load = 0.99; });
+    bad([](auto& c) { c.bounded_load = -1; });
+    bad([](auto& c) { c.connect_timeout = std::chrono::milliseconds(0); });
+    bad([](auto& c) { c.max_connections = 0; });
+    bad([](auto& c) { c.max_header_bytes = 10; });
+}
+
+TEST(Router, ControlHandlerRunsOffTheIoThreadsAndItsErrorsBecomeAnswers) {
+    Upstream up("u");
+    ringlb::Router router(config());
+    router.replicas().add({{0, "Server1", "127.0.0.1", up.port()}});
+    std::vector<ringlb::ControlRequest> seen;
+    router.set_control_handler([&](const ringlb::ControlRequest& req) {
+        seen.push_back(req);
+        if (req.op == ringlb::ControlRequest::Op::remove) throw ringlb::ControlError(409, "busy");
+        for (const auto& h : req.hostnames) router.replicas().add({{0, h, "127.0.0.1", up.port()}});
+    });
+    router.start();
+    Reply r = fetch(router.port(), http::verb::post, "/add", R"({"n": 2, "hostnames": ["X"]})");
+    EXPECT_EQ(r.status, 200u);
+    EXPECT_EQ(r.body, R"({"message":{"N":3,"replicas":["Server1","X","Server2"]},"status":"successful"})");
+    r = fetch(router.port(), http::verb::delete_, "/rm", R"({"n": 1})");
+    EXPECT_EQ(r.status, 409u);
+    EXPECT_EQ(r.body, R"({"message":"<Error> busy","status":"failure"})");
+    // The handler cannot stop the router it runs in.
+    router.set_control_handler([&](const ringlb::ControlRequest&) { router.stop(); });
+    r = fetch(router.port(), http::verb::post, "/rm", R"({"n": 1})");
+    EXPECT_EQ(r.status, 500u);
+    EXPECT_NE(r.body.find("cannot run on one of the router's own threads"), std::string::npos);
+    EXPECT_TRUE(router.running());
+    router.stop();
+    ASSERT_EQ(seen.size(), 2u);
+    EXPECT_EQ(seen[0].hostnames, (std::vector<std::string>{"X", "Server2"}));
+}
+
+TEST(Router, StopDuringASlowControlHandlerAnswersOrClosesAndJoins) {
+    ringlb::Router router(config());
+    std::promise<void> entered;
+    router.set_control_handler([&](const ringlb::ControlRequest&) {
+        entered.set_value();
+        std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    });
+    router.start();
+    auto client = std::async(std::launch::async, [&] {
+        try {
+            return fetch(router.port(), http::verb::post, "/add", R"({"n": 1})").status;
+        } catch (const std::exception&) {
+            return 0u;  // the connection was closed by the stop
+        }
+    });
+    entered.get_future().wait();
+    router.stop();
+    const unsigned status = client.get();
+    EXPECT_TRUE(status == 200u || status == 0u) << status;
+}
+
+TEST(Router, StatsCountAnswers) {
+    ringlb::Router router(config());
+    router.start();
+    fetch(router.port(), http::verb::get, "/rep");
+    fetch(router.port(), http::verb::get, "/home");  // no replica: 503
+    router.stop();
+    const auto s = router.stats();
+    EXPECT_EQ(s.requests, 2u);
+    EXPECT_EQ(s.errors, 1u);
+    EXPECT_EQ(s.proxied, 0u);
+    EXPECT_EQ(s.active_connections, 0u);
+}
+
+}  // namespace

@@ -1,0 +1,229 @@
+"""Helpers for the router tests: real replica processes, a real slow HTTP server,
+raw-socket HTTP, and a control plane that starts and stops replica processes."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import ringlb
+
+
+class ReplicaProcess:
+    """One `ringlb-replica` on 127.0.0.1 and a port the kernel picked."""
+
+    def __init__(self, server_id: int) -> None:
+        self.server_id = server_id
+        self.proc = subprocess.Popen(
+            [str(ringlb.replica_binary()), "--id", str(server_id), "--host", "127.0.0.1",
+             "--port", "0"],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line.strip().isdigit():
+            self.stop()
+            raise RuntimeError(f"ringlb-replica printed no port: {line!r}")
+        self.port = int(line)
+
+    def kill(self) -> None:
+        """SIGKILL: the replica dies without closing anything gracefully."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(timeout=5)
+
+    def stop(self) -> None:
+        self.kill()
+        if self.proc.stdout:
+            self.proc.stdout.close()
+
+
+class Fleet:
+    """The replica processes of one test; stop_all() in a finally."""
+
+    def __init__(self) -> None:
+        self.replicas: dict[str, ReplicaProcess] = {}
+        self._lock = threading.Lock()
+
+    def start(self, hostname: str, server_id: int) -> ReplicaProcess:
+        r = ReplicaProcess(server_id)
+        with self._lock:
+            self.replicas[hostname] = r
+        return r
+
+    def stop(self, hostname: str) -> None:
+        with self._lock:
+            r = self.replicas.pop(hostname, None)
+        if r:
+            r.stop()
+
+    def stop_all(self) -> None:
+        with self._lock:
+            rs = list(self.replicas.values())
+            self.replicas.clear()
+        for r in rs:
+            r.stop()
+
+
+def process_control_plane(router: ringlb.Router, fleet: Fleet,
+                          calls: list[tuple[str, list[str]]] | None = None):
+    """A control handler that starts a replica process per added hostname and
+    stops removed ones, registering them with the router (what the launcher does).
+    All or nothing: a spawn that fails undoes the ones this call started."""
+
+    def handler(op: str, hostnames: list[str]) -> None:
+        if calls is not None:
+            calls.append((op, list(hostnames)))
+        if op == "add":
+            started: list[tuple[str, str, int, int]] = []
+            try:
+                for name in hostnames:
+                    sid = router.next_free_id() + len(started)
+                    while any(s[3] == sid for s in started):
+                        sid += 1
+                    rep = fleet.start(name, sid)
+                    started.append((name, "127.0.0.1", rep.port, sid))
+                router.add_replicas(started)
+            except Exception as e:
+                for undo, *_ in started:
+                    fleet.stop(undo)
+                raise ringlb.ControlError(500, f"could not start '{name}': {e}") from e
+        else:
+            router.remove_replicas(hostnames)
+            for name in hostnames:
+                fleet.stop(name)
+
+    return handler
+
+
+def request(port: int, method: str, path: str, body: Any = None,
+            headers: dict[str, str] | None = None, timeout: float = 10
+            ) -> tuple[int, dict[str, str], Any]:
+    """One request on a fresh connection: (status, headers, JSON or raw bytes)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        data = body if isinstance(body, (bytes, type(None))) else json.dumps(body).encode()
+        conn.request(method, path, body=data, headers=headers or {})
+        resp = conn.getresponse()
+        raw = resp.read()
+        hdrs = {k.lower(): v for k, v in resp.getheaders()}
+        try:
+            parsed: Any = json.loads(raw) if raw else raw
+        except ValueError:
+            parsed = raw
+        return resp.status, hdrs, parsed
+    finally:
+        conn.close()
+
+
+def raw_exchange(port: int, data: bytes, timeout: float = 5.0) -> bytes:
+    """Sends raw bytes and reads until the router closes the connection."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(data)
+        chunks = []
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                chunk = s.recv(65536)
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+
+def parse_responses(raw: bytes) -> list[tuple[int, dict[str, str], bytes]]:
+    """Splits a byte stream of HTTP/1.1 responses with Content-Length bodies."""
+    out = []
+    while raw:
+        head, sep, rest = raw.partition(b"\r\n\r\n")
+        assert sep, f"incomplete response: {raw[:200]!r}"
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split()[1])
+        hdrs = {}
+        for line in lines[1:]:
+            k, _, v = line.partition(":")
+            hdrs[k.strip().lower()] = v.strip()
+        n = int(hdrs.get("content-length", "0"))
+        out.append((status, hdrs, rest[:n]))
+        raw = rest[n:]
+    return out
+
+
+class SlowServer:
+    """A real HTTP/1.1 server (Python's ThreadingHTTPServer) that answers GET
+    /home after `delay` seconds with its name; counts what it answered."""
+
+    def __init__(self, name: str, delay: float) -> None:
+        self.name = name
+        self.delay = delay
+        self.count = 0
+        self.active = 0
+        self.max_active = 0
+        self._lock = threading.Lock()
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+                with outer._lock:
+                    outer.active += 1
+                    outer.max_active = max(outer.max_active, outer.active)
+                try:
+                    time.sleep(outer.delay)
+                    body = json.dumps({"message": f"Hello from {outer.name}",
+                                       "status": "successful"}).encode()
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                except OSError:
+                    self.close_connection = True  # the router gave up on us (a timeout test)
+                finally:
+                    with outer._lock:
+                        outer.active -= 1
+                        outer.count += 1
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        class Server(ThreadingHTTPServer):
+            request_queue_size = 256  # the default backlog of 5 drops bursts of connects
+
+        self.server = Server(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = int(self.server.server_address[1])
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
+
+
+@contextmanager
+def running(router: ringlb.Router) -> Iterator[ringlb.Router]:
+    """Starts the router and always stops it."""
+    router.start()
+    try:
+        yield router
+    finally:
+        router.stop()
+
+
+def closed_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on (connections are refused)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
