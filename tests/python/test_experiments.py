@@ -316,13 +316,7 @@ def test_cluster_with_a_random_key_spreads_over_every_replica() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("key", [
-    "header:X-Request-Id",
-    pytest.param("query:id", marks=pytest.mark.xfail(strict=True, reason=(
-        "router defect: with key=query:NAME and concurrent keep-alive connections many "
-        "requests are routed by a wrong id (header keys are fine); remove this mark once "
-        "every request goes where the ring says"))),
-])
+@pytest.mark.parametrize("key", ["header:X-Request-Id", "query:id"])
 def test_cluster_routes_every_request_where_the_ring_says(key: str) -> None:
     """A keyed router: request k must reach exactly ring.lookup(ids[k])."""
     import ringlb

@@ -133,14 +133,14 @@ def test_serve_three_replicas(proc_cluster: str) -> None:
 def test_serve_with_a_well_mixed_scheme_and_its_default_sizes(proc_cluster: str,
                                                                scheme: str) -> None:
     # ketama and maglev reject the slot ring's 512/9; unset sizes mean the scheme's own.
-    with Launcher(proc_config(proc_cluster, scheme=scheme, key="header:X-Id")) as lb:
+    with Launcher(proc_config(proc_cluster, scheme=scheme, key="query:id")) as lb:
         assert rep(lb)["message"]["N"] == 3
         ring = ringlb.Ring(scheme=scheme)
         for r in lb.replicas():
             ring.add(r["hostname"], id=r["id"])
         with requests.Session() as s:
             for i in range(100000, 100000 + 60 * 7919, 7919):
-                r = s.get(f"{lb.url}/home", headers={"X-Id": str(i)}, timeout=5)
+                r = s.get(f"{lb.url}/home?id={i}", timeout=5)
                 assert r.status_code == 200
                 assert r.headers["X-Ringlb-Replica"] == ring.lookup(i)
 
