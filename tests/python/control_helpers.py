@@ -4,10 +4,12 @@ test cluster may have left behind, so that a failing test leaks nothing."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -115,3 +117,14 @@ def wait_for(pred: Any, timeout: float, interval: float = 0.02) -> bool:
             return True
         time.sleep(interval)
     return bool(pred())
+
+
+@contextlib.contextmanager
+def closing_backend(backend: Any) -> Iterator[Any]:
+    """Yield a backend; afterwards kill whatever replicas it still has and close it."""
+    try:
+        yield backend
+    finally:
+        for r in backend.list():
+            backend.stop(r.hostname, graceful=False)
+        backend.close()

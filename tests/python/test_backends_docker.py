@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import requests
 from control_helpers import (
+    closing_backend,
     cluster_containers,
     cluster_networks,
     remove_docker_cluster,
@@ -40,13 +41,8 @@ def cluster(client: Any) -> Iterator[str]:
 def backend(client: Any, cluster: str) -> Iterator[Any]:
     from ringlb.backends.docker import DockerBackend
 
-    b = DockerBackend(cluster, client=client)
-    try:
+    with closing_backend(DockerBackend(cluster, client=client)) as b:
         yield b
-    finally:
-        for r in b.list():
-            b.stop(r.hostname, graceful=False)
-        b.close()
 
 
 def test_replica_image_serves_home_and_heartbeat(client: Any, cluster: str) -> None:

@@ -11,7 +11,13 @@ from pathlib import Path
 
 import pytest
 import requests
-from control_helpers import pid_running, remove_process_cluster, unique_cluster, wait_for
+from control_helpers import (
+    closing_backend,
+    pid_running,
+    remove_process_cluster,
+    unique_cluster,
+    wait_for,
+)
 
 from ringlb.backends import BackendError, ProcessBackend, make_backend
 from ringlb.backends.process import state_root
@@ -28,13 +34,8 @@ def cluster() -> Iterator[str]:
 
 @pytest.fixture
 def backend(cluster: str) -> Iterator[ProcessBackend]:
-    b = ProcessBackend(cluster)
-    try:
+    with closing_backend(ProcessBackend(cluster)) as b:
         yield b
-    finally:
-        for r in b.list():
-            b.stop(r.hostname, graceful=False)
-        b.close()
 
 
 def refused(port: int) -> bool:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 import requests
-from control_helpers import remove_process_cluster, unique_cluster, wait_for
+from control_helpers import closing_backend, remove_process_cluster, unique_cluster, wait_for
 
 import ringlb
 from ringlb.backends import ProcessBackend
@@ -36,13 +36,10 @@ class Recorder:
 @pytest.fixture
 def backend() -> Iterator[ProcessBackend]:
     cluster = unique_cluster("hb")
-    b = ProcessBackend(cluster)
     try:
-        yield b
+        with closing_backend(ProcessBackend(cluster)) as b:
+            yield b
     finally:
-        for r in b.list():
-            b.stop(r.hostname, graceful=False)
-        b.close()
         remove_process_cluster(cluster)
 
 
