@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every test ringlb has, from a fresh machine: installs what it needs, then
 #   1. the C++ suite (GoogleTest via ctest) built with -Werror,
-#   2. the same suite under AddressSanitizer + UndefinedBehaviorSanitizer,
+#   2. the same suite under AddressSanitizer + UndefinedBehaviorSanitizer, then ThreadSanitizer,
 #   3. pytest (ring, replica, router, heartbeat, backends incl. the real Docker
 #      engine, launcher, CLI, quality, notebooks, type stubs).
 set -euo pipefail
@@ -22,6 +22,13 @@ cmake -S . -B build-asan -G Ninja -DRINGLB_TESTS=ON -DRINGLB_PYTHON=OFF -DRINGLB
 ninja -C build-asan -j "$jobs"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
   ctest --test-dir build-asan --output-on-failure --timeout 600
+
+echo "== C++ tests under ThreadSanitizer"
+cmake -S . -B build-tsan -G Ninja -DRINGLB_TESTS=ON -DRINGLB_PYTHON=OFF -DRINGLB_WERROR=ON \
+  -DRINGLB_SANITIZE=thread -DCMAKE_BUILD_TYPE=Debug >/dev/null
+ninja -C build-tsan -j "$jobs"
+TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+  ctest --test-dir build-tsan --output-on-failure --timeout 600
 
 echo "== Python tests"
 .venv/bin/python -m pytest "$@"

@@ -17,27 +17,11 @@ namespace py = pybind11;
 namespace ringlb::bindings {
 namespace {
 
-Probing parse_probing(const std::string& name) {
-    if (name == "linear") return Probing::linear;
-    if (name == "quadratic") return Probing::quadratic;
-    throw std::invalid_argument("probing must be 'linear' or 'quadratic', got '" + name + "'");
-}
-
 class PyRing {
 public:
-    PyRing(std::int64_t slots, std::int64_t virtual_nodes, const std::string& scheme,
-           const std::string& probing) {
-        if (slots < 1 || slots > 0x7fffffff) {
-            throw std::invalid_argument("slots must be between 1 and 2147483647");
-        }
-        if (virtual_nodes < 1 || virtual_nodes > slots) {
-            throw std::invalid_argument("virtual_nodes must be between 1 and slots");
-        }
-        RingOptions o;
-        o.slots = static_cast<std::uint32_t>(slots);
-        o.virtual_nodes = static_cast<std::uint32_t>(virtual_nodes);
-        o.scheme = scheme;
-        o.probing = parse_probing(probing);
+    PyRing(std::optional<std::int64_t> slots, std::optional<std::int64_t> virtual_nodes,
+           const std::string& scheme, const std::string& probing) {
+        const RingOptions o = ring_options_arg(slots, virtual_nodes, scheme, probing);
         ring_ = make_ring(o);
     }
 
@@ -93,6 +77,21 @@ public:
         return out;
     }
 
+    py::array_t<std::uint64_t> slot_of_many(
+        const py::array_t<std::uint64_t, py::array::c_style | py::array::forcecast>& ids) const {
+        if (ids.ndim() != 1) throw std::invalid_argument("request ids must be a 1-d array");
+        const auto n = static_cast<std::size_t>(ids.shape(0));
+        py::array_t<std::uint64_t> out(static_cast<py::ssize_t>(n));
+        const std::uint64_t* in = ids.data();
+        std::uint64_t* res = out.mutable_data();
+        auto ring = ring_;
+        {
+            py::gil_scoped_release release;
+            for (std::size_t k = 0; k < n; ++k) res[k] = ring->slot_of(in[k]);
+        }
+        return out;
+    }
+
     std::vector<std::string> candidates(std::uint64_t request_id, std::size_t n) const {
         std::vector<std::size_t> idx(std::min(n, ring_->members().size()));
         idx.resize(ring_->candidates(request_id, idx));
@@ -138,6 +137,27 @@ std::string probing_name(Probing p) { return p == Probing::linear ? "linear" : "
 
 }  // namespace
 
+RingOptions ring_options_arg(std::optional<std::int64_t> slots,
+                             std::optional<std::int64_t> virtual_nodes, const std::string& scheme,
+                             const std::string& probing) {
+    if (slots && (*slots < 1 || *slots > 0x7fffffff)) {
+        throw std::invalid_argument(
+            "slots must be between 1 and 2147483647, or None for the scheme's default");
+    }
+    if (virtual_nodes && (*virtual_nodes < 1 || *virtual_nodes > 0x7fffffff)) {
+        throw std::invalid_argument(
+            "virtual_nodes must be between 1 and 2147483647, or None for the scheme's default");
+    }
+    RingOptions o;
+    o.slots = static_cast<std::uint32_t>(slots.value_or(0));
+    o.virtual_nodes = static_cast<std::uint32_t>(virtual_nodes.value_or(0));
+    o.scheme = scheme;
+    if (probing == "linear") o.probing = Probing::linear;
+    else if (probing == "quadratic") o.probing = Probing::quadratic;
+    else throw std::invalid_argument("probing must be 'linear' or 'quadratic', got '" + probing + "'");
+    return o;
+}
+
 void bind_ring(py::module_& m) {
     m.def("key_to_request_id", &key_to_request_id, py::arg("key"),
           "The request id for a routing key: a decimal integer below 2**64 is the id "
@@ -150,11 +170,26 @@ A consistent hash ring (SPEC section 2).
 The defaults are the assignment's: 512 slots, 9 virtual servers per replica,
 H(i) = i^2 + 2i + 17 and Phi(i, j) = i^2 + j^2 + 2j + 25 (mod 512), linear
 probing. Each add/remove builds a new immutable ring, as the router does.
+
+Schemes (ring_schemes() lists them) and what slots / virtual_nodes mean;
+None means the scheme's default:
+
+- slot schemes "assignment", "linear", "splitmix64", "xxh3": slots = M
+  (default 512), virtual_nodes = K (default floor(log2 M)); at most M // K
+  replicas.
+- "ketama", "ketama-xxh3": a 64-bit circle; virtual_nodes = points per
+  replica (default 2048, chosen from bench/quality.py); slots must be None.
+  Keys move only to an added / from a removed replica.
+- "maglev": Maglev hashing; slots = the lookup table size, a prime (default
+  65537); virtual_nodes must be None. Near-perfect balance and O(1) lookup; a
+  membership change may move a small fraction of keys between other replicas.
 )doc")
-        .def(py::init<std::int64_t, std::int64_t, const std::string&, const std::string&>(),
-             py::arg("slots") = 512, py::arg("virtual_nodes") = 9,
+        .def(py::init<std::optional<std::int64_t>, std::optional<std::int64_t>,
+                      const std::string&, const std::string&>(),
+             py::arg("slots") = py::none(), py::arg("virtual_nodes") = py::none(),
              py::arg("scheme") = "assignment", py::arg("probing") = "linear",
-             "Raises ValueError for an unknown scheme or probing, or out-of-range sizes.")
+             "Raises ValueError for an unknown scheme or probing, or sizes the scheme "
+             "cannot use (the message names the field).")
         .def("add", &PyRing::add, py::arg("hostname"), py::arg("id") = py::none(),
              "Add a replica; returns its server id (the smallest unused one unless given). "
              "Raises ValueError for a taken id or hostname, RingFullError when no room is left.")
@@ -178,6 +213,14 @@ probing. Each add/remove builds a new immutable ring, as the router does.
         .def("slot_of",
              [](const PyRing& r, const py::int_& id) { return r.ring_->slot_of(to_request_id(id)); },
              py::arg("request_id"), "The slot that H maps request_id to.")
+        .def("slot_of_many", &PyRing::slot_of_many, py::arg("request_ids"),
+             "The slot of each of many request ids (a uint64 numpy array); runs without "
+             "the GIL. For ketama the slot is the 64-bit position on the circle, for "
+             "maglev the table entry.")
+        .def("copy", [](const PyRing& r) { return PyRing(r); },
+             "An independent handle on the same immutable ring: adding to or removing "
+             "from one does not change the other. O(1).")
+        .def("__copy__", [](const PyRing& r) { return PyRing(r); })
         .def("slot_table", [](const PyRing& r) { return r.hostnames_of(r.ring_->slot_owners()); },
              "For each slot, the hostname of the virtual server placed there, or None.")
         .def("slot_ids", [](const PyRing& r) { return r.ids_of(r.ring_->slot_owners()); },
@@ -202,6 +245,10 @@ probing. Each add/remove builds a new immutable ring, as the router does.
                 d["memory_bytes"] = s.memory_bytes;
                 return d;
             }, "Occupied slots and bytes held by the ring's tables.")
+        .def_property_readonly("max_members",
+                               [](const PyRing& r) { return r.ring_->max_members(); },
+                               "The most replicas this ring can hold (M // K for slot schemes, "
+                               "M for maglev).")
         .def("__len__", [](const PyRing& r) { return r.ring_->members().size(); })
         .def("__contains__", [](const PyRing& r, const std::string& h) {
                 return r.ring_->index_of(std::string_view(h)) != HashRing::npos;

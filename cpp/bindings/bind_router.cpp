@@ -101,8 +101,9 @@ Replica replica_arg(const ReplicaTuple& t) {
 }
 
 std::shared_ptr<Router> make_router(const std::string& host, std::int64_t port,
-                                    std::int64_t threads, std::int64_t slots,
-                                    std::int64_t virtual_nodes, const std::string& scheme,
+                                    std::int64_t threads, std::optional<std::int64_t> slots,
+                                    std::optional<std::int64_t> virtual_nodes,
+                                    const std::string& scheme,
                                     const std::string& probing, const std::string& key,
                                     std::int64_t retries, double bounded_load,
                                     double connect_timeout, double upstream_timeout,
@@ -114,16 +115,7 @@ std::shared_ptr<Router> make_router(const std::string& host, std::int64_t port,
     c.port = port_arg(port, true);
     if (threads < 0 || threads > 1024) throw std::invalid_argument("threads must be between 0 and 1024");
     c.threads = static_cast<unsigned>(threads);
-    if (slots < 1 || slots > 0x7fffffff) throw std::invalid_argument("slots must be between 1 and 2147483647");
-    if (virtual_nodes < 1 || virtual_nodes > slots) {
-        throw std::invalid_argument("virtual_nodes must be between 1 and slots");
-    }
-    c.ring.slots = static_cast<std::uint32_t>(slots);
-    c.ring.virtual_nodes = static_cast<std::uint32_t>(virtual_nodes);
-    c.ring.scheme = scheme;
-    if (probing == "linear") c.ring.probing = Probing::linear;
-    else if (probing == "quadratic") c.ring.probing = Probing::quadratic;
-    else throw std::invalid_argument("probing must be 'linear' or 'quadratic', got '" + probing + "'");
+    c.ring = ring_options_arg(slots, virtual_nodes, scheme, probing);
     c.key = key;
     if (retries < 0 || retries > 64) throw std::invalid_argument("retries must be between 0 and 64");
     c.retries = static_cast<unsigned>(retries);
@@ -253,7 +245,7 @@ Replicas are registered from Python (add_replica) or, for /add and /rm, by the
 control handler (set_control_handler). Timeouts are in seconds.
 )doc")
         .def(py::init(&make_router), py::arg("host") = "127.0.0.1", py::arg("port") = 5000,
-             py::arg("threads") = 0, py::arg("slots") = 512, py::arg("virtual_nodes") = 9,
+             py::arg("threads") = 0, py::arg("slots") = py::none(), py::arg("virtual_nodes") = py::none(),
              py::arg("scheme") = "assignment", py::arg("probing") = "linear",
              py::arg("key") = "random", py::arg("retries") = 2, py::arg("bounded_load") = 0.0,
              py::arg("connect_timeout") = 0.3, py::arg("upstream_timeout") = 5.0,

@@ -4,11 +4,26 @@
 
 #include <pybind11/pybind11.h>
 
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "ringlb/hash_ring.hpp"
+
 namespace ringlb::bindings {
+
+// Ring options from Python arguments, shared by Ring and Router: None sizes
+// mean the scheme's default (RingOptions' 0). Throws std::invalid_argument for
+// sizes out of range or an unknown probing; make_ring judges the rest.
+RingOptions ring_options_arg(std::optional<std::int64_t> slots,
+                             std::optional<std::int64_t> virtual_nodes, const std::string& scheme,
+                             const std::string& probing);
 
 void bind_errors(pybind11::module_& m);
 void bind_ring(pybind11::module_& m);
 // ringlb.Router, held by std::shared_ptr<ringlb::Router>; also defines ringlb.ControlError.
 void bind_router(pybind11::module_& m);
+// ringlb.HeartbeatEngine, on a ringlb.Router's event loop (after bind_router).
+void bind_heartbeat(pybind11::module_& m);
 
 }  // namespace ringlb::bindings

@@ -6,4 +6,5 @@ PYBIND11_MODULE(_core, m) {
     ringlb::bindings::bind_errors(m);
     ringlb::bindings::bind_ring(m);
     ringlb::bindings::bind_router(m);
+    ringlb::bindings::bind_heartbeat(m);
 }

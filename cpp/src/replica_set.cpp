@@ -27,7 +27,7 @@ std::uint32_t smallest_free(const std::set<std::uint32_t>& used) {
 
 }  // namespace
 
-ReplicaSet::ReplicaSet(const RingOptions& options) : options_(options) {
+ReplicaSet::ReplicaSet(const RingOptions& options) : options_(resolve_ring_options(options)) {
     std::lock_guard lock(mutex_);
     publish(make_ring(options_), {});
 }
@@ -43,13 +43,16 @@ void ReplicaSet::publish(std::shared_ptr<const HashRing> ring, std::vector<Repli
     snap->ring = std::move(ring);
     snap->registered = std::move(registered);
     snap->version = version_.load(std::memory_order_relaxed) + 1;
-    current_.store(std::move(snap));
+    {
+        std::lock_guard lock(current_mutex_);
+        current_ = std::move(snap);
+    }
     version_.fetch_add(1, std::memory_order_acq_rel);
 }
 
 std::vector<Replica> ReplicaSet::add(std::vector<Replica> replicas) {
     std::lock_guard lock(mutex_);
-    auto snap = current_.load();
+    auto snap = snapshot();
     std::set<std::uint32_t> used;
     std::set<std::string> names;
     for (const auto& r : snap->registered) {
@@ -81,7 +84,7 @@ std::vector<Replica> ReplicaSet::add(std::vector<Replica> replicas) {
 
 void ReplicaSet::remove(const std::vector<std::uint32_t>& ids) {
     std::lock_guard lock(mutex_);
-    auto snap = current_.load();
+    auto snap = snapshot();
     for (auto id : ids) {
         if (!find_in(snap->registered, id)) {
             throw std::invalid_argument("no replica with server id " + std::to_string(id));
@@ -101,7 +104,7 @@ void ReplicaSet::remove(const std::vector<std::uint32_t>& ids) {
 
 bool ReplicaSet::set_serving(std::uint32_t id, bool serving) {
     std::lock_guard lock(mutex_);
-    auto snap = current_.load();
+    auto snap = snapshot();
     const ReplicaPtr* r = find_in(snap->registered, id);
     if (!r) return false;
     const bool on_ring = snap->ring->index_of(id) != HashRing::npos;
@@ -115,7 +118,7 @@ bool ReplicaSet::set_serving(std::uint32_t id, bool serving) {
 bool ReplicaSet::set_endpoint(std::uint32_t id, const std::string& host, std::uint16_t port) {
     if (host.empty() || port == 0) throw std::invalid_argument("a replica needs a host and a port");
     std::lock_guard lock(mutex_);
-    auto snap = current_.load();
+    auto snap = snapshot();
     auto registered = snap->registered;
     for (auto& r : registered) {
         if (r->id == id) {
@@ -131,13 +134,13 @@ bool ReplicaSet::set_endpoint(std::uint32_t id, const std::string& host, std::ui
 }
 
 std::optional<Replica> ReplicaSet::find(std::uint32_t id) const {
-    auto snap = current_.load();
+    auto snap = snapshot();
     if (const ReplicaPtr* r = find_in(snap->registered, id)) return **r;
     return std::nullopt;
 }
 
 std::optional<Replica> ReplicaSet::find(const std::string& hostname) const {
-    auto snap = current_.load();
+    auto snap = snapshot();
     for (const auto& r : snap->registered) {
         if (r->hostname == hostname) return *r;
     }
@@ -145,7 +148,7 @@ std::optional<Replica> ReplicaSet::find(const std::string& hostname) const {
 }
 
 std::uint32_t ReplicaSet::next_free_id() const {
-    auto snap = current_.load();
+    auto snap = snapshot();
     std::set<std::uint32_t> used;
     for (const auto& r : snap->registered) used.insert(r->id);
     return smallest_free(used);

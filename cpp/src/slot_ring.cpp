@@ -127,4 +127,8 @@ RingStats SlotRing::stats() const {
                 members_.capacity() * sizeof(Member)};
 }
 
+std::size_t SlotRing::max_members() const noexcept {
+    return options_.slots / options_.virtual_nodes;
+}
+
 }  // namespace ringlb

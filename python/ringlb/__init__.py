@@ -6,7 +6,7 @@ Python.
 """
 
 from ringlb import _core
-from ringlb._core import Ring, Router, key_to_request_id, ring_schemes
+from ringlb._core import HeartbeatEngine, Ring, Router, key_to_request_id, ring_schemes
 from ringlb.exceptions import ControlError, RingEmptyError, RingFullError, RinglbError
 from ringlb.paths import replica_binary
 
@@ -14,6 +14,7 @@ __version__ = _core.__version__
 
 __all__ = [
     "ControlError",
+    "HeartbeatEngine",
     "Ring",
     "RingEmptyError",
     "RingFullError",

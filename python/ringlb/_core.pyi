@@ -6,7 +6,7 @@ import collections.abc
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['ControlError', 'Ring', 'RingEmptyError', 'RingFullError', 'RinglbError', 'Router', 'key_to_request_id', 'ring_schemes']
+__all__: list[str] = ['ControlError', 'HeartbeatEngine', 'Ring', 'RingEmptyError', 'RingFullError', 'RinglbError', 'Router', 'key_to_request_id', 'ring_schemes']
 class RinglbError(RuntimeError):
     """
     The root of the errors ringlb raises on purpose.
@@ -26,12 +26,27 @@ class Ring:
     The defaults are the assignment's: 512 slots, 9 virtual servers per replica,
     H(i) = i^2 + 2i + 17 and Phi(i, j) = i^2 + j^2 + 2j + 25 (mod 512), linear
     probing. Each add/remove builds a new immutable ring, as the router does.
+    
+    Schemes (ring_schemes() lists them) and what slots / virtual_nodes mean;
+    None means the scheme's default:
+    
+    - slot schemes "assignment", "linear", "splitmix64", "xxh3": slots = M
+      (default 512), virtual_nodes = K (default floor(log2 M)); at most M // K
+      replicas.
+    - "ketama", "ketama-xxh3": a 64-bit circle; virtual_nodes = points per
+      replica (default 2048, chosen from bench/quality.py); slots must be None.
+      Keys move only to an added / from a removed replica.
+    - "maglev": Maglev hashing; slots = the lookup table size, a prime (default
+      65537); virtual_nodes must be None. Near-perfect balance and O(1) lookup; a
+      membership change may move a small fraction of keys between other replicas.
     """
     def __contains__(self, arg0: str) -> bool:
         ...
-    def __init__(self, slots: typing.SupportsInt | typing.SupportsIndex = 512, virtual_nodes: typing.SupportsInt | typing.SupportsIndex = 9, scheme: str = 'assignment', probing: str = 'linear') -> None:
+    def __copy__(self) -> Ring:
+        ...
+    def __init__(self, slots: typing.SupportsInt | typing.SupportsIndex | None = None, virtual_nodes: typing.SupportsInt | typing.SupportsIndex | None = None, scheme: str = 'assignment', probing: str = 'linear') -> None:
         """
-        Raises ValueError for an unknown scheme or probing, or out-of-range sizes.
+        Raises ValueError for an unknown scheme or probing, or sizes the scheme cannot use (the message names the field).
         """
     def __len__(self) -> int:
         ...
@@ -44,6 +59,10 @@ class Ring:
     def candidates(self, request_id: int, n: typing.SupportsInt | typing.SupportsIndex) -> list[str]:
         """
         Up to n distinct hostnames in retry order: the owner, then clockwise.
+        """
+    def copy(self) -> Ring:
+        """
+        An independent handle on the same immutable ring: adding to or removing from one does not change the other. O(1).
         """
     def lookup(self, request_id: int) -> str:
         """
@@ -73,6 +92,10 @@ class Ring:
         """
         The slot that H maps request_id to.
         """
+    def slot_of_many(self, request_ids: typing.Annotated[numpy.typing.ArrayLike, numpy.uint64]) -> numpy.typing.NDArray[numpy.uint64]:
+        """
+        The slot of each of many request ids (a uint64 numpy array); runs without the GIL. For ketama the slot is the 64-bit position on the circle, for maglev the table entry.
+        """
     def slot_table(self) -> list[str | None]:
         """
         For each slot, the hostname of the virtual server placed there, or None.
@@ -80,6 +103,11 @@ class Ring:
     def stats(self) -> dict:
         """
         Occupied slots and bytes held by the ring's tables.
+        """
+    @property
+    def max_members(self) -> int:
+        """
+        The most replicas this ring can hold (M // K for slot schemes, M for maglev).
         """
     @property
     def members(self) -> list[tuple[int, str]]:
@@ -119,7 +147,7 @@ class Router:
         ...
     def __exit__(self, *args) -> None:
         ...
-    def __init__(self, host: str = '127.0.0.1', port: typing.SupportsInt | typing.SupportsIndex = 5000, threads: typing.SupportsInt | typing.SupportsIndex = 0, slots: typing.SupportsInt | typing.SupportsIndex = 512, virtual_nodes: typing.SupportsInt | typing.SupportsIndex = 9, scheme: str = 'assignment', probing: str = 'linear', key: str = 'random', retries: typing.SupportsInt | typing.SupportsIndex = 2, bounded_load: typing.SupportsFloat | typing.SupportsIndex = 0.0, connect_timeout: typing.SupportsFloat | typing.SupportsIndex = 0.3, upstream_timeout: typing.SupportsFloat | typing.SupportsIndex = 5.0, header_timeout: typing.SupportsFloat | typing.SupportsIndex = 5.0, idle_timeout: typing.SupportsFloat | typing.SupportsIndex = 60.0, max_header_bytes: typing.SupportsInt | typing.SupportsIndex = 8192, max_body_bytes: typing.SupportsInt | typing.SupportsIndex = 1048576, max_connections: typing.SupportsInt | typing.SupportsIndex = 10000, max_idle_upstream: typing.SupportsInt | typing.SupportsIndex = 64) -> None:
+    def __init__(self, host: str = '127.0.0.1', port: typing.SupportsInt | typing.SupportsIndex = 5000, threads: typing.SupportsInt | typing.SupportsIndex = 0, slots: typing.SupportsInt | typing.SupportsIndex | None = None, virtual_nodes: typing.SupportsInt | typing.SupportsIndex | None = None, scheme: str = 'assignment', probing: str = 'linear', key: str = 'random', retries: typing.SupportsInt | typing.SupportsIndex = 2, bounded_load: typing.SupportsFloat | typing.SupportsIndex = 0.0, connect_timeout: typing.SupportsFloat | typing.SupportsIndex = 0.3, upstream_timeout: typing.SupportsFloat | typing.SupportsIndex = 5.0, header_timeout: typing.SupportsFloat | typing.SupportsIndex = 5.0, idle_timeout: typing.SupportsFloat | typing.SupportsIndex = 60.0, max_header_bytes: typing.SupportsInt | typing.SupportsIndex = 8192, max_body_bytes: typing.SupportsInt | typing.SupportsIndex = 1048576, max_connections: typing.SupportsInt | typing.SupportsIndex = 10000, max_idle_upstream: typing.SupportsInt | typing.SupportsIndex = 64) -> None:
         """
         Raises ValueError for a bad argument (unknown scheme, probing or key source, a host that is not an IP address, negative sizes, non-positive timeouts).
         """
@@ -194,6 +222,63 @@ class Router:
         ...
     @property
     def threads(self) -> int:
+        ...
+class HeartbeatEngine:
+    """
+    Active and passive health checks of a router's replicas (SPEC section 4).
+    
+    Every registered replica's GET /heartbeat is polled every `interval` seconds on
+    a keep-alive connection; no 200 within `timeout` is a miss. A request the
+    router fails to forward (refused, reset, timed out) is a miss at once and
+    triggers an immediate probe. `fall` misses in a row make a replica "down": it
+    leaves the ring at once. `rise` successes in a row bring it back. A replica
+    with fewer than `fall` misses is "suspect" (still serving). The engine runs on
+    the router's I/O threads; the listener runs on a thread of its own.
+    """
+    def __init__(self, router: Router, interval: typing.SupportsFloat | typing.SupportsIndex = 0.2, timeout: typing.SupportsFloat | typing.SupportsIndex = 0.2, fall: typing.SupportsInt | typing.SupportsIndex = 2, rise: typing.SupportsInt | typing.SupportsIndex = 1) -> None:
+        """
+        Raises ValueError for interval/timeout outside 0.001..3600 s or fall/rise outside 1..1000. The engine keeps the router alive.
+        """
+    def __repr__(self) -> str:
+        ...
+    def on_failure(self, id: typing.SupportsInt | typing.SupportsIndex) -> None:
+        """
+        Report a passive failure of replica `id` (the router does this itself).
+        """
+    def refresh(self) -> None:
+        """
+        Re-read the router's replicas now (after set_endpoint, say) instead of at the next poll.
+        """
+    def set_listener(self, listener: typing.Any) -> None:
+        """
+        listener(id, hostname, old_state, new_state, detail) is called on the engine's notifier thread for every state change (states: 'up', 'suspect', 'down'); None removes it. Exceptions it raises are reported as unraisable and ignored.
+        """
+    def start(self) -> None:
+        """
+        Start probing the router's replicas (those registered later too) and count the router's forwarding failures. The probes run while the router runs. RuntimeError when called twice: an engine starts once.
+        """
+    def states(self) -> list:
+        """
+        Every tracked replica by ascending id: dicts of id, hostname, host, port, state, misses and successes (consecutive), latency (seconds of the last successful probe, or None), checks, passive_failures, last_error.
+        """
+    def stop(self) -> None:
+        """
+        Stop probing; no state changes and no listener call start after it returns. Idempotent; safe from the listener.
+        """
+    @property
+    def fall(self) -> int:
+        ...
+    @property
+    def interval(self) -> float:
+        ...
+    @property
+    def rise(self) -> int:
+        ...
+    @property
+    def running(self) -> bool:
+        ...
+    @property
+    def timeout(self) -> float:
         ...
 def key_to_request_id(key: str) -> int:
     """

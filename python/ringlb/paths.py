@@ -19,3 +19,15 @@ def replica_binary() -> Path:
     if not path.is_file():
         raise FileNotFoundError(f"ringlb-replica not found at {path}; reinstall with `pip install .`")
     return path
+
+
+def replica_dockerfile() -> Path:
+    """Path of docker/Dockerfile.replica: installed with the package, else in the source tree.
+
+    Raises FileNotFoundError when neither exists.
+    """
+    for path in (_PACKAGE_DIR / "docker" / "Dockerfile.replica",
+                 _PACKAGE_DIR.parent.parent / "docker" / "Dockerfile.replica"):
+        if path.is_file():
+            return path
+    raise FileNotFoundError("docker/Dockerfile.replica not found; reinstall with `pip install .`")

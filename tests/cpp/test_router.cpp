@@ -215,7 +215,7 @@ TEST(Router, BadConfigIsInvalidArgument) {
     bad([](auto& c) { c.key = "nope"; });
     bad([](auto& c) { c.host = "not-an-ip"; });
     bad([](auto& c) { c.ring.scheme = "nope"; });
-    bad([](auto& c) { c.ring.virtual_nodes = 0; });
+    bad([](auto& c) { c.ring.virtual_nodes = 513; });  // 0 would mean the default
     bad([](auto& c) { c.retries = 65; });
     bad([](auto& c) { c.bounded_load = 0.99; });
     bad([](auto& c) { c.bounded_load = -1; });

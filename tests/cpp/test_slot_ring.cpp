@@ -164,7 +164,7 @@ TEST(SlotRing, BadOptionsAreRejected) {
     o.scheme = "nope";
     EXPECT_THROW(ringlb::make_ring(o), std::invalid_argument);
     o = {};
-    o.slots = 0;
+    o.slots = 0x80000000U;  // (0 means the scheme's default: 512)
     EXPECT_THROW(ringlb::make_ring(o), std::invalid_argument);
     o = {};
     o.virtual_nodes = 513;

@@ -17,14 +17,22 @@ namespace ringlb {
 
 enum class Probing { linear, quadratic };
 
+// What each field means depends on the scheme; 0 means "the scheme's
+// default", which resolve_ring_options fills in (a built ring's options()
+// always holds the resolved values):
+//   slot schemes ("assignment", "linear", "splitmix64", "xxh3"; SlotRing):
+//       slots = M (default 512), virtual_nodes = K (default floor(log2 M),
+//       9 for 512), probing as set. At most floor(M/K) replicas.
+//   "ketama", "ketama-xxh3" (KetamaRing): virtual_nodes = points per replica
+//       (default KetamaRing::kDefaultPoints); slots must stay 0 and probing
+//       linear (neither applies).
+//   "maglev" (MaglevRing): slots = the lookup table size M, a prime (default
+//       65537); virtual_nodes must stay 0 and probing linear. At most M
+//       replicas.
 struct RingOptions {
-    // A scheme name: a slot scheme from hash_schemes.hpp ("assignment",
-    // "linear", ...) or a ring algorithm of its own (see make_ring).
     std::string scheme = "assignment";
-    // M: slots on the ring (for table-based algorithms, the table size).
-    std::uint32_t slots = 512;
-    // K: virtual servers per replica.
-    std::uint32_t virtual_nodes = 9;
+    std::uint32_t slots = 0;          // 0 = the scheme's default
+    std::uint32_t virtual_nodes = 0;  // 0 = the scheme's default
     Probing probing = Probing::linear;
 };
 
@@ -78,6 +86,10 @@ public:
 
     virtual RingStats stats() const = 0;
 
+    // The most replicas this ring can hold (floor(M/K) for a slot ring, M for
+    // Maglev); with_member throws RingFullError past it.
+    virtual std::size_t max_members() const noexcept = 0;
+
     const std::vector<Member>& members() const noexcept { return members_; }
     const RingOptions& options() const noexcept { return options_; }
 
@@ -99,11 +111,20 @@ protected:
     std::vector<Member> members_;  // in join order
 };
 
-// An empty ring for `options`. Throws std::invalid_argument for an unknown
-// scheme, slots outside 1 .. 2^31-1, or virtual_nodes outside 1 .. slots.
+// `options` with every 0 replaced by the scheme's default (see RingOptions).
+// Throws std::invalid_argument, naming the field, for an unknown scheme or a
+// value the scheme cannot use: slot schemes need slots in 1 .. 2^31-1 and
+// virtual_nodes in 1 .. slots; ketama needs virtual_nodes <= 2^20 and no
+// slots; Maglev needs a prime slots <= 2^24 and no virtual_nodes; probing
+// other than linear applies to slot schemes only.
+RingOptions resolve_ring_options(const RingOptions& options);
+
+// An empty ring for `options` (resolved first; throws as
+// resolve_ring_options does).
 std::shared_ptr<const HashRing> make_ring(const RingOptions& options);
 
-// Names accepted by make_ring, slot schemes first.
+// Names accepted by make_ring: the slot schemes, then "ketama",
+// "ketama-xxh3" and "maglev".
 std::vector<std::string> ring_scheme_names();
 
 }  // namespace ringlb

@@ -43,4 +43,16 @@ std::uint64_t key_to_request_id(std::string_view key) noexcept;
 // XXH3-64 of arbitrary bytes; the one place the core calls into libxxhash.
 std::uint64_t hash_bytes(std::string_view bytes) noexcept;
 
+// XXH3-64 of one 64-bit integer, and of a pair (a, b), in native byte order:
+// the same values the "xxh3" slot scheme reduces mod M.
+std::uint64_t xxh3_u64(std::uint64_t x) noexcept;
+std::uint64_t xxh3_u64_pair(std::uint64_t a, std::uint64_t b) noexcept;
+
+// Maps a well-mixed 64-bit hash uniformly onto 0 .. n-1 without a division
+// (Lemire, "Fast Random Integer Generation in an Interval", 2019): the high
+// half of h × n. Uses the hash's high bits, so h must be mixed throughout.
+constexpr std::uint64_t reduce_range(std::uint64_t h, std::uint64_t n) noexcept {
+    return static_cast<std::uint64_t>((static_cast<unsigned __int128>(h) * n) >> 64);
+}
+
 }  // namespace ringlb

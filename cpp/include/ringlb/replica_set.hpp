@@ -3,8 +3,15 @@
 //
 // Readers (routing threads) call snapshot() and get an immutable Snapshot
 // that stays valid for as long as they hold it; writers serialize on a mutex,
-// build the next Snapshot, and publish it with one atomic store. A reader
-// therefore never blocks on a membership change and never sees half of one.
+// build the next Snapshot, and publish it by swapping one pointer. A reader
+// never waits for a membership change to be built and never sees half of one.
+// Hot paths compare version() (one atomic load) with the version of the
+// snapshot they cached and call snapshot() only when it changed.
+//
+// The pointer swap is guarded by its own mutex rather than
+// std::atomic<std::shared_ptr>: libstdc++ 12 implements the latter with a
+// lock bit that ThreadSanitizer cannot see, and the cost is paid only when
+// the version moved.
 #pragma once
 
 #include <atomic>
@@ -41,7 +48,10 @@ public:
     explicit ReplicaSet(const RingOptions& options);
 
     // The current snapshot; never null. Safe from any thread.
-    std::shared_ptr<const Snapshot> snapshot() const noexcept { return current_.load(); }
+    std::shared_ptr<const Snapshot> snapshot() const noexcept {
+        std::lock_guard lock(current_mutex_);
+        return current_;
+    }
     // Bumped on every published change; a cheap way to notice one.
     std::uint64_t version() const noexcept { return version_.load(std::memory_order_acquire); }
 
@@ -69,6 +79,7 @@ public:
     // The smallest id that no registered replica uses.
     std::uint32_t next_free_id() const;
 
+    // The ring options with the scheme defaults filled in (resolve_ring_options).
     const RingOptions& options() const noexcept { return options_; }
 
 private:
@@ -77,8 +88,9 @@ private:
                  std::vector<std::shared_ptr<const Replica>> registered);
 
     RingOptions options_;
-    mutable std::mutex mutex_;
-    std::atomic<std::shared_ptr<const Snapshot>> current_;
+    mutable std::mutex mutex_;          // serializes writers
+    mutable std::mutex current_mutex_;  // guards current_ only, held for a pointer copy
+    std::shared_ptr<const Snapshot> current_;
     std::atomic<std::uint64_t> version_{0};
 };
 

@@ -31,6 +31,8 @@ public:
     std::vector<std::int32_t> slot_servers() const override;
     std::uint64_t slot_of(std::uint64_t request_id) const noexcept override;
     RingStats stats() const override;
+    // floor(M/K) (SPEC §2): 56 with the defaults.
+    std::size_t max_members() const noexcept override;
 
 private:
     static constexpr std::int32_t kFree = -1;

@@ -1,0 +1,141 @@
+#include "ringlb/maglev_ring.hpp"
+
+#include <algorithm>
+#include <numeric>
+#include <stdexcept>
+#include <string>
+
+#include "ringlb/errors.hpp"
+#include "ringlb/hash_schemes.hpp"
+
+namespace ringlb {
+namespace {
+
+// Two unrelated hashes of a server id (the paper hashes the backend name; the
+// id is as stable here: a replacement keeps it). The offsets exceed 2^32, so
+// h1 of one id never equals h2 of another.
+constexpr std::uint64_t kOffsetSeed = 0x6a09e667f3bcc909ULL;
+constexpr std::uint64_t kSkipSeed = 0xbb67ae8584caa73bULL;
+
+std::uint64_t h1(std::uint32_t id) noexcept { return mix64(id + kOffsetSeed); }
+std::uint64_t h2(std::uint32_t id) noexcept { return mix64(id + kSkipSeed); }
+
+}  // namespace
+
+bool MaglevRing::is_prime(std::uint32_t n) noexcept {
+    if (n < 2) return false;
+    if (n % 2 == 0) return n == 2;
+    for (std::uint64_t d = 3; d * d <= n; d += 2) {
+        if (n % d == 0) return false;
+    }
+    return true;
+}
+
+MaglevRing::MaglevRing(RingOptions options) : HashRing(std::move(options), {}) {}
+
+std::uint64_t MaglevRing::slot_of(std::uint64_t request_id) const noexcept {
+    return reduce_range(mix64(request_id), options_.slots);
+}
+
+std::size_t MaglevRing::lookup(std::uint64_t request_id) const noexcept {
+    if (table_.empty()) return npos;
+    return table_[slot_of(request_id)];
+}
+
+std::size_t MaglevRing::candidates(std::uint64_t request_id,
+                                   std::span<std::size_t> out) const noexcept {
+    if (out.empty() || table_.empty()) return 0;
+    const std::size_t want = std::min(out.size(), members_.size());
+    const std::size_t m = table_.size();
+    std::size_t n = 0;
+    std::size_t e = slot_of(request_id);
+    // Every replica owns at least one entry, so one lap finds them all.
+    for (std::size_t step = 0; step < m && n < want; ++step, e = (e + 1 == m ? 0 : e + 1)) {
+        const std::size_t idx = table_[e];
+        const auto end = out.begin() + static_cast<std::ptrdiff_t>(n);
+        if (std::find(out.begin(), end, idx) == end) out[n++] = idx;
+    }
+    return n;
+}
+
+void MaglevRing::populate() {
+    table_.clear();
+    const std::size_t n = members_.size();
+    if (n == 0) return;
+    const std::uint64_t m = options_.slots;
+    constexpr std::uint32_t kFree = static_cast<std::uint32_t>(-1);
+    table_.assign(m, kFree);
+
+    // Turns go by ascending server id, so the table depends on the member
+    // set only, not on the join order.
+    std::vector<std::uint32_t> order(n);
+    std::iota(order.begin(), order.end(), 0U);
+    std::sort(order.begin(), order.end(),
+              [this](std::uint32_t a, std::uint32_t b) { return members_[a].id < members_[b].id; });
+    std::vector<std::uint64_t> pos(n), skip(n);
+    for (std::size_t k = 0; k < n; ++k) {
+        const std::uint32_t id = members_[order[k]].id;
+        pos[k] = h1(id) % m;
+        skip[k] = m == 1 ? 1 : h2(id) % (m - 1) + 1;
+    }
+    // The paper's population loop, walking each permutation by adding skip
+    // (mod M, by one conditional subtraction since skip < M) instead of
+    // computing offset + j × skip. A replica's permutation visits every
+    // entry, so each turn ends on a free one while any is left.
+    const auto step = [m](std::uint64_t c, std::uint64_t s) {
+        c += s;
+        return c >= m ? c - m : c;
+    };
+    std::uint64_t filled = 0;
+    while (true) {
+        for (std::size_t k = 0; k < n; ++k) {
+            std::uint64_t c = pos[k];
+            while (table_[c] != kFree) c = step(c, skip[k]);
+            table_[c] = order[k];
+            pos[k] = step(c, skip[k]);
+            if (++filled == m) return;
+        }
+    }
+}
+
+std::shared_ptr<const HashRing> MaglevRing::with_member(Member member) const {
+    check_new_member(member);
+    if (members_.size() >= options_.slots) {
+        throw RingFullError("the ring is full: a Maglev table of " +
+                            std::to_string(options_.slots) + " entries holds at most " +
+                            std::to_string(options_.slots) + " replicas");
+    }
+    auto next = std::make_shared<MaglevRing>(options_);
+    next->members_ = members_;
+    next->members_.push_back(std::move(member));
+    next->populate();
+    return next;
+}
+
+std::shared_ptr<const HashRing> MaglevRing::without_member(std::uint32_t id) const {
+    const std::size_t gone = index_of(id);
+    if (gone == npos) {
+        throw std::invalid_argument("no replica with server id " + std::to_string(id));
+    }
+    auto next = std::make_shared<MaglevRing>(options_);
+    next->members_ = members_;
+    next->members_.erase(next->members_.begin() + static_cast<std::ptrdiff_t>(gone));
+    next->populate();
+    return next;
+}
+
+std::vector<std::int32_t> MaglevRing::slot_owners() const {
+    if (table_.empty()) return std::vector<std::int32_t>(options_.slots, -1);
+    return {table_.begin(), table_.end()};
+}
+
+std::vector<std::int32_t> MaglevRing::slot_servers() const { return slot_owners(); }
+
+RingStats MaglevRing::stats() const {
+    return {table_.size(),
+            table_.capacity() * sizeof(std::uint32_t) + members_.capacity() * sizeof(Member)};
+}
+
+std::size_t MaglevRing::max_members() const noexcept { return options_.slots; }
+
+}  // namespace ringlb

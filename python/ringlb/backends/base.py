@@ -1,0 +1,150 @@
+"""The interface every backend implements, and the helpers they share (SPEC §5).
+
+A backend knows where replicas run and nothing about the ring: the launcher asks
+it to start a replica with a given server id and hostname, and registers the
+endpoint it gets back with the router.
+"""
+
+from __future__ import annotations
+
+import http.client
+import re
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+#: SPEC §3: what a replica hostname may look like (also a valid Docker name part).
+HOSTNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+#: Cluster labels end up in container and network names and in a directory name.
+CLUSTER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,47}$")
+
+
+class BackendError(RuntimeError):
+    """A replica could not be started, stopped or found; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class ReplicaInfo:
+    """One replica as its backend sees it.
+
+    `host`/`port` is where the router reaches it (127.0.0.1 and a published or
+    chosen port); `ref` is the backend's own handle (a PID, a container id).
+    """
+
+    id: int
+    hostname: str
+    host: str
+    port: int
+    ref: str
+
+
+def validate_hostname(hostname: object) -> str:
+    """Return `hostname` if it is a string matching SPEC §3's pattern, else raise ValueError."""
+    if not isinstance(hostname, str) or not HOSTNAME_RE.match(hostname):
+        raise ValueError(
+            f"invalid hostname {hostname!r}: must match {HOSTNAME_RE.pattern}"
+        )
+    return hostname
+
+
+def validate_cluster(cluster: object) -> str:
+    """Return `cluster` if it is usable in names and labels, else raise ValueError."""
+    if not isinstance(cluster, str) or not CLUSTER_RE.match(cluster):
+        raise ValueError(f"invalid cluster name {cluster!r}: must match {CLUSTER_RE.pattern}")
+    return cluster
+
+
+def validate_server_id(server_id: object) -> int:
+    """Return `server_id` if it is an int in 1 .. 2**32 - 1, else raise ValueError."""
+    if isinstance(server_id, bool) or not isinstance(server_id, int):
+        # ValueError, not TypeError: callers treat every bad id alike (a 400, a refusal).
+        raise ValueError(f"server id must be an int, got {server_id!r}")  # noqa: TRY004
+    if not 1 <= server_id <= 0xFFFFFFFF:
+        raise ValueError(f"server id must be between 1 and 4294967295, got {server_id}")
+    return server_id
+
+
+def heartbeat_ok(host: str, port: int, timeout: float = 0.5) -> bool:
+    """True when GET /heartbeat on host:port answers 200 within `timeout` seconds."""
+    conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        conn.request("GET", "/heartbeat")
+        return conn.getresponse().status == 200
+    except (OSError, http.client.HTTPException):
+        return False
+    finally:
+        conn.close()
+
+
+def wait_heartbeat(host: str, port: int, timeout: float) -> bool:
+    """Poll /heartbeat until it answers 200 or `timeout` seconds pass; True if it did."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        if heartbeat_ok(host, port, timeout=max(0.05, min(0.5, left))):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.02)
+
+
+class Backend(ABC):
+    """Starts and stops the replicas of one cluster.
+
+    A backend manages the replicas it started or adopted, by hostname. Methods
+    are safe to call from several threads (the launcher's control handler and
+    its supervisor) but calls about one hostname must not overlap.
+    """
+
+    #: "process" or "docker".
+    name: str = ""
+
+    def __init__(self, cluster: str) -> None:
+        self.cluster = validate_cluster(cluster)
+
+    @abstractmethod
+    def start(self, server_id: int, hostname: str) -> ReplicaInfo:
+        """Start a replica that answers /home with `server_id`; return once it answers /heartbeat.
+
+        Raises ValueError for an invalid id or hostname (before anything is
+        started) or a hostname this backend already runs, BackendError when the
+        replica cannot be started (nothing is left behind then).
+        """
+
+    @abstractmethod
+    def stop(self, hostname: str, *, graceful: bool = True) -> bool:
+        """Stop a replica and forget it (its container or state files are removed too).
+
+        Graceful: SIGTERM, so that requests in flight finish, then SIGKILL after
+        the stop timeout; otherwise SIGKILL at once (a replica declared dead).
+        Returns False when this backend manages no replica of that name.
+        """
+
+    @abstractmethod
+    def kill(self, hostname: str) -> None:
+        """Kill a replica abruptly (SIGKILL), for failure experiments; it stays managed.
+
+        Raises KeyError when this backend manages no replica of that name.
+        """
+
+    @abstractmethod
+    def alive(self, hostname: str) -> bool:
+        """True while the replica's process or container is running."""
+
+    @abstractmethod
+    def list(self) -> list[ReplicaInfo]:
+        """Every replica this backend manages, by ascending id."""
+
+    @abstractmethod
+    def adopt(self) -> list[ReplicaInfo]:
+        """Take over the replicas of this cluster that an earlier launcher left running.
+
+        Replicas that are no longer healthy are removed rather than adopted, so
+        nothing leaks. Returns the adopted ones by ascending id.
+        """
+
+    def close(self) -> None:
+        """Release what the backend holds (not the replicas). Idempotent."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(cluster={self.cluster!r}, replicas={len(self.list())})"

@@ -1,0 +1,379 @@
+"""The `docker` backend: each replica is a container of `ringlb/replica` (SPEC §5).
+
+Everything goes through the Docker SDK for Python. The image is built locally
+FROM scratch (the Dockerfile in docker/ plus the package's static binary) when
+the tag for the current binary is missing; nothing is pulled. Each cluster gets
+a user-defined bridge network where every replica answers to its hostname;
+ports are published on 127.0.0.1 only, on a port Docker chooses. Labels mark
+everything (`ringlb.managed`, `ringlb.cluster`, `ringlb.server_id`,
+`ringlb.hostname`) so that a restarted launcher adopts the replicas still
+running, and cleanup can find what a crash left behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import shutil
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+import docker
+import docker.errors
+import requests.exceptions
+
+from ringlb.backends.base import (
+    Backend,
+    BackendError,
+    ReplicaInfo,
+    heartbeat_ok,
+    validate_hostname,
+    validate_server_id,
+    wait_heartbeat,
+)
+from ringlb.paths import replica_binary, replica_dockerfile
+
+log = logging.getLogger("ringlb.backends.docker")
+
+IMAGE = "ringlb/replica"
+CONTAINER_PORT = 5000
+_HOST = "127.0.0.1"
+_build_lock = threading.Lock()
+
+#: What a Docker SDK call can raise when the daemon refuses or cannot be reached.
+DOCKER_ERRORS = (docker.errors.DockerException, requests.exceptions.RequestException, OSError)
+
+
+def docker_available(timeout: float = 1.0) -> bool:
+    """True when a Docker daemon answers a ping within `timeout` seconds."""
+    try:
+        client = docker.from_env(timeout=max(1, int(timeout + 0.999)))
+    except DOCKER_ERRORS:
+        return False
+    try:
+        return bool(client.ping())
+    except DOCKER_ERRORS:
+        return False
+    finally:
+        client.close()
+
+
+def _binary_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def ensure_image(client: docker.DockerClient, binary: Path | None = None,
+                 repository: str = IMAGE) -> str:
+    """Build `repository` from docker/Dockerfile.replica unless the tag for this binary exists.
+
+    The tag is the first 12 hex digits of the binary's SHA-256, so a rebuilt
+    binary gets a new image and two installs never fight over one tag; the
+    newest build is also tagged `latest`. Returns the image reference to run.
+    Raises BackendError when the build fails.
+    """
+    binary = Path(binary) if binary else replica_binary()
+    digest = _binary_digest(binary)
+    ref = f"{repository}:{digest[:12]}"
+    with _build_lock:
+        try:
+            client.images.get(ref)
+            return ref
+        except docker.errors.ImageNotFound:
+            pass
+        log.info("building image %s from %s", ref, binary)
+        with tempfile.TemporaryDirectory(prefix="ringlb-image-") as ctx:
+            shutil.copy2(replica_dockerfile(), Path(ctx) / "Dockerfile.replica")
+            shutil.copy2(binary, Path(ctx) / "ringlb-replica")
+            try:
+                image, _ = client.images.build(
+                    path=ctx, dockerfile="Dockerfile.replica", tag=ref, rm=True, forcerm=True,
+                    pull=False, labels={"ringlb.managed": "true", "ringlb.binary_sha256": digest},
+                )
+            except (docker.errors.BuildError, docker.errors.APIError) as e:
+                raise BackendError(f"cannot build image {ref}: {e}") from e
+        image.tag(repository, "latest")
+        return ref
+
+
+class DockerBackend(Backend):
+    """Replicas as containers on a per-cluster bridge network, published on 127.0.0.1."""
+
+    name = "docker"
+
+    def __init__(
+        self,
+        cluster: str,
+        *,
+        memory: str = "64m",
+        cpus: float = 0.5,
+        pids_limit: int = 64,
+        start_timeout: float = 10.0,
+        stop_timeout: float = 2.0,
+        client: docker.DockerClient | None = None,
+        binary: Path | None = None,
+    ) -> None:
+        super().__init__(cluster)
+        if cpus <= 0:
+            raise ValueError("cpus must be positive")
+        self.memory = memory
+        self.cpus = cpus
+        self.pids_limit = pids_limit
+        self.start_timeout = start_timeout
+        self.stop_timeout = stop_timeout
+        self.binary = binary
+        try:
+            self.client = client or docker.from_env(timeout=30)
+            self.client.ping()
+        except DOCKER_ERRORS as e:
+            raise BackendError(f"the Docker daemon does not answer: {e}") from e
+        self.network_name = f"ringlb-{self.cluster}"
+        self._image: str | None = None
+        self._lock = threading.Lock()
+        self._replicas: dict[str, ReplicaInfo] = {}
+        self._starting: set[str] = set()
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def labels(self, server_id: int | None = None, hostname: str | None = None) -> dict[str, str]:
+        """The labels of this cluster's objects (and of one replica when id/hostname given)."""
+        labels = {"ringlb.managed": "true", "ringlb.cluster": self.cluster}
+        if server_id is not None:
+            labels["ringlb.server_id"] = str(server_id)
+        if hostname is not None:
+            labels["ringlb.hostname"] = hostname
+        return labels
+
+    def _filters(self) -> dict[str, Any]:
+        return {"label": ["ringlb.managed=true", f"ringlb.cluster={self.cluster}"]}
+
+    def container_name(self, hostname: str) -> str:
+        """The container's name: unique per cluster and hostname."""
+        return f"ringlb-{self.cluster}-{hostname}"
+
+    def image(self) -> str:
+        """The image reference replicas run, built on first use."""
+        if self._image is None:
+            self._image = ensure_image(self.client, self.binary)
+        return self._image
+
+    def _network(self) -> Any:
+        with self._lock:
+            nets = self.client.networks.list(names=[self.network_name], filters=self._filters())
+            for net in nets:
+                if net.name == self.network_name:
+                    return net
+            log.info("creating network %s", self.network_name)
+            return self.client.networks.create(self.network_name, driver="bridge",
+                                               labels=self.labels(), check_duplicate=True)
+
+    @staticmethod
+    def _published_port(container: Any) -> int | None:
+        ports = (container.attrs.get("NetworkSettings") or {}).get("Ports") or {}
+        for binding in ports.get(f"{CONTAINER_PORT}/tcp") or []:
+            if binding.get("HostIp") in (_HOST, "") and binding.get("HostPort"):
+                return int(binding["HostPort"])
+        return None
+
+    def _remove(self, container: Any) -> None:
+        try:
+            container.remove(force=True)
+        except docker.errors.NotFound:
+            pass
+
+    def _get(self, hostname: str) -> Any:
+        return self.client.containers.get(self.container_name(hostname))
+
+    # -- Backend -----------------------------------------------------------------------------
+
+    def start(self, server_id: int, hostname: str) -> ReplicaInfo:
+        # Validate before any call to Docker.
+        validate_server_id(server_id)
+        validate_hostname(hostname)
+        with self._lock:
+            if hostname in self._replicas or hostname in self._starting:
+                raise ValueError(f"replica '{hostname}' is already running in cluster {self.cluster}")
+            self._starting.add(hostname)
+        try:
+            info = self._run(server_id, hostname)
+        finally:
+            with self._lock:
+                self._starting.discard(hostname)
+        with self._lock:
+            self._replicas[hostname] = info
+        return info
+
+    def _run(self, server_id: int, hostname: str) -> ReplicaInfo:
+        try:
+            image = self.image()
+            net = self._network()
+            name = self.container_name(hostname)
+            try:  # a leftover of a crash under the same name
+                self._remove(self.client.containers.get(name))
+            except docker.errors.NotFound:
+                pass
+            container = self.client.containers.run(
+                image,
+                detach=True,
+                name=name,
+                hostname=hostname,
+                environment={"SERVER_ID": str(server_id)},
+                labels=self.labels(server_id, hostname),
+                ports={f"{CONTAINER_PORT}/tcp": (_HOST, None)},
+                network=net.name,
+                networking_config={
+                    net.name: self.client.api.create_endpoint_config(aliases=[hostname])
+                },
+                mem_limit=self.memory,
+                memswap_limit=self.memory,
+                nano_cpus=int(self.cpus * 1e9),
+                pids_limit=self.pids_limit,
+                read_only=True,
+                cap_drop=["ALL"],
+                security_opt=["no-new-privileges"],
+                restart_policy={"Name": "no"},
+            )
+        except DOCKER_ERRORS as e:
+            self._cleanup(hostname)
+            raise BackendError(f"cannot start replica '{hostname}': {e}") from e
+        try:
+            container.reload()
+            port = self._published_port(container)
+            if port is None:
+                raise BackendError(f"replica '{hostname}': Docker published no port")
+            if not wait_heartbeat(_HOST, port, self.start_timeout):
+                container.reload()
+                logs = container.logs(tail=5).decode(errors="replace").strip()
+                raise BackendError(
+                    f"replica '{hostname}' did not answer /heartbeat within "
+                    f"{self.start_timeout:g} s (state {container.status}){': ' + logs if logs else ''}"
+                )
+        except BaseException as e:
+            self._cleanup(hostname)
+            if isinstance(e, DOCKER_ERRORS):
+                raise BackendError(f"cannot start replica '{hostname}': {e}") from e
+            raise
+        log.debug("started container %s (id %d) on %s:%d", name, server_id, _HOST, port)
+        return ReplicaInfo(server_id, hostname, _HOST, port, container.id)
+
+    def _cleanup(self, hostname: str) -> None:
+        try:
+            self._remove(self._get(hostname))
+        except DOCKER_ERRORS:
+            pass
+
+    def stop(self, hostname: str, *, graceful: bool = True) -> bool:
+        with self._lock:
+            info = self._replicas.pop(hostname, None)
+        if info is None:
+            return False
+        try:
+            container = self.client.containers.get(info.ref)
+            if graceful:
+                try:
+                    container.stop(timeout=max(1, int(self.stop_timeout)))
+                except docker.errors.APIError:
+                    pass  # already exited or being removed: remove() settles it
+            self._remove(container)  # force: SIGKILL first when still running
+        except docker.errors.NotFound:
+            pass
+        except DOCKER_ERRORS as e:
+            raise BackendError(f"cannot stop replica '{hostname}': {e}") from e
+        log.debug("removed container %s", self.container_name(hostname))
+        return True
+
+    def kill(self, hostname: str) -> None:
+        with self._lock:
+            info = self._replicas.get(hostname)
+        if info is None:
+            raise KeyError(f"no replica named '{hostname}' in cluster {self.cluster}")
+        try:
+            self.client.containers.get(info.ref).kill()
+        except (docker.errors.NotFound, docker.errors.APIError):
+            pass  # already dead
+
+    def alive(self, hostname: str) -> bool:
+        with self._lock:
+            info = self._replicas.get(hostname)
+        if info is None:
+            return False
+        try:
+            c = self.client.containers.get(info.ref)
+        except DOCKER_ERRORS:
+            return False
+        return c.status == "running"
+
+    def list(self) -> list[ReplicaInfo]:
+        with self._lock:
+            return sorted(self._replicas.values(), key=lambda r: r.id)
+
+    def containers(self) -> list[Any]:
+        """Every container of this cluster, running or not (for cleanup and tests)."""
+        return self.client.containers.list(all=True, filters=self._filters())
+
+    def adopt(self) -> list[ReplicaInfo]:
+        adopted: list[ReplicaInfo] = []
+        seen_ids: set[int] = set()
+        found = sorted(self.containers(),
+                       key=lambda c: int(c.labels.get("ringlb.server_id", "0") or 0))
+        for c in found:
+            labels = c.labels
+            hostname = labels.get("ringlb.hostname", "")
+            try:
+                server_id = validate_server_id(int(labels.get("ringlb.server_id", "")))
+                validate_hostname(hostname)
+            except ValueError:
+                log.warning("removing container %s with bad labels", c.name)
+                self._remove(c)
+                continue
+            with self._lock:
+                if hostname in self._replicas:
+                    continue
+            port = self._published_port(c) if c.status == "running" else None
+            if (port is None or server_id in seen_ids or c.name != self.container_name(hostname)
+                    or not heartbeat_ok(_HOST, port)):
+                log.warning("removing leftover container %s (%s)", c.name, c.status)
+                self._remove(c)
+                continue
+            info = ReplicaInfo(server_id, hostname, _HOST, port, c.id)
+            with self._lock:
+                self._replicas[hostname] = info
+            seen_ids.add(server_id)
+            adopted.append(info)
+            log.info("adopted container %s (id %d, port %d)", c.name, server_id, port)
+        return adopted
+
+    def remove_all(self) -> int:
+        """Remove every container and the network of this cluster, managed here or not.
+
+        For cleanup after a crash; returns how many containers were removed.
+        """
+        n = 0
+        for c in self.containers():
+            self._remove(c)
+            n += 1
+        with self._lock:
+            self._replicas.clear()
+        self.close()
+        return n
+
+    def close(self) -> None:
+        """Remove the cluster's network when no container uses it any more."""
+        try:
+            for net in self.client.networks.list(names=[self.network_name],
+                                                 filters=self._filters()):
+                if net.name != self.network_name:
+                    continue
+                net.reload()
+                if not net.containers:
+                    net.remove()
+                    log.info("removed network %s", self.network_name)
+        except docker.errors.NotFound:
+            pass
+        except DOCKER_ERRORS as e:
+            log.warning("cannot remove network %s: %s", self.network_name, e)

@@ -1,0 +1,295 @@
+"""The `process` backend: each replica is a child process on 127.0.0.1 (SPEC §5).
+
+It needs nothing but the package's static `ringlb-replica`. Every replica gets
+a small state directory entry (its id, port and PID, and its stdout/stderr
+files) under the system temp dir, keyed by cluster, so that a launcher that
+restarts after a crash can adopt the replicas still running instead of leaking
+them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ringlb.backends.base import (
+    Backend,
+    BackendError,
+    ReplicaInfo,
+    heartbeat_ok,
+    validate_hostname,
+    validate_server_id,
+)
+from ringlb.paths import replica_binary
+
+log = logging.getLogger("ringlb.backends.process")
+
+_HOST = "127.0.0.1"
+
+
+def state_root() -> Path:
+    """The directory under which each cluster keeps its replicas' state files."""
+    return Path(tempfile.gettempdir()) / f"ringlb-{os.getuid()}"
+
+
+# Every replica child of this Python process, by PID: a backend that adopts a
+# replica started by another backend of the same process (a launcher restarted
+# in-process, tests) reaps it through the original Popen instead of leaving a
+# zombie behind.
+_children: dict[int, subprocess.Popen[bytes]] = {}
+_children_lock = threading.Lock()
+
+
+def _child(pid: int) -> subprocess.Popen[bytes] | None:
+    with _children_lock:
+        return _children.get(pid)
+
+
+@dataclass
+class _Replica:
+    info: ReplicaInfo
+    pid: int
+    proc: subprocess.Popen[bytes] | None  # None for an adopted process that is not our child
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie still has a PID; it is not running.
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return True
+
+
+def _is_our_replica(pid: int, server_id: int) -> bool:
+    """True when `pid` runs ringlb-replica with `--id server_id` (guards against PID reuse)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            argv = f.read().split(b"\0")
+    except OSError:
+        return False
+    return (
+        bool(argv)
+        and argv[0].endswith(b"ringlb-replica")
+        and b"--id" in argv
+        and argv[argv.index(b"--id") + 1 : argv.index(b"--id") + 2] == [str(server_id).encode()]
+    )
+
+
+class ProcessBackend(Backend):
+    """Replicas as child processes listening on 127.0.0.1 and a port of their choosing."""
+
+    name = "process"
+
+    def __init__(
+        self,
+        cluster: str,
+        *,
+        threads: int = 1,
+        start_timeout: float = 5.0,
+        stop_timeout: float = 2.0,
+        binary: Path | None = None,
+    ) -> None:
+        super().__init__(cluster)
+        if threads < 1:
+            raise ValueError("threads must be at least 1")
+        self.threads = threads
+        self.start_timeout = start_timeout
+        self.stop_timeout = stop_timeout
+        self.binary = Path(binary) if binary else replica_binary()
+        self.state_dir = state_root() / self.cluster
+        self._lock = threading.Lock()
+        self._replicas: dict[str, _Replica] = {}
+
+    # -- files -----------------------------------------------------------------------------
+
+    def _files(self, hostname: str) -> tuple[Path, Path, Path]:
+        base = self.state_dir / hostname
+        return base.with_suffix(".json"), base.with_suffix(".out"), base.with_suffix(".err")
+
+    def _forget_files(self, hostname: str) -> None:
+        for path in self._files(hostname):
+            path.unlink(missing_ok=True)
+
+    # -- Backend ---------------------------------------------------------------------------
+
+    def start(self, server_id: int, hostname: str) -> ReplicaInfo:
+        validate_server_id(server_id)
+        validate_hostname(hostname)
+        with self._lock:
+            if hostname in self._replicas:
+                raise ValueError(f"replica '{hostname}' is already running in cluster {self.cluster}")
+            # Reserve the name while the process starts, outside the lock.
+            self._replicas[hostname] = _Replica(ReplicaInfo(server_id, hostname, _HOST, 0, ""), 0, None)
+        try:
+            replica = self._spawn(server_id, hostname)
+        except BaseException:
+            with self._lock:
+                self._replicas.pop(hostname, None)
+            raise
+        with self._lock:
+            self._replicas[hostname] = replica
+        return replica.info
+
+    def _spawn(self, server_id: int, hostname: str) -> _Replica:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        meta, out, err = self._files(hostname)
+        argv = [str(self.binary), "--id", str(server_id), "--host", _HOST, "--port", "0",
+                "--threads", str(self.threads)]
+        with open(out, "wb") as fout, open(err, "wb") as ferr:
+            try:
+                # A session of its own: Ctrl-C in the launcher's terminal must not
+                # kill the replicas before the launcher removes them in order.
+                proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=fout, stderr=ferr,
+                                        start_new_session=True)
+            except OSError as e:
+                self._forget_files(hostname)
+                raise BackendError(f"cannot start replica '{hostname}': {e}") from e
+        with _children_lock:
+            _children[proc.pid] = proc
+        port = self._read_port(proc, out)
+        if port is None:
+            self._terminate(proc.pid, proc, force=True)
+            why = err.read_text(errors="replace").strip() or "no port printed"
+            self._forget_files(hostname)
+            raise BackendError(f"replica '{hostname}' failed to start: {why}")
+        info = ReplicaInfo(server_id, hostname, _HOST, port, str(proc.pid))
+        meta.write_text(json.dumps({"id": server_id, "hostname": hostname, "host": _HOST,
+                                    "port": port, "pid": proc.pid}))
+        log.debug("started replica %s (id %d) as pid %d on port %d", hostname, server_id,
+                  proc.pid, port)
+        return _Replica(info, proc.pid, proc)
+
+    def _read_port(self, proc: subprocess.Popen[bytes], out: Path) -> int | None:
+        """The port from the replica's first stdout line; None if it exits or says nothing."""
+        deadline = time.monotonic() + self.start_timeout
+        while time.monotonic() < deadline:
+            text = out.read_bytes()
+            if b"\n" in text:
+                try:
+                    return int(text.split(b"\n", 1)[0])
+                except ValueError:
+                    return None
+            if proc.poll() is not None:
+                return None
+            time.sleep(0.002)
+        return None
+
+    def _terminate(self, pid: int, proc: subprocess.Popen[bytes] | None, force: bool) -> None:
+        """Send SIGTERM (or SIGKILL when `force`), escalate after stop_timeout, reap the child."""
+        sig = signal.SIGKILL if force else signal.SIGTERM
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+        if proc is not None:
+            try:
+                proc.wait(timeout=self.stop_timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            with _children_lock:
+                _children.pop(pid, None)
+            return
+        deadline = time.monotonic() + self.stop_timeout
+        while _pid_alive(pid):
+            if time.monotonic() > deadline:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    break
+                deadline = time.monotonic() + self.stop_timeout
+            time.sleep(0.01)
+
+    def stop(self, hostname: str, *, graceful: bool = True) -> bool:
+        with self._lock:
+            replica = self._replicas.pop(hostname, None)
+        if replica is None:
+            return False
+        if replica.pid:
+            self._terminate(replica.pid, replica.proc, force=not graceful)
+        self._forget_files(hostname)
+        log.debug("stopped replica %s (pid %d)", hostname, replica.pid)
+        return True
+
+    def kill(self, hostname: str) -> None:
+        with self._lock:
+            replica = self._replicas.get(hostname)
+        if replica is None or not replica.pid:
+            raise KeyError(f"no replica named '{hostname}' in cluster {self.cluster}")
+        try:
+            os.kill(replica.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            return
+        if replica.proc is not None:
+            replica.proc.wait()  # reap at once: SIGKILL cannot be ignored
+            with _children_lock:
+                _children.pop(replica.pid, None)
+
+    def alive(self, hostname: str) -> bool:
+        with self._lock:
+            replica = self._replicas.get(hostname)
+        if replica is None or not replica.pid:
+            return False
+        if replica.proc is not None:
+            return replica.proc.poll() is None
+        return _pid_alive(replica.pid) and _is_our_replica(replica.pid, replica.info.id)
+
+    def list(self) -> list[ReplicaInfo]:
+        with self._lock:
+            infos = [r.info for r in self._replicas.values() if r.pid]
+        return sorted(infos, key=lambda r: r.id)
+
+    def adopt(self) -> list[ReplicaInfo]:
+        adopted: list[ReplicaInfo] = []
+        if not self.state_dir.is_dir():
+            return adopted
+        seen_ids: set[int] = set()
+        for meta in sorted(self.state_dir.glob("*.json")):
+            hostname = meta.stem
+            try:
+                data = json.loads(meta.read_text())
+                server_id, pid, port = int(data["id"]), int(data["pid"]), int(data["port"])
+            except (OSError, ValueError, KeyError, TypeError):
+                log.warning("ignoring unreadable state file %s", meta)
+                self._forget_files(hostname)
+                continue
+            ours = _pid_alive(pid) and _is_our_replica(pid, server_id)
+            with self._lock:
+                known = hostname in self._replicas
+            if known:
+                continue
+            if ours and server_id not in seen_ids and heartbeat_ok(_HOST, port):
+                info = ReplicaInfo(server_id, hostname, _HOST, port, str(pid))
+                with self._lock:
+                    self._replicas[hostname] = _Replica(info, pid, _child(pid))
+                seen_ids.add(server_id)
+                adopted.append(info)
+                log.info("adopted replica %s (id %d, pid %d, port %d)", hostname, server_id, pid,
+                         port)
+                continue
+            if ours:  # running but unhealthy or a duplicate id: remove, do not leak
+                log.warning("removing leftover replica %s (pid %d)", hostname, pid)
+                self._terminate(pid, _child(pid), force=True)
+            self._forget_files(hostname)
+        return sorted(adopted, key=lambda r: r.id)
+
+    def close(self) -> None:
+        try:
+            self.state_dir.rmdir()  # only when empty: running replicas keep their files
+        except OSError:
+            pass

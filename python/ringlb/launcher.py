@@ -1,0 +1,571 @@
+"""The launcher: keeps N replicas alive behind one router (SPEC §4, §6).
+
+It wires three parts together:
+
+- a backend (process or docker) that starts and stops replicas;
+- the router (`ringlb.Router`, C++), which serves the API and proxies requests;
+- the heartbeat engine (`ringlb.HeartbeatEngine`, C++), which takes dead
+  replicas off the ring at once and tells the launcher.
+
+Membership changes all pass through one lock: the router's /add and /rm
+(handed over by the router's control worker), and the supervisor thread that
+replaces dead replicas with new ones of the same id and hostname. Every
+membership change and failure is an event: kept in memory for `events()` and
+logged in one line.
+
+    from ringlb.launcher import Launcher, LauncherConfig
+    with Launcher(LauncherConfig(port=0, replicas=3, backend="process")) as lb:
+        requests.get(lb.url + "/home")
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import logging
+import math
+import queue
+import signal
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import ringlb
+from ringlb.backends import Backend, BackendError, ReplicaInfo, make_backend
+from ringlb.backends.base import validate_cluster, validate_hostname
+
+log = logging.getLogger("ringlb.launcher")
+
+#: Event kinds, in the order a replica usually meets them.
+EVENT_KINDS = ("started", "adopted", "added", "suspect", "down", "killed", "replaced", "up",
+               "removed", "failed", "stopped")
+
+
+@dataclass
+class LauncherConfig:
+    """Everything `ringlb serve` can be told; the defaults are SPEC's."""
+
+    host: str = "127.0.0.1"
+    port: int = 5000
+    replicas: int = 3
+    backend: str = "auto"
+    scheme: str = "assignment"
+    key: str = "random"
+    #: M (slot schemes: slots, default 512; maglev: table size, default 65537).
+    #: None: the scheme's default.
+    slots: int | None = None
+    #: K (slot schemes: virtual servers per replica, default 9; ketama: points
+    #: per replica, default 2048). None: the scheme's default.
+    virtual_nodes: int | None = None
+    probing: str = "linear"
+    threads: int = 0
+    #: Label of this launcher's replicas; a launcher restarted with the same
+    #: cluster adopts the replicas still running. None: "lb<port>", or a
+    #: random name when port is 0.
+    cluster: str | None = None
+    heartbeat_interval: float = 0.2
+    heartbeat_timeout: float = 0.2
+    fall: int = 2
+    rise: int = 1
+    retries: int = 2
+    bounded_load: float = 0.0
+    connect_timeout: float = 0.3
+    upstream_timeout: float = 5.0
+    #: Leave the replicas running at stop() so that a later launcher adopts them.
+    keep_replicas: bool = False
+    #: I/O threads of each replica process.
+    replica_threads: int = 1
+    #: Docker limits per replica container.
+    docker_memory: str = "64m"
+    docker_cpus: float = 0.5
+    #: Seconds a new replica has to answer /heartbeat.
+    start_timeout: float = 10.0
+    #: Names of the replicas the launcher creates itself: <prefix><id>.
+    hostname_prefix: str = "Server"
+
+    def validate(self) -> None:
+        """Raise ValueError naming the first field that is out of range."""
+
+        def need(cond: bool, what: str) -> None:
+            if not cond:
+                raise ValueError(what)
+
+        need(isinstance(self.port, int) and 0 <= self.port <= 65535, "port must be in 0..65535")
+        need(isinstance(self.replicas, int) and self.replicas >= 0, "replicas must be >= 0")
+        # The ring itself judges scheme, sizes and probing (ValueError names the field).
+        ring = ringlb.Ring(slots=self.slots, virtual_nodes=self.virtual_nodes, scheme=self.scheme,
+                           probing=self.probing)
+        need(self.replicas <= ring.max_members,
+             f"replicas must be at most {ring.max_members} with scheme {self.scheme!r} "
+             f"(the ring's capacity)")
+        need(self.backend in ("auto", "process", "docker"),
+             "backend must be auto, process or docker")
+        need(self.threads >= 0, "threads must be >= 0")
+        for name in ("heartbeat_interval", "heartbeat_timeout", "connect_timeout",
+                     "upstream_timeout", "start_timeout", "docker_cpus"):
+            value = getattr(self, name)
+            need(isinstance(value, (int, float)) and math.isfinite(value) and value > 0,
+                 f"{name} must be a positive number of seconds")
+        need(self.fall >= 1, "fall must be >= 1")
+        need(self.rise >= 1, "rise must be >= 1")
+        need(self.retries >= 0, "retries must be >= 0")
+        need(self.bounded_load == 0 or self.bounded_load >= 1.0,
+             "bounded_load must be 0 (off) or >= 1.0")
+        need(self.replica_threads >= 1, "replica_threads must be >= 1")
+        if self.cluster is not None:
+            validate_cluster(self.cluster)
+        validate_hostname(f"{self.hostname_prefix}1")
+
+
+def _error(message: str, status: int = 500) -> Exception:
+    """A ringlb.ControlError: the router answers `status` with "<Error> message"."""
+    return ringlb.ControlError(status, message)
+
+
+class Launcher:
+    """Runs a router, a heartbeat engine and N replicas; keeps N whole until stop()."""
+
+    def __init__(self, config: LauncherConfig | None = None, **overrides: Any) -> None:
+        cfg = dataclasses.replace(config or LauncherConfig(), **overrides)
+        cfg.validate()
+        self.config = cfg
+        if cfg.cluster:
+            self.cluster = cfg.cluster
+        elif cfg.port:
+            self.cluster = f"lb{cfg.port}"
+        else:
+            self.cluster = f"lb-{uuid.uuid4().hex[:10]}"
+        self.router: Any = None
+        self.engine: Any = None
+        self.backend: Backend | None = None
+        self._lock = threading.RLock()  # membership changes, one at a time
+        self._events: collections.deque[dict[str, Any]] = collections.deque(maxlen=100_000)
+        self._events_lock = threading.Lock()
+        self._health: queue.Queue[tuple[int, str, str, str, str]] = queue.Queue()
+        self._supervisor: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self._target = 0
+        # id -> monotonic time of the last replacement attempt (for retries).
+        self._replacing: dict[int, float] = {}
+        self._started = False
+        self._stopped = False
+
+    # -- properties --------------------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        """The router's bound port (after start())."""
+        return int(self.router.port) if self.router is not None else self.config.port
+
+    @property
+    def url(self) -> str:
+        """Base URL of the router, e.g. http://127.0.0.1:5000."""
+        host = self.config.host
+        if host in ("0.0.0.0", ""):
+            host = "127.0.0.1"
+        elif host == "::":
+            host = "::1"
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
+
+    @property
+    def backend_name(self) -> str:
+        """"process" or "docker" (what `auto` chose), after start()."""
+        return self.backend.name if self.backend is not None else self.config.backend
+
+    @property
+    def target(self) -> int:
+        """N: how many replicas the launcher keeps alive (changed by /add and /rm)."""
+        return self._target
+
+    # -- events ------------------------------------------------------------------------------
+
+    def _event(self, kind: str, server_id: int | None, hostname: str | None,
+               detail: str = "") -> None:
+        event = {"time": time.monotonic(), "kind": kind, "id": server_id, "hostname": hostname,
+                 "detail": detail}
+        with self._events_lock:
+            self._events.append(event)
+        level = logging.WARNING if kind in ("down", "failed", "killed") else logging.INFO
+        log.log(level, "%-8s id=%s hostname=%s%s", kind, server_id if server_id else "-",
+                hostname or "-", f" {detail}" if detail else "")
+
+    def events(self) -> list[dict[str, Any]]:
+        """Every event so far, oldest first: dicts of time (time.monotonic()), kind, id,
+        hostname and detail."""
+        with self._events_lock:
+            return list(self._events)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def __enter__(self) -> Launcher:  # noqa: PYI034
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> Launcher:
+        """Start (or adopt) N replicas, the router and the heartbeat engine; returns self.
+
+        Raises BackendError when a replica cannot be started, OSError when the
+        port cannot be bound; nothing is left running then.
+        """
+        if self._started:
+            raise RuntimeError("a launcher is started once")
+        self._started = True
+        cfg = self.config
+        try:
+            self.backend = make_backend(
+                cfg.backend, self.cluster, threads=cfg.replica_threads,
+                start_timeout=cfg.start_timeout, memory=cfg.docker_memory, cpus=cfg.docker_cpus)
+            log.info("cluster %s on the %s backend", self.cluster, self.backend.name)
+            self.router = ringlb.Router(
+                host=cfg.host, port=cfg.port, threads=cfg.threads, slots=cfg.slots,
+                virtual_nodes=cfg.virtual_nodes, scheme=cfg.scheme, probing=cfg.probing,
+                key=cfg.key, retries=cfg.retries, bounded_load=cfg.bounded_load,
+                connect_timeout=cfg.connect_timeout, upstream_timeout=cfg.upstream_timeout)
+            adopted = self.backend.adopt()
+            for r in adopted:
+                self._event("adopted", r.id, r.hostname, f"{r.host}:{r.port}")
+            self._target = max(cfg.replicas, len(adopted))
+            started = self._start_replicas(self._fresh_names(self._target - len(adopted),
+                                                             adopted))
+            self.router.add_replicas([(r.hostname, r.host, r.port, r.id)
+                                      for r in sorted(adopted + started, key=lambda r: r.id)])
+            for r in started:
+                self._event("started", r.id, r.hostname, f"{r.host}:{r.port}")
+            self.engine = ringlb.HeartbeatEngine(
+                self.router, interval=cfg.heartbeat_interval, timeout=cfg.heartbeat_timeout,
+                fall=cfg.fall, rise=cfg.rise)
+            self.engine.set_listener(self._on_health)
+            self.router.set_control_handler(self._on_control)
+            self.router.start()
+            self.engine.start()
+            self._supervisor = threading.Thread(target=self._supervise, name="ringlb-supervisor",
+                                                daemon=True)
+            self._supervisor.start()
+        except BaseException:
+            self.stop()
+            raise
+        log.info("router listening on %s with %d replicas (%s backend)", self.url, self._target,
+                 self.backend.name)
+        return self
+
+    def stop(self) -> None:
+        """Stop accepting, drain, and remove the replicas this launcher started or adopted
+        (unless keep_replicas). Idempotent."""
+        if self._stopped or not self._started:
+            self._stopped = True
+            return
+        self._stopped = True
+        self._stopping.set()
+        if self._supervisor is not None:
+            self._supervisor.join()
+        if self.engine is not None:
+            self.engine.stop()
+        if self.router is not None:
+            self.router.stop()
+        with self._lock:
+            backend = self.backend
+            if backend is None:
+                return
+            if self.config.keep_replicas:
+                kept = backend.list()
+                log.info("leaving %d replicas of cluster %s running", len(kept), self.cluster)
+            else:
+                self._stop_replicas(backend.list(), graceful=True, kind="removed")
+                backend.close()
+        self._event("stopped", None, None, f"cluster {self.cluster}")
+
+    def serve_forever(self, ready: Callable[[Launcher], None] | None = None) -> None:
+        """Start if needed, call `ready(self)`, block until SIGINT or SIGTERM, stop gracefully.
+
+        The handlers are in place before the replicas start, so a signal during
+        start-up still removes them. Call from the main thread (signal handlers
+        can only be set there). Exceptions of start() propagate after cleanup.
+        """
+        stop = threading.Event()
+
+        def handler(signum: int, _frame: object) -> None:
+            log.info("got %s: shutting down", signal.Signals(signum).name)
+            stop.set()
+
+        previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            if not self._started:
+                self.start()
+            if ready is not None:
+                ready(self)
+            while not stop.wait(0.5):
+                pass
+        finally:
+            for s, h in previous.items():
+                signal.signal(s, h)
+            self.stop()
+
+    # -- queries -----------------------------------------------------------------------------
+
+    def replicas(self) -> list[dict[str, Any]]:
+        """Every registered replica: dicts of id, hostname, host, port, state (up, suspect,
+        down, or starting before its first heartbeat) and serving, by ascending id."""
+        if self.router is None:
+            return []
+        states = {s["id"]: s["state"] for s in self.engine.states()} if self.engine else {}
+        out = []
+        for r in sorted(self.router.replicas(), key=lambda r: r["id"]):
+            state = states.get(r["id"], "starting")
+            out.append({"id": r["id"], "hostname": r["hostname"], "host": r["host"],
+                        "port": r["port"], "state": state, "serving": r["serving"]})
+        return out
+
+    def whole(self) -> bool:
+        """True when N replicas are registered, serving, and up."""
+        reps = self.replicas()
+        return (len(reps) == self._target
+                and all(r["serving"] and r["state"] == "up" for r in reps))
+
+    def wait_until_whole(self, timeout: float) -> bool:
+        """Wait up to `timeout` seconds for whole(); returns whether it came true."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.whole():
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.01)
+
+    def kill(self, hostname: str) -> None:
+        """Kill a replica abruptly (SIGKILL or docker kill), for failure experiments.
+
+        The heartbeat engine notices, and the launcher replaces it. Raises
+        KeyError for a hostname it does not manage.
+        """
+        if self.backend is None:
+            raise RuntimeError("the launcher is not started")
+        info = next((r for r in self.backend.list() if r.hostname == hostname), None)
+        if info is None:
+            raise KeyError(f"no replica named '{hostname}'")
+        # Logged first, so that the event's time is the moment of the kill.
+        self._event("killed", info.id, hostname, f"{self.backend.name} kill")
+        self.backend.kill(hostname)
+
+    # -- replicas ----------------------------------------------------------------------------
+
+    def _fresh_names(self, n: int, taken: list[ReplicaInfo]) -> list[tuple[int, str]]:
+        """n (id, hostname) pairs with the smallest ids free among `taken` and the router."""
+        used_ids = {r.id for r in taken}
+        used_names = {r.hostname for r in taken}
+        if self.router is not None:
+            for r in self.router.replicas():
+                used_ids.add(r["id"])
+                used_names.add(r["hostname"])
+        out: list[tuple[int, str]] = []
+        candidate = 1
+        while len(out) < n:
+            name = f"{self.config.hostname_prefix}{candidate}"
+            if candidate not in used_ids and name not in used_names:
+                out.append((candidate, name))
+            candidate += 1
+        return out
+
+    def _start_replicas(self, todo: list[tuple[int, str]]) -> list[ReplicaInfo]:
+        """Start every (id, hostname) in parallel, all or nothing.
+
+        On a failure the ones that did start are stopped again and a
+        BackendError names the first replica that failed.
+        """
+        if not todo:
+            return []
+        assert self.backend is not None
+        backend = self.backend
+        results: list[ReplicaInfo | None] = [None] * len(todo)
+        failure: tuple[str, BaseException] | None = None
+        with ThreadPoolExecutor(max_workers=min(4, len(todo)),
+                                thread_name_prefix="ringlb-start") as pool:
+            futures = [pool.submit(backend.start, sid, name) for sid, name in todo]
+            for i, fut in enumerate(futures):
+                try:
+                    results[i] = fut.result()
+                except BaseException as e:  # noqa: BLE001 - reported below, with its name
+                    if failure is None:
+                        failure = (todo[i][1], e)
+        started = [r for r in results if r is not None]
+        if failure is not None:
+            self._stop_replicas(started, graceful=False, kind=None)
+            name, err = failure
+            raise BackendError(f"could not start replica '{name}': {err}") from err
+        return started
+
+    def _stop_replicas(self, infos: list[ReplicaInfo], graceful: bool,
+                       kind: str | None) -> None:
+        """Stop replicas in parallel; failures are logged as events, never raised."""
+        if not infos:
+            return
+        assert self.backend is not None
+        backend = self.backend
+
+        def one(info: ReplicaInfo) -> None:
+            try:
+                backend.stop(info.hostname, graceful=graceful)
+                if kind:
+                    self._event(kind, info.id, info.hostname)
+            except Exception as e:  # noqa: BLE001 - a stop failure must not hide the others
+                self._event("failed", info.id, info.hostname, f"stop: {e}")
+
+        with ThreadPoolExecutor(max_workers=min(4, len(infos)),
+                                thread_name_prefix="ringlb-stop") as pool:
+            list(pool.map(one, infos))
+
+    # -- control plane: /add and /rm -----------------------------------------------------------
+
+    def _on_control(self, op: str, hostnames: list[str]) -> None:
+        """The router's control handler: runs on its control worker, one request at a time."""
+        with self._lock:
+            if self._stopping.is_set():
+                raise _error("the load balancer is shutting down", 503)
+            if op == "add":
+                self._add(hostnames)
+                return
+            if op != "remove":
+                raise _error(f"unknown control operation {op!r}")
+            removed = self._remove(hostnames)
+        # Stopped outside the lock: they are off the ring and unregistered, and a
+        # graceful stop takes a while that replacements of dead replicas must not wait.
+        self._stop_replicas(removed, graceful=True, kind="removed")
+
+    def _add(self, hostnames: list[str]) -> None:
+        for h in hostnames:
+            try:
+                validate_hostname(h)
+            except ValueError as e:
+                raise _error(str(e), 400) from None
+        # The router chose the names; each gets the smallest free id (SPEC §2).
+        used_ids = {r["id"] for r in self.router.replicas()}
+        ids, candidate = [], 1
+        while len(ids) < len(hostnames):
+            if candidate not in used_ids:
+                ids.append(candidate)
+            candidate += 1
+        try:
+            started = self._start_replicas(list(zip(ids, hostnames)))
+        except BackendError as e:
+            self._event("failed", None, None, f"/add: {e}")
+            raise _error(f"{e}; no replica was added") from None
+        try:
+            self.router.add_replicas([(r.hostname, r.host, r.port, r.id) for r in started])
+        except Exception as e:  # noqa: BLE001 - whatever it is, the started ones go again
+            self._stop_replicas(started, graceful=False, kind=None)
+            self._event("failed", None, None, f"/add: {e}")
+            raise _error(f"{e}; no replica was added", 400) from None
+        self._target += len(started)
+        for r in started:
+            self._event("added", r.id, r.hostname, f"{r.host}:{r.port}")
+
+    def _remove(self, hostnames: list[str]) -> list[ReplicaInfo]:
+        """Unregister the replicas; returns those the backend runs, for the caller to stop."""
+        registered = {r["hostname"]: r for r in self.router.replicas()}
+        missing = [h for h in hostnames if h not in registered]
+        if missing:
+            raise _error(f"no replica named '{missing[0]}'", 400)
+        # Off the ring first, so that no new request goes there; then stop them.
+        self.router.remove_replicas(list(hostnames))
+        self._target -= len(hostnames)
+        assert self.backend is not None
+        managed = {r.hostname: r for r in self.backend.list()}
+        infos = []
+        for h in hostnames:
+            self._replacing.pop(registered[h]["id"], None)
+            if h in managed:
+                infos.append(managed[h])
+            else:  # registered but not running (a replacement that failed)
+                self._event("removed", registered[h]["id"], h)
+        return infos
+
+    # -- health: replacing dead replicas -------------------------------------------------------
+
+    def _on_health(self, server_id: int, hostname: str, old: str, new: str, detail: str) -> None:
+        """The heartbeat engine's listener (its notifier thread): record, hand over, return."""
+        self._event(new, server_id, hostname, f"{old} -> {new}: {detail}")
+        if new == "down":
+            self._health.put((server_id, hostname, old, new, detail))
+
+    def _supervise(self) -> None:
+        """Replace replicas that went down; retry replacements that failed or never rose."""
+        while not self._stopping.is_set():
+            try:
+                server_id, hostname, *_ = self._health.get(timeout=0.1)
+            except queue.Empty:
+                self._retry_stuck()
+                continue
+            with self._lock:
+                if not self._stopping.is_set():
+                    self._replace(server_id, hostname)
+
+    def _retry_stuck(self) -> None:
+        """Replicas still down a while after their replacement started get another one."""
+        if not self._replacing or self.engine is None:
+            return
+        grace = max(2.0, 3 * self.config.heartbeat_interval * self.config.rise)
+        grace += self.config.heartbeat_timeout
+        now = time.monotonic()
+        states = {s["id"]: s for s in self.engine.states()}
+        with self._lock:
+            for server_id, since in list(self._replacing.items()):
+                s = states.get(server_id)
+                if s is None or s["state"] == "up":
+                    self._replacing.pop(server_id, None)
+                elif now - since > grace and not self._stopping.is_set():
+                    self._replace(server_id, s["hostname"])
+
+    def _replace(self, server_id: int, hostname: str) -> None:
+        """Start a replica with the same id and hostname in place of a dead one.
+
+        Precondition: self._lock held. Does nothing when the replica was removed
+        meanwhile or has come back up by itself.
+        """
+        assert self.backend is not None and self.router is not None
+        current = next((r for r in self.router.replicas() if r["id"] == server_id), None)
+        if current is None or current["hostname"] != hostname:
+            self._replacing.pop(server_id, None)
+            return
+        state = next((s["state"] for s in self.engine.states() if s["id"] == server_id), None)
+        if state == "up" and self.backend.alive(hostname):
+            self._replacing.pop(server_id, None)
+            return
+        self._replacing[server_id] = time.monotonic()
+        try:
+            self.backend.stop(hostname, graceful=False)  # dead anyway: clear its remains
+        except Exception as e:  # noqa: BLE001 - the new one gets a fresh name slot anyway
+            self._event("failed", server_id, hostname, f"removing the dead replica: {e}")
+        try:
+            info = self.backend.start(server_id, hostname)
+        except (BackendError, ValueError) as e:
+            self._event("failed", server_id, hostname, f"replacement: {e}")
+            return
+        self.router.set_endpoint(server_id, info.host, info.port)
+        self.engine.refresh()
+        self._event("replaced", server_id, hostname, f"{info.host}:{info.port}")
+
+
+def cleanup(cluster: str, backend: str = "auto") -> int:
+    """Remove every replica (and for docker the network) that a crashed launcher of
+    `cluster` left behind. Returns how many replicas were removed."""
+    b = make_backend(backend, cluster)
+    try:
+        found = b.adopt()
+        for r in found:
+            b.stop(r.hostname, graceful=False)
+        extra = 0
+        remove_all: Callable[[], int] | None = getattr(b, "remove_all", None)
+        if remove_all is not None:
+            extra = remove_all()
+        return len(found) + extra
+    finally:
+        b.close()
+
+
+__all__ = ["EVENT_KINDS", "Launcher", "LauncherConfig", "cleanup"]
