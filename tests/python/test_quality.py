@@ -10,8 +10,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import ringlb
 from hashed_reference import KetamaReference, MaglevReference
+
+import ringlb
 from ringlb import quality
 
 ROOT = Path(__file__).resolve().parents[2]

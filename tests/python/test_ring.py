@@ -6,9 +6,9 @@ import random
 
 import numpy as np
 import pytest
+from ring_reference import ReferenceRing
 
 import ringlb
-from ring_reference import ReferenceRing
 
 IDS = [0, 1, 2, 3, 511, 512, 513, 100000, 123456, 999999, 2**63, 2**64 - 1]
 

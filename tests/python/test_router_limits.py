@@ -12,8 +12,9 @@ import time
 from collections.abc import Iterator
 
 import pytest
-import ringlb
 from router_support import Fleet, parse_responses, raw_exchange, request, running
+
+import ringlb
 
 
 @pytest.fixture
