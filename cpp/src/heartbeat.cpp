@@ -103,6 +103,9 @@ struct HeartbeatEngine::Impl : std::enable_shared_from_this<Impl> {
     // that may take the GIL.
     mutable std::mutex mutex;
     std::map<std::uint32_t, ReplicaHealth> health;
+    // Replicas with a counted passive failure whose confirming probe has not
+    // answered yet: further failures of the same burst do not count again.
+    std::set<std::uint32_t> awaiting_probe;
     std::deque<HealthEvent> events;
     HealthListener listener;
     std::condition_variable wake;
@@ -365,6 +368,7 @@ void HeartbeatEngine::Impl::sync(bool force) {
                 p->second->close();
                 probes.erase(p);
             }
+            awaiting_probe.erase(it->first);
             it = health.erase(it);
         }
     }
@@ -399,6 +403,7 @@ void HeartbeatEngine::Impl::drain_failures() {
             if (phase.load() != Phase::running) return;
             auto h = health.find(id);
             if (h == health.end() || h->second.state == Health::down) continue;
+            if (!awaiting_probe.insert(id).second) continue;  // same burst, probe on its way
             ++h->second.passive_failures;
             record_miss(h->second, "passive: forwarding a request failed");
         }
@@ -413,6 +418,7 @@ void HeartbeatEngine::Impl::on_probe_result(const Probe* probe, bool ok, microse
     if (current == probes.end() || current->second.get() != probe) return;  // superseded
     std::lock_guard lock(mutex);
     if (phase.load() != Phase::running) return;
+    awaiting_probe.erase(probe->id());
     auto h = health.find(probe->id());
     if (h == health.end()) return;
     ++h->second.checks;
