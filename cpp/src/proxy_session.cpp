@@ -565,6 +565,9 @@ void ProxySession::on_upstream_response() {
     res_.version(client_version_);
     res_.keep_alive(client_keep_alive_ && !draining_);
     WireFormat::write(res_, out_, header_only);
+    // Counted as answered before the write: the client may read the answer
+    // before the write's completion handler runs.
+    WorkerStats::bump(worker_.stats().requests);
     expires_after(Phase::client, state_.config.idle_timeout);
     asio::async_write(socket_, asio::buffer(out_),
                       beast::bind_front_handler(&ProxySession::on_write, shared_from_this()));
@@ -591,13 +594,13 @@ void ProxySession::do_write() {
     if (closed_) return;
     // A HEAD answer keeps its Content-Length but sends no body.
     WireFormat::write(res_, out_, res_.body().empty() && res_.has_content_length());
+    WorkerStats::bump(worker_.stats().requests);  // answered (see on_upstream_response)
     expires_after(Phase::client, state_.config.idle_timeout);
     asio::async_write(socket_, asio::buffer(out_),
                       beast::bind_front_handler(&ProxySession::on_write, shared_from_this()));
 }
 
 void ProxySession::on_write(beast::error_code ec, std::size_t) {
-    WorkerStats::bump(worker_.stats().requests);
     busy_ = false;
     if (ec) return fail(ec, "write");
     if (close_after_) return do_linger();
