@@ -14,7 +14,6 @@ from collections import Counter
 from collections.abc import Iterator
 
 import pytest
-import ringlb
 from router_support import (
     Fleet,
     ReplicaProcess,
@@ -27,6 +26,8 @@ from router_support import (
     request,
     running,
 )
+
+import ringlb
 
 SERVERS = ["Server1", "Server2", "Server3"]
 
