@@ -54,19 +54,52 @@ bool is_protocol_error(const beast::error_code& ec) {
 // Bytes asked for per read of a replica's answer.
 constexpr std::size_t upstream_read_size = 16384;
 
+// What one pass over a message's fields tells the proxy: most messages carry
+// none of the fields it must rewrite, and then it does not look again.
+struct FieldScan {
+    bool hop_by_hop = false;  // a field that concerns only one hop, or Expect
+    bool content_length = false;
+};
+
+FieldScan scan(const http::fields& f) noexcept {
+    FieldScan s;
+    for (const auto& e : f) {
+        switch (e.name()) {
+            case http::field::connection:
+            case http::field::keep_alive:
+            case http::field::proxy_connection:
+            case http::field::te:
+            case http::field::trailer:
+            case http::field::upgrade:
+            case http::field::transfer_encoding:
+            case http::field::expect:
+                s.hop_by_hop = true;
+                break;
+            case http::field::content_length:
+                s.content_length = true;
+                break;
+            default:
+                break;
+        }
+    }
+    return s;
+}
+
 // RFC 9110 §7.6.1: hop-by-hop fields are the Connection field, the fields it
-// names, and the classic list; a proxy must not forward them.
+// names, and the classic list; a proxy must not forward them. The parser has
+// already removed any chunked coding, so Transfer-Encoding goes too (the
+// caller sets Content-Length), and so does Expect (the body is here).
 void strip_hop_by_hop(http::fields& f) {
     if (const auto it = f.find(http::field::connection); it != f.end()) {
         const std::string listed(it->value());
         for (const auto token : http::token_list(listed)) f.erase(token);
         f.erase(http::field::connection);
     }
-    f.erase(http::field::keep_alive);
-    f.erase(http::field::proxy_connection);
-    f.erase(http::field::te);
-    f.erase(http::field::trailer);
-    f.erase(http::field::upgrade);
+    for (const auto name : {http::field::keep_alive, http::field::proxy_connection,
+                            http::field::te, http::field::trailer, http::field::upgrade,
+                            http::field::transfer_encoding, http::field::expect}) {
+        f.erase(name);
+    }
 }
 
 bool idempotent(http::verb v) {
@@ -358,11 +391,10 @@ void ProxySession::do_route() {
     }
     // The request goes upstream as HTTP/1.1 on a kept-alive connection, minus
     // what concerns only the client's hop.
-    strip_hop_by_hop(req_);
-    req_.erase(http::field::expect);  // the body is here already
-    if (req_.find(http::field::transfer_encoding) != req_.end()) {
-        req_.erase(http::field::transfer_encoding);  // the parser removed the chunking
-        req_.content_length(req_.body().size());
+    if (scan(req_).hop_by_hop) {
+        const bool chunked = req_.chunked();
+        strip_hop_by_hop(req_);
+        if (chunked) req_.content_length(req_.body().size());
     }
     req_.version(11);
     WireFormat::write(req_, up_out_);
@@ -550,11 +582,13 @@ void ProxySession::on_upstream_response() {
         res_.prepare_payload();
         header_only = false;
     } else {
-        strip_hop_by_hop(res_);
+        const FieldScan fields = scan(res_);
+        if (fields.hop_by_hop) strip_hop_by_hop(res_);
         const unsigned status = res_.result_int();
         const bool bodiless = head_ || status < 200 || status == 204 || status == 304;
-        if (!bodiless) {
-            res_.erase(http::field::transfer_encoding);  // the parser removed the chunking
+        // A body that came chunked, or up to the end of the connection, is
+        // sent with its length; a Content-Length the parser checked stays.
+        if (!bodiless && (fields.hop_by_hop || !fields.content_length)) {
             res_.content_length(res_.body().size());
         }
         header_only = bodiless;
@@ -563,8 +597,16 @@ void ProxySession::on_upstream_response() {
     routes_.reset();
     pool_ = nullptr;
     res_.version(client_version_);
-    res_.keep_alive(client_keep_alive_ && !draining_);
+    // HTTP/1.1 keeps the connection by default and the Connection field is
+    // gone: only closing, or keeping an HTTP/1.0 connection, needs a field.
+    const bool keep = client_keep_alive_ && !draining_;
+    if (!keep || client_version_ != 11 || res_.count(http::field::connection) > 0) {
+        res_.keep_alive(keep);
+    }
     WireFormat::write(res_, out_, header_only);
+    // Counted as answered before the write: the client may read the answer
+    // before the write's completion handler runs.
+    WorkerStats::bump(worker_.stats().requests);
     expires_after(Phase::client, state_.config.idle_timeout);
     asio::async_write(socket_, asio::buffer(out_),
                       beast::bind_front_handler(&ProxySession::on_write, shared_from_this()));
@@ -591,13 +633,13 @@ void ProxySession::do_write() {
     if (closed_) return;
     // A HEAD answer keeps its Content-Length but sends no body.
     WireFormat::write(res_, out_, res_.body().empty() && res_.has_content_length());
+    WorkerStats::bump(worker_.stats().requests);  // answered (see on_upstream_response)
     expires_after(Phase::client, state_.config.idle_timeout);
     asio::async_write(socket_, asio::buffer(out_),
                       beast::bind_front_handler(&ProxySession::on_write, shared_from_this()));
 }
 
 void ProxySession::on_write(beast::error_code ec, std::size_t) {
-    WorkerStats::bump(worker_.stats().requests);
     busy_ = false;
     if (ec) return fail(ec, "write");
     if (close_after_) return do_linger();

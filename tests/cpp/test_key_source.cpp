@@ -5,6 +5,9 @@
 #include <set>
 #include <stdexcept>
 
+#include <boost/url/parse.hpp>
+#include <boost/url/url_view.hpp>
+
 #include "ringlb/hash_schemes.hpp"
 #include "ringlb/key_source.hpp"
 
@@ -76,6 +79,35 @@ TEST(KeySource, Query) {
     const std::string buffer = "/home?a=1&id=77SURPLUS";
     EXPECT_EQ(key_of("query:id", f, std::string_view(buffer).substr(0, 15)), "77");
     EXPECT_EQ(key_of("query:id", f, std::string_view(buffer).substr(0, 13)), "");
+}
+
+// The reference: what Boost.URL makes of "?query" (the router's slow path).
+std::optional<std::string> boost_url_value(std::string_view query, std::string_view name) {
+    std::string ref(1, '?');
+    ref.append(query.data(), query.size());
+    const auto parsed = boost::urls::parse_relative_ref(ref);
+    if (!parsed) return std::nullopt;
+    const auto params = parsed->encoded_params();
+    const auto it = params.find(boost::urls::pct_string_view(name));
+    if (it == params.end() || !(*it).has_value) return std::nullopt;
+    return (*it).value.decode();
+}
+
+TEST(KeySource, QueryFastPathAgreesWithBoostUrl) {
+    // Random queries over an alphabet rich in separators, escapes and
+    // characters that are not allowed in a query.
+    const std::string alphabet = "id=&=&id%20%2Fxa+b;:/?@[] \"^{}<>!$'()*,-._~";
+    std::mt19937_64 rng(2024);
+    http::fields f;
+    for (int i = 0; i < 20000; ++i) {
+        std::string q;
+        const int len = static_cast<int>(rng() % 24);
+        for (int k = 0; k < len; ++k) q += alphabet[rng() % alphabet.size()];
+        if (rng() % 3 == 0) q.insert(0, "id=");
+        const auto expected = boost_url_value(q, "id");
+        const auto got = key_of("query:id", f, "/p?" + q);
+        ASSERT_EQ(got, expected) << "query: " << q;
+    }
 }
 
 TEST(KeySource, Cookie) {

@@ -17,6 +17,7 @@ import pytest
 from router_support import (
     Fleet,
     ReplicaProcess,
+    ScriptedServer,
     SlowServer,
     closed_port,
     parse_responses,
@@ -506,6 +507,92 @@ def test_http10_client_gets_its_connection_closed(cluster: ringlb.Router) -> Non
     assert out.startswith(b"HTTP/1.0 200")
     assert headers.get("connection", "close") == "close"
     assert body.startswith(b'{"message":"Hello')
+
+
+# ------------------------------------------------- what goes through the proxy
+
+@pytest.fixture
+def scripted() -> Iterator:
+    """Starts ScriptedServers behind a one-replica router; closes them all."""
+    made: list = []
+
+    def make(answer: bytes, close_after: bool = False, **kw) -> tuple[ringlb.Router, ScriptedServer]:
+        server = ScriptedServer(answer, close_after)
+        made.append(server)
+        router = ringlb.Router(port=0, threads=1, **kw)
+        router.add_replica("Up", "127.0.0.1", server.port)
+        router.start()
+        made.append(router)
+        return router, server
+
+    try:
+        yield make
+    finally:
+        for m in reversed(made):
+            if isinstance(m, ScriptedServer):
+                m.close()
+            else:
+                m.stop()
+
+
+def test_a_chunked_answer_is_sent_with_its_length(scripted) -> None:
+    router, _ = scripted(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-A: 1\r\n\r\n"
+                         b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")
+    for _ in range(3):  # and the connection is reused
+        status, headers, body = request(router.port, "GET", "/x")
+        assert (status, body) == (200, b"hello world")
+        assert headers["content-length"] == "11" and "transfer-encoding" not in headers
+        assert headers["x-a"] == "1" and headers["x-ringlb-replica"] == "Up"
+    assert router.stats()["upstream_connects"] == 1
+
+
+def test_an_answer_delimited_by_the_close_is_sent_with_its_length(scripted) -> None:
+    router, _ = scripted(b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil the end",
+                         close_after=True)
+    for _ in range(3):  # each on a new upstream connection
+        status, headers, body = request(router.port, "GET", "/x")
+        assert (status, body, headers["content-length"]) == (200, b"until the end", "13")
+    assert router.stats()["upstream_connects"] == 3
+
+
+def test_hop_by_hop_fields_do_not_cross_the_proxy(scripted) -> None:
+    router, server = scripted(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: X-Up-Secret\r\n"
+                              b"X-Up-Secret: 1\r\nKeep-Alive: timeout=5\r\nX-Kept: yes\r\n\r\nok")
+    status, headers, body = request(router.port, "GET", "/x", headers={
+        "Connection": "X-Client-Secret", "X-Client-Secret": "2", "Keep-Alive": "300",
+        "TE": "trailers", "X-Forward-Me": "3"})
+    assert (status, body) == (200, b"ok")
+    assert "x-up-secret" not in headers and "keep-alive" not in headers
+    assert headers["x-kept"] == "yes"
+    sent = server.requests[0].lower()
+    assert b"x-forward-me: 3" in sent
+    for gone in (b"x-client-secret", b"keep-alive", b"\r\nte:", b"connection"):
+        assert gone not in sent, gone
+    assert sent.startswith(b"get /x http/1.1\r\n")
+
+
+def test_a_chunked_request_body_is_forwarded_with_its_length(scripted) -> None:
+    router, server = scripted(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+    raw = (b"PUT /x HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n"
+           b"\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n")
+    assert parse_responses(raw_exchange(router.port, raw))[0][0] == 200
+    sent = server.requests[0]
+    assert b"Content-Length: 5\r\n" in sent and sent.endswith(b"\r\n\r\nabcde")
+    assert b"Transfer-Encoding" not in sent
+
+
+def test_an_answer_that_is_not_http_is_a_502_and_not_a_dead_replica(scripted) -> None:
+    router, _ = scripted(b"SSH-2.0-OpenSSH_9.2\r\n\r\n", retries=0)
+    status, _, body = request(router.port, "GET", "/x")
+    assert status == 502
+    assert body["message"].startswith("<Error> replica 'Up' failed (read): ")
+
+
+def test_head_through_a_chunked_answer_sends_no_body(scripted) -> None:
+    router, _ = scripted(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+    out = raw_exchange(router.port, b"HEAD /x HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+    head, _, rest = out.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 OK") and rest == b""
 
 
 # ----------------------------------------------------------------- failover
