@@ -561,7 +561,8 @@ void ProxySession::on_upstream_response() {
     end_try();
     pool_->counters().requests.fetch_add(1, std::memory_order_relaxed);
     WorkerStats::bump(worker_.stats().proxied);
-    if (up_parser_->keep_alive() && !take_expired(Phase::upstream)) {
+    // Bytes after the answer mean the connection is out of step: not reused.
+    if (up_parser_->keep_alive() && !take_expired(Phase::upstream) && conn_->buffer.size() == 0) {
         const auto peer = conn_->peer;
         pool_->release(std::move(conn_), peer);
     } else {

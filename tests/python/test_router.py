@@ -581,6 +581,13 @@ def test_a_chunked_request_body_is_forwarded_with_its_length(scripted) -> None:
     assert b"Transfer-Encoding" not in sent
 
 
+def test_a_connection_with_bytes_after_the_answer_is_not_reused(scripted) -> None:
+    router, _ = scripted(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokJUNK")
+    for _ in range(3):
+        assert request(router.port, "GET", "/x")[:3:2] == (200, b"ok")
+    assert router.stats()["upstream_connects"] == 3
+
+
 def test_an_answer_that_is_not_http_is_a_502_and_not_a_dead_replica(scripted) -> None:
     router, _ = scripted(b"SSH-2.0-OpenSSH_9.2\r\n\r\n", retries=0)
     status, _, body = request(router.port, "GET", "/x")
