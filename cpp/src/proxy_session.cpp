@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <span>
+#include <string_view>
 
 #include "ringlb/admin_api.hpp"
 #include "ringlb/coarse_clock.hpp"
@@ -232,6 +233,11 @@ void ProxySession::do_read_header() {
     parser_->header_limit(static_cast<std::uint32_t>(
         std::min<std::size_t>(state_.config.max_header_bytes, UINT32_MAX)));
     parser_->body_limit(state_.config.max_body_bytes);
+    header_deadline_set_ = false;
+    parse_header();
+}
+
+void ProxySession::parse_header() {
     // Beast's buffer-oriented parsing first: a header that arrived whole (the
     // usual case) needs no read operation and no header deadline.
     while (buffer_.size() > 0) {
@@ -243,10 +249,31 @@ void ProxySession::do_read_header() {
         if (parser_->is_header_done()) return on_read_header({}, 0);
         if (n == 0) break;
     }
-    expires_after(Phase::client, state_.config.header_timeout);
-    http::async_read_header(socket_, buffer_, *parser_,
-                            beast::bind_front_handler(&ProxySession::on_read_header,
+    // Beast consumes nothing before the whole header is parsed, and asks for
+    // more when a request line is too short to hold its version
+    // ("NOT-HTTP at all"); once the header's blank line is here more bytes
+    // cannot help, so that is a malformed request, not a slow one.
+    const auto* bytes = static_cast<const char*>(buffer_.data().data());
+    if (std::string_view(bytes, buffer_.size()).find("\r\n\r\n") != std::string_view::npos) {
+        return send_error(400, "malformed HTTP request: bad request line", true);
+    }
+    const std::size_t room = buffer_.max_size() - buffer_.size();
+    if (room == 0) return on_read_error(http::error::buffer_overflow);
+    // One deadline for the whole header, however many reads it takes: a
+    // client sending a byte at a time must not push it back with each byte.
+    if (!header_deadline_set_) {
+        header_deadline_set_ = true;
+        expires_after(Phase::client, state_.config.header_timeout);
+    }
+    socket_.async_read_some(buffer_.prepare(std::min(first_read_size, room)),
+                            beast::bind_front_handler(&ProxySession::on_header_bytes,
                                                       shared_from_this()));
+}
+
+void ProxySession::on_header_bytes(beast::error_code ec, std::size_t n) {
+    if (ec) return on_read_error(ec);
+    buffer_.commit(n);
+    parse_header();
 }
 
 void ProxySession::on_read_header(beast::error_code ec, std::size_t) {

@@ -61,6 +61,11 @@ def assert_still_serves(router: ringlb.Router) -> None:
     b"GET /home HTTP/1.1\r\nX: a\x00b\r\n\r\n",
     b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + bytes(range(40)),  # a TLS hello
     b"\x00\x01\x02\r\n\r\n",
+    # Request lines too short to hold a version: Beast asks for more bytes,
+    # but the header's blank line is already here.
+    b"NOT-HTTP at all\r\n\r\n",
+    b"GET / 1\r\n\r\n",
+    b"GET /home HTTP/1\r\n\r\n",
 ])
 def test_malformed_http_is_a_400_then_close(router: ringlb.Router, raw: bytes) -> None:
     out = raw_exchange(router.port, raw)  # returns once the router closed the connection
@@ -69,6 +74,28 @@ def test_malformed_http_is_a_400_then_close(router: ringlb.Router, raw: bytes) -
     assert headers["connection"] == "close"
     assert body["status"] == "failure"
     assert body["message"].startswith("<Error> malformed HTTP request: ")
+    assert_still_serves(router)
+
+
+def test_a_short_request_line_arriving_in_pieces_is_a_400_at_its_blank_line(
+        router: ringlb.Router) -> None:
+    """The header's end comes in a later read than its start: the 400 comes as
+    soon as the blank line does, not at the header timeout."""
+    with socket.create_connection(("127.0.0.1", router.port), timeout=5) as s:
+        s.sendall(b"NOT-HTTP ")
+        time.sleep(0.1)
+        s.sendall(b"at all\r\n")
+        time.sleep(0.1)
+        t0 = time.monotonic()
+        s.sendall(b"\r\n")
+        out = b""
+        while chunk := s.recv(4096):
+            out += chunk
+        took = time.monotonic() - t0
+    status, headers, body = error_of(out)
+    assert status == 400 and headers["connection"] == "close"
+    assert body["message"] == "<Error> malformed HTTP request: bad request line"
+    assert took < 0.5  # the header timeout is 1 s
     assert_still_serves(router)
 
 

@@ -82,6 +82,8 @@ private:
     void do_wait_request();
     void on_first_bytes(boost::beast::error_code ec, std::size_t n);
     void do_read_header();
+    void parse_header();
+    void on_header_bytes(boost::beast::error_code ec, std::size_t n);
     void on_read_header(boost::beast::error_code ec, std::size_t n);
     void do_continue();
     void on_continue(boost::beast::error_code ec, std::size_t n);
@@ -138,6 +140,7 @@ private:
     std::string out_;      // res_ serialized: one contiguous buffer, one send
     std::string up_out_;   // req_ serialized for the replica (kept for retries)
     std::string scratch_;  // percent-decoded keys
+    bool header_deadline_set_ = false;  // the header being read has its deadline
     bool busy_ = false;         // between a complete request header and its response
     bool draining_ = false;     // stop(): close after the current response
     bool close_after_ = false;  // the response in res_ ends the connection
