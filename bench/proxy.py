@@ -8,12 +8,24 @@ plus the replicas to the other (taskset), so that each proxy gets the same CPU.
 Besides wrk's numbers the table shows the proxy's own CPU time per request
 (user + system, from /proc): what each proxy spends to move one request.
 wrk sends GET /home?id=<random 6-digit id> (random_id.lua) with 64 and 256
-connections, for several rounds with the targets interleaved, and the table
-shows the median of the rounds: req/s, p50, p99, errors, and ringlb's req/s
-ratio to each peer. `direct` is wrk straight at one replica, for scale.
+connections, for several rounds with the targets interleaved (their order
+rotating from round to round), and the table shows the median of the rounds:
+req/s, p50, p99, errors, and ringlb's req/s ratio to each peer. The ratio is
+the median of the per-round ratios: each pairs runs a few seconds apart, so a
+machine whose speed drifts over minutes (a shared VM's does) moves both sides
+of a ratio alike. `direct` is wrk straight at one replica, for scale.
+
+Which core was full decides what req/s measures, so the table shows both
+cores' busy share. Where wrk and the replicas fill their core before the proxy
+fills its own (on a slow kernel network path one core cannot drive a proxy to
+its limit), every proxy shows about the same req/s and only the CPU column
+tells them apart. `--proxy-cpu-quota 0.5` caps each proxy alike at half of its
+core (a cgroup with a 10 ms period, needs root): then the proxy is the limit
+and req/s ranks the proxies by what a request costs them.
 
     python bench/proxy.py                       # 3 rounds x 5 s per target and -c
     python bench/proxy.py --rounds 5 --duration 10 --json results.json
+    sudo python bench/proxy.py --rounds 5 --duration 10 --proxy-cpu-quota 0.5
 
 Needs wrk, haproxy and nginx (Debian packages) and the installed ringlb package.
 """
@@ -35,6 +47,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from cpu_quota import CpuQuota, core_busy, core_times, cpu_list
+
 BENCH_DIR = Path(__file__).resolve().parent
 PEERS = ("haproxy", "nginx")
 
@@ -51,6 +65,8 @@ class Run:
     p99_ms: float
     errors: int
     cpu_us: float  # proxy CPU time (user + system) per request, in microseconds
+    proxy_busy: float  # busy share (0..1) of the proxy's core during the run
+    load_busy: float  # busy share of the core that runs wrk and the replicas
 
 
 @dataclass
@@ -64,6 +80,9 @@ class Summary:
     p99_ms: float
     errors: int
     cpu_us: float
+    proxy_busy: float
+    load_busy: float
+    ringlb_ratio: float | None = None  # median over rounds of ringlb's req/s ÷ this target's
     runs: list[float] = field(default_factory=list)
 
 
@@ -142,13 +161,14 @@ def start_replicas(n: int, cpu: str) -> tuple[list[subprocess.Popen], list[int]]
     return procs, ports
 
 
-def start_ringlb(ports: list[int], cpu: str, threads: int,
-                 scheme: str = "xxh3") -> tuple[subprocess.Popen, int]:
+def start_ringlb(ports: list[int], cpu: str, threads: int, scheme: str = "xxh3",
+                 quota: CpuQuota | None = None) -> tuple[subprocess.Popen, int]:
     """ringlb's router in its own process pinned to `cpu` (see serve_ringlb)."""
     proc = subprocess.Popen(
         ["taskset", "-c", cpu, sys.executable, str(Path(__file__).resolve()), "--serve-ringlb",
          ",".join(map(str, ports)), "--threads", str(threads), "--scheme", scheme],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        preexec_fn=quota.join if quota else None)
     assert proc.stdout is not None
     line = proc.stdout.readline()
     if not line:
@@ -176,19 +196,22 @@ def serve_ringlb(ports: str, threads: int, scheme: str) -> None:
         router.stop()
 
 
-def start_haproxy(ports: list[int], cpu: str, workdir: Path) -> tuple[subprocess.Popen, int]:
+def start_haproxy(ports: list[int], cpu: str, workdir: Path,
+                  quota: CpuQuota | None = None) -> tuple[subprocess.Popen, int]:
     port = free_port()
     servers = "\n".join(f"    server s{i} 127.0.0.1:{p}" for i, p in enumerate(ports, 1))
     cfg = (BENCH_DIR / "haproxy.cfg.tmpl").read_text()
     cfg = cfg.replace("{port}", str(port)).replace("{servers}", servers)
     path = workdir / "haproxy.cfg"
     path.write_text(cfg)
-    proc = subprocess.Popen(["taskset", "-c", cpu, "haproxy", "-db", "-f", str(path)])
+    proc = subprocess.Popen(["taskset", "-c", cpu, "haproxy", "-db", "-f", str(path)],
+                            preexec_fn=quota.join if quota else None)
     wait_listening(port, proc)
     return proc, port
 
 
-def start_nginx(ports: list[int], cpu: str, workdir: Path) -> tuple[subprocess.Popen, int]:
+def start_nginx(ports: list[int], cpu: str, workdir: Path,
+                quota: CpuQuota | None = None) -> tuple[subprocess.Popen, int]:
     port = free_port()
     prefix = workdir / "nginx"
     prefix.mkdir(exist_ok=True)
@@ -198,7 +221,8 @@ def start_nginx(ports: list[int], cpu: str, workdir: Path) -> tuple[subprocess.P
     cfg = cfg.replace("{prefix}", str(prefix))
     path = prefix / "nginx.conf"
     path.write_text(cfg)
-    proc = subprocess.Popen(["taskset", "-c", cpu, "nginx", "-p", str(prefix), "-c", str(path)])
+    proc = subprocess.Popen(["taskset", "-c", cpu, "nginx", "-p", str(prefix), "-c", str(path)],
+                            preexec_fn=quota.join if quota else None)
     wait_listening(port, proc)
     return proc, port
 
@@ -236,27 +260,33 @@ def run_wrk(port: int, connections: int, duration: float, cpu: str, threads: int
 def summarize(runs: list[Run]) -> list[Summary]:
     out = []
     keys = sorted({(r.target, r.connections) for r in runs}, key=lambda k: (k[1], k[0]))
+    ours = {(r.connections, r.round): r.rps for r in runs if r.target == "ringlb"}
     for target, conns in keys:
         rs = [r for r in runs if r.target == target and r.connections == conns]
+        paired = [ours[(conns, r.round)] / r.rps for r in rs
+                  if (conns, r.round) in ours and r.rps > 0]
         out.append(Summary(target, conns, statistics.median(r.rps for r in rs),
                            statistics.median(r.p50_ms for r in rs),
                            statistics.median(r.p99_ms for r in rs),
                            sum(r.errors for r in rs), statistics.median(r.cpu_us for r in rs),
+                           statistics.median(r.proxy_busy for r in rs),
+                           statistics.median(r.load_busy for r in rs),
+                           statistics.median(paired) if paired else None,
                            [round(r.rps) for r in rs]))
     return out
 
 
 def table(summaries: list[Summary]) -> str:
-    by = {(s.target, s.connections): s for s in summaries}
     header = ("| target | conns | req/s (median) | p50 ms | p99 ms | errors | proxy CPU µs/req "
-              "| ringlb req/s ÷ target |")
-    lines = [header, "|---|---:|---:|---:|---:|---:|---:|---:|"]
+              "| proxy core busy | load core busy | ringlb req/s ÷ target |")
+    lines = [header, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for s in summaries:
-        ours = by.get(("ringlb", s.connections))
-        ratio = f"{ours.rps / s.rps:.2f}x" if ours and s.target not in ("ringlb", "direct") else ""
+        peer = s.target not in ("ringlb", "direct") and s.ringlb_ratio is not None
+        ratio = f"{s.ringlb_ratio:.2f}x" if peer else ""
         cpu = f"{s.cpu_us:.1f}" if s.target != "direct" else ""
         lines.append(f"| {s.target} | {s.connections} | {s.rps:,.0f} | {s.p50_ms:.2f} | "
-                     f"{s.p99_ms:.2f} | {s.errors} | {cpu} | {ratio} |")
+                     f"{s.p99_ms:.2f} | {s.errors} | {cpu} | {s.proxy_busy:.0%} | "
+                     f"{s.load_busy:.0%} | {ratio} |")
     return "\n".join(lines)
 
 
@@ -274,6 +304,9 @@ def main() -> int:
     ap.add_argument("--scheme", default="xxh3",
                     help="ringlb's hash scheme (default xxh3: well mixed, like the peers' hashes; "
                          "the assignment's H(i) sends most ids to one replica)")
+    ap.add_argument("--proxy-cpu-quota", type=float, metavar="FRACTION",
+                    help="cap every proxy alike at this fraction of its core (a cgroup, needs "
+                         "root), so that the proxy and not the load core limits req/s")
     ap.add_argument("--json", type=Path, help="also write the runs and summary here")
     ap.add_argument("--serve-ringlb", metavar="PORTS", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -290,36 +323,50 @@ def main() -> int:
             sys.exit(f"proxy.py needs {t} for target {t} (apt-get install {t})")
     conns = [int(c) for c in args.connections.split(",")]
 
+    proxy_cpus, load_cpus = cpu_list(args.proxy_cpu), cpu_list(args.load_cpu)
     replicas, ports = start_replicas(3, args.load_cpu)
     procs: dict[str, tuple[subprocess.Popen | None, int]] = {}
+    quotas: list[CpuQuota] = []
     runs: list[Run] = []
     with tempfile.TemporaryDirectory(prefix="ringlb-bench-") as tmp:
         try:
             for t in targets:
+                quota = None
+                if args.proxy_cpu_quota and t != "direct":
+                    quota = CpuQuota(f"ringlb-bench-{os.getpid()}-{t}", args.proxy_cpu_quota)
+                    quotas.append(quota)
                 if t == "ringlb":
-                    procs[t] = start_ringlb(ports, args.proxy_cpu, args.threads, args.scheme)
+                    procs[t] = start_ringlb(ports, args.proxy_cpu, args.threads, args.scheme,
+                                            quota)
                 elif t == "haproxy":
-                    procs[t] = start_haproxy(ports, args.proxy_cpu, Path(tmp))
+                    procs[t] = start_haproxy(ports, args.proxy_cpu, Path(tmp), quota)
                 elif t == "nginx":
-                    procs[t] = start_nginx(ports, args.proxy_cpu, Path(tmp))
+                    procs[t] = start_nginx(ports, args.proxy_cpu, Path(tmp), quota)
                 elif t == "direct":
                     procs[t] = (None, ports[0])
                 else:
                     sys.exit(f"unknown target {t}")
             for rnd in range(1, args.rounds + 1):
+                # Rotating the order spreads any drift of the machine over all targets.
+                order = targets[rnd % len(targets):] + targets[:rnd % len(targets)]
                 for c in conns:
-                    for t in targets:
+                    for t in order:
                         proc = procs[t][0]
                         cpu0 = cpu_seconds(proc.pid) if proc else 0.0
+                        cores0 = core_times()
                         out = run_wrk(procs[t][1], c, args.duration, args.load_cpu,
                                       args.wrk_threads)
+                        cores1 = core_times()
                         cpu = cpu_seconds(proc.pid) - cpu0 if proc else 0.0
                         rps, p50, p99, errs = parse_wrk(out)
                         cpu_us = cpu / max(1.0, rps * args.duration) * 1e6
-                        runs.append(Run(t, c, rnd, rps, p50, p99, errs, cpu_us))
+                        pbusy = core_busy(cores0, cores1, proxy_cpus)
+                        lbusy = core_busy(cores0, cores1, load_cpus)
+                        runs.append(Run(t, c, rnd, rps, p50, p99, errs, cpu_us, pbusy, lbusy))
                         print(f"round {rnd} -c{c:<4} {t:<8} {rps:>10,.0f} req/s  "
                               f"p50 {p50:6.2f} ms  p99 {p99:6.2f} ms  errors {errs}  "
-                              f"proxy CPU {cpu_us:5.1f} us/req", file=sys.stderr, flush=True)
+                              f"proxy CPU {cpu_us:5.1f} us/req  cores {pbusy:4.0%} {lbusy:4.0%}",
+                              file=sys.stderr, flush=True)
         finally:
             for proc, _ in procs.values():
                 if proc is not None:
@@ -328,8 +375,12 @@ def main() -> int:
                     stop(proc)
             for p in replicas:
                 stop(p)
+            for q in quotas:
+                q.remove()
     summaries = summarize(runs)
-    print(f"\n{args.rounds} rounds x {args.duration:g} s, proxy on CPU {args.proxy_cpu}, "
+    cap = (f", each proxy capped at {args.proxy_cpu_quota:.0%} of its core"
+           if args.proxy_cpu_quota else "")
+    print(f"\n{args.rounds} rounds x {args.duration:g} s, proxy on CPU {args.proxy_cpu}{cap}, "
           f"wrk + 3 replicas on CPU {args.load_cpu}, ringlb threads={args.threads} "
           f"scheme={args.scheme}\n")
     print(table(summaries))

@@ -1,0 +1,111 @@
+"""The pieces of bench/proxy.py that turn measurements into its table: wrk's
+output parsed, CPU lists, per-core busy shares, and the cgroup CPU cap that
+makes the proxy the limit. The benchmark itself is not a test (it needs wrk,
+nginx and HAProxy, and minutes of a quiet machine)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+
+import proxy  # noqa: E402
+from cpu_quota import CpuQuota, core_busy, cpu_list  # noqa: E402
+
+# What `wrk --latency` printed for one run against a proxy, errors included.
+WRK_OUT = """Running 5s test @ http://127.0.0.1:41231/home
+  1 threads and 64 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency     3.12ms    1.02ms  21.40ms   80.11%
+    Req/Sec    17.06k     1.03k   18.74k    70.00%
+  Latency Distribution
+     50%  2.67ms
+     75%    3.40ms
+     90%    4.40ms
+     99%  950.00us
+  85321 requests in 5.00s, 12.45MB read
+  Socket errors: connect 0, read 3, write 1, timeout 2
+  Non-2xx or 3xx responses: 7
+Requests/sec:  17064.20
+Transfer/sec:      2.49MB
+"""
+
+
+def test_parse_wrk_reads_rate_percentiles_and_every_kind_of_error() -> None:
+    rps, p50, p99, errors = proxy.parse_wrk(WRK_OUT)
+    assert rps == pytest.approx(17064.20)
+    assert p50 == pytest.approx(2.67)
+    assert p99 == pytest.approx(0.95)  # microseconds are converted
+    assert errors == 3 + 1 + 2 + 7
+
+
+def test_parse_wrk_without_errors() -> None:
+    clean = "\n".join(line for line in WRK_OUT.splitlines()
+                      if "errors" not in line and "Non-2xx" not in line)
+    assert proxy.parse_wrk(clean)[3] == 0
+
+
+def test_cpu_list_reads_taskset_lists() -> None:
+    assert cpu_list("1") == [1]
+    assert cpu_list("0,2-4") == [0, 2, 3, 4]
+
+
+def test_core_busy_is_the_busy_share_of_the_named_cores() -> None:
+    before = {0: (100, 1000), 1: (500, 1000)}
+    after = {0: (150, 1100), 1: (600, 1100)}
+    assert core_busy(before, after, [0]) == pytest.approx(0.5)
+    assert core_busy(before, after, [1]) == pytest.approx(1.0)
+    assert core_busy(before, after, [0, 1]) == pytest.approx(0.75)
+    assert core_busy(before, before, [0]) == 0.0
+
+
+@pytest.mark.parametrize("fraction", [0.0, 0.05, 1.5])
+def test_a_cpu_quota_outside_its_range_is_refused(fraction: float) -> None:
+    with pytest.raises(ValueError, match="fraction of one CPU"):
+        CpuQuota("ringlb-test-never-made", fraction)
+
+
+def _can_make_cgroups() -> bool:
+    root = Path("/sys/fs/cgroup")
+    return os.geteuid() == 0 and ((root / "cgroup.controllers").exists()
+                                  or (root / "cpu" / "cpu.cfs_quota_us").exists())
+
+
+@pytest.mark.skipif(not _can_make_cgroups(), reason="needs root and a cgroup cpu controller")
+def test_a_cpu_quota_caps_a_busy_process_and_is_removed() -> None:
+    quota = CpuQuota(f"ringlb-test-{os.getpid()}", 0.3)
+    try:
+        spin = subprocess.Popen(
+            [sys.executable, "-c",
+             "import os, time\n"
+             "end = time.monotonic() + 1.0\n"
+             "while time.monotonic() < end: pass\n"
+             "t = os.times(); print(t.user + t.system)"],
+            stdout=subprocess.PIPE, text=True, preexec_fn=quota.join)
+        out, _ = spin.communicate(timeout=30)
+        # One second of wall time at 30 % of a CPU: about 0.3 s of CPU
+        # (interpreter start-up included), far from the 1 s it takes uncapped.
+        assert 0.1 < float(out) < 0.6
+    finally:
+        quota.remove()
+    assert not quota.path.exists()
+
+
+def test_the_ratio_to_a_peer_pairs_runs_of_the_same_round() -> None:
+    """A machine whose speed changes between rounds moves both sides of each
+    round's ratio: ringlb is 1.25x in every round, whatever that round's speed."""
+    def run(target: str, rnd: int, rps: float) -> proxy.Run:
+        return proxy.Run(target, 64, rnd, rps, 1.0, 2.0, 0, 30.0, 0.5, 1.0)
+
+    runs = [run("ringlb", 1, 5000), run("haproxy", 1, 4000),
+            run("ringlb", 2, 2500), run("haproxy", 2, 2000),
+            run("haproxy", 3, 8000), run("ringlb", 3, 10000)]
+    by = {s.target: s for s in proxy.summarize(runs)}
+    assert by["haproxy"].ringlb_ratio == pytest.approx(1.25)
+    assert by["haproxy"].rps == 4000 and by["ringlb"].rps == 5000
+    assert "1.25x" in proxy.table(list(by.values()))
