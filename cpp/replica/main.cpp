@@ -7,7 +7,8 @@
 // Statically linked (no resolver calls, addresses are literals) so that it is
 // the only file in its FROM scratch image. The chosen port goes to the first
 // line of stdout so that `--port 0` can be used by launchers and tests.
-// SIGTERM/SIGINT: stop accepting, let in-flight requests finish, exit 0.
+// SIGTERM/SIGINT: stop accepting, close idle keep-alive connections, let
+// in-flight requests finish (for at most 500 ms), exit 0 as soon as they have.
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -19,10 +20,14 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <iostream>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
+#include <unordered_set>
 #include <vector>
 
 namespace asio = boost::asio;
@@ -87,31 +92,86 @@ std::string home_body(const std::string& id) {
     return boost::json::serialize(o);
 }
 
+class Session;
+
+// The live sessions, so that a stop can close the idle ones at once and the
+// process can exit the moment the busy ones have answered: a container stop
+// or /rm then takes milliseconds instead of the whole grace period.
+class Sessions {
+public:
+    // Runs once stop_all() was called and no session is left.
+    void on_drained(std::function<void()> f) {
+        const std::lock_guard lock(mutex_);
+        on_drained_ = std::move(f);
+    }
+    // False once stopping: the new session must close at once.
+    bool add(Session* s) {
+        const std::lock_guard lock(mutex_);
+        live_.insert(s);
+        return !stopping_;
+    }
+    void remove(Session* s) {
+        const std::lock_guard lock(mutex_);
+        live_.erase(s);
+        if (stopping_ && live_.empty() && on_drained_) on_drained_();
+    }
+    // Asks every session to finish; on_drained runs once none is left (now,
+    // if none is).
+    void stop_all();
+
+private:
+    std::mutex mutex_;
+    std::unordered_set<Session*> live_;
+    bool stopping_ = false;
+    std::function<void()> on_drained_;
+};
+
 class Session : public std::enable_shared_from_this<Session> {
 public:
-    Session(tcp::socket socket, const std::string& home) : stream_(std::move(socket)), home_(home) {}
+    Session(tcp::socket socket, const std::string& home, Sessions& sessions)
+        : stream_(std::move(socket)), home_(home), sessions_(sessions) {
+        stopping_ = !sessions_.add(this);
+    }
+    ~Session() { sessions_.remove(this); }
+    Session(const Session&) = delete;
+    Session& operator=(const Session&) = delete;
 
     void run() { do_read(); }
 
+    // On the session's strand: an idle connection closes now, a busy one
+    // after its response.
+    void stop() {
+        stopping_ = true;
+        // Beast's parser takes in a request line before the rest of its
+        // header: a request has begun once either holds a byte.
+        if (reading_ && buffer_.size() == 0 && !parser_->got_some()) stream_.close();
+    }
+
+    auto executor() { return stream_.get_executor(); }
+
 private:
     void do_read() {
-        req_ = {};
+        if (stopping_) return close();
+        reading_ = true;
+        parser_.emplace();
         // Idle keep-alive connections are closed after a while so that
         // shutdown is never held up by a silent client.
         stream_.expires_after(std::chrono::seconds(60));
-        http::async_read(stream_, buffer_, req_,
+        http::async_read(stream_, buffer_, *parser_,
                          beast::bind_front_handler(&Session::on_read, shared_from_this()));
     }
 
     void on_read(beast::error_code ec, std::size_t) {
+        reading_ = false;
         if (ec) return close();
+        const auto& req = parser_->get();
         res_ = {};
-        res_.version(req_.version());
-        res_.keep_alive(req_.keep_alive());
+        res_.version(req.version());
+        res_.keep_alive(req.keep_alive() && !stopping_);
         res_.set(http::field::server, "ringlb-replica");
-        const auto target = req_.target();
+        const auto target = req.target();
         const auto path = target.substr(0, target.find('?'));
-        const bool get = req_.method() == http::verb::get || req_.method() == http::verb::head;
+        const bool get = req.method() == http::verb::get || req.method() == http::verb::head;
         if (get && path == "/home") {
             res_.result(http::status::ok);
             res_.set(http::field::content_type, "application/json");
@@ -140,21 +200,40 @@ private:
 
     beast::tcp_stream stream_;
     const std::string& home_;
+    Sessions& sessions_;
+    bool reading_ = false;   // waiting for a request
+    bool stopping_ = false;  // the process is stopping: no further request
     beast::flat_buffer buffer_;
-    http::request<http::string_body> req_;
+    std::optional<http::request_parser<http::string_body>> parser_;
     http::response<http::string_body> res_;
 };
 
-void accept_loop(tcp::acceptor& acceptor, const std::string& home) {
-    acceptor.async_accept(asio::make_strand(acceptor.get_executor()),
-                          [&acceptor, &home](beast::error_code ec, tcp::socket socket) {
-                              if (ec == asio::error::operation_aborted) return;
-                              if (!ec) {
-                                  socket.set_option(tcp::no_delay(true), ec);
-                                  std::make_shared<Session>(std::move(socket), home)->run();
-                              }
-                              accept_loop(acceptor, home);
-                          });
+void Sessions::stop_all() {
+    const std::lock_guard lock(mutex_);
+    stopping_ = true;
+    if (live_.empty()) {
+        if (on_drained_) on_drained_();
+        return;
+    }
+    for (Session* s : live_) {
+        // A session whose destructor waits for this lock is already gone.
+        if (auto alive = s->weak_from_this().lock()) {
+            asio::post(alive->executor(), [alive] { alive->stop(); });
+        }
+    }
+}
+
+void accept_loop(tcp::acceptor& acceptor, const std::string& home, Sessions& sessions) {
+    acceptor.async_accept(
+        asio::make_strand(acceptor.get_executor()),
+        [&acceptor, &home, &sessions](beast::error_code ec, tcp::socket socket) {
+            if (ec == asio::error::operation_aborted) return;
+            if (!ec) {
+                socket.set_option(tcp::no_delay(true), ec);
+                std::make_shared<Session>(std::move(socket), home, sessions)->run();
+            }
+            accept_loop(acceptor, home, sessions);
+        });
 }
 
 }  // namespace
@@ -165,6 +244,8 @@ int main(int argc, char** argv) {
     const auto address = asio::ip::make_address(opt.host, ec);
     if (ec) usage(("--host must be an IP address, got " + opt.host).c_str());
 
+    // Declared before the io_context: handlers destroyed with it own sessions.
+    Sessions sessions;
     asio::io_context ioc(static_cast<int>(opt.threads));
     tcp::acceptor acceptor(ioc);
     const tcp::endpoint endpoint(address, static_cast<unsigned short>(opt.port));
@@ -181,23 +262,28 @@ int main(int argc, char** argv) {
     std::fflush(stdout);
 
     const std::string home = home_body(opt.id);
-    accept_loop(acceptor, home);
+    // Graceful stop: close the acceptor and the idle connections; the process
+    // exits once the requests in flight are answered, or after a grace period
+    // for a client that never reads its answer.
+    asio::steady_timer grace(ioc);
+    sessions.on_drained([&ioc] { ioc.stop(); });
+    accept_loop(acceptor, home, sessions);
 
-    // Graceful stop: close the acceptor; ioc.run() returns once the sessions
-    // in flight have written their responses and closed.
     asio::signal_set signals(ioc, SIGINT, SIGTERM);
     signals.async_wait([&](beast::error_code, int) {
         beast::error_code ignored;
         acceptor.close(ignored);
-        // Keep-alive sessions idle in a read would otherwise hold run() open
-        // until their timeout; give in-flight work a short grace period.
-        auto grace = std::make_shared<asio::steady_timer>(ioc, std::chrono::milliseconds(500));
-        grace->async_wait([&ioc, grace](beast::error_code) { ioc.stop(); });
+        grace.expires_after(std::chrono::milliseconds(500));
+        grace.async_wait([&ioc](beast::error_code ec) {
+            if (!ec) ioc.stop();
+        });
+        sessions.stop_all();
     });
 
     std::vector<std::thread> pool;
     for (unsigned i = 1; i < opt.threads; ++i) pool.emplace_back([&ioc] { ioc.run(); });
     ioc.run();
     for (auto& t : pool) t.join();
+    sessions.on_drained(nullptr);  // the io_context's destructor may still end sessions
     return 0;
 }

@@ -249,10 +249,11 @@ void ProxySession::parse_header() {
         if (parser_->is_header_done()) return on_read_header({}, 0);
         if (n == 0) break;
     }
-    // Beast consumes nothing before the whole header is parsed, and asks for
-    // more when a request line is too short to hold its version
-    // ("NOT-HTTP at all"); once the header's blank line is here more bytes
-    // cannot help, so that is a malformed request, not a slow one.
+    // Beast takes in a complete request line, then leaves the fields in the
+    // buffer until their blank line is there; and it asks for more when a
+    // request line is too short to hold its version ("NOT-HTTP at all").
+    // A blank line in the buffer is therefore the end of a header that can
+    // never parse: a malformed request, not a slow one.
     const auto* bytes = static_cast<const char*>(buffer_.data().data());
     if (std::string_view(bytes, buffer_.size()).find("\r\n\r\n") != std::string_view::npos) {
         return send_error(400, "malformed HTTP request: bad request line", true);

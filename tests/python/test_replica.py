@@ -97,6 +97,51 @@ def test_sigterm_exits_zero(replica: ReplicaProcess) -> None:
     assert replica.proc.wait(timeout=5) == 0
 
 
+def _keep_alive_exchange(s: socket.socket) -> None:
+    s.sendall(b"GET /home HTTP/1.1\r\nHost: x\r\n\r\n")
+    got = b""
+    while b"successful" not in got:
+        chunk = s.recv(4096)
+        assert chunk, got
+        got += chunk
+    assert got.startswith(b"HTTP/1.1 200") and b"Connection: close" not in got
+
+
+def test_sigterm_closes_idle_keep_alive_connections_and_exits_at_once(
+        replica: ReplicaProcess) -> None:
+    """Idle keep-alive connections do not hold a stopping replica for its
+    0.5 s grace period: they are closed and the process exits right away."""
+    with socket.create_connection(("127.0.0.1", replica.port), timeout=5) as s1, \
+            socket.create_connection(("127.0.0.1", replica.port), timeout=5) as s2:
+        _keep_alive_exchange(s1)
+        _keep_alive_exchange(s2)
+        t0 = time.monotonic()
+        replica.proc.send_signal(signal.SIGTERM)
+        assert replica.proc.wait(timeout=5) == 0
+        took = time.monotonic() - t0
+        assert s1.recv(100) == b"" and s2.recv(100) == b""
+    assert took < 0.4
+
+
+def test_sigterm_lets_a_request_in_progress_finish_within_the_grace_period(
+        replica: ReplicaProcess) -> None:
+    """A request whose header is still arriving is not cut off at the signal:
+    the replica waits for it (up to its grace period) and answers it with
+    Connection: close."""
+    with socket.create_connection(("127.0.0.1", replica.port), timeout=5) as s:
+        s.sendall(b"GET /home HTTP/1.1\r\n")
+        time.sleep(0.1)  # the replica has read the partial request
+        replica.proc.send_signal(signal.SIGTERM)
+        time.sleep(0.1)
+        assert replica.proc.poll() is None
+        s.sendall(b"Host: x\r\n\r\n")
+        got = b""
+        while chunk := s.recv(4096):
+            got += chunk
+    assert got.startswith(b"HTTP/1.1 200") and b"Connection: close" in got
+    assert replica.proc.wait(timeout=5) == 0
+
+
 @pytest.mark.parametrize(
     "args",
     [[], ["--id", "1", "--port", "70000"], ["--id", "1", "--host", "localhost"],
