@@ -209,18 +209,22 @@ private:
 };
 
 void Sessions::stop_all() {
-    const std::lock_guard lock(mutex_);
-    stopping_ = true;
-    if (live_.empty()) {
-        if (on_drained_) on_drained_();
-        return;
-    }
-    for (Session* s : live_) {
+    std::vector<std::shared_ptr<Session>> alive;
+    {
+        const std::lock_guard lock(mutex_);
+        stopping_ = true;
+        if (live_.empty()) {
+            if (on_drained_) on_drained_();
+            return;
+        }
         // A session whose destructor waits for this lock is already gone.
-        if (auto alive = s->weak_from_this().lock()) {
-            asio::post(alive->executor(), [alive] { alive->stop(); });
+        for (Session* s : live_) {
+            if (auto p = s->weak_from_this().lock()) alive.push_back(std::move(p));
         }
     }
+    // Outside the lock: the last reference to a session may be dropped here,
+    // and its destructor takes the lock.
+    for (const auto& s : alive) asio::post(s->executor(), [s] { s->stop(); });
 }
 
 void accept_loop(tcp::acceptor& acceptor, const std::string& home, Sessions& sessions) {
