@@ -9,31 +9,33 @@
 // line of stdout so that `--port 0` can be used by launchers and tests.
 // SIGTERM/SIGINT: stop accepting, close idle keep-alive connections, let
 // in-flight requests finish (for at most 500 ms), exit 0 as soon as they have.
-#include <boost/asio.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
-#include <boost/json.hpp>
-// Boost.JSON compiled into this binary: a static executable links no libboost_json.so.
-#include <boost/json/src.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/beast/core/error.hpp>
 
 #include <charconv>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <functional>
-#include <iostream>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
-#include <unordered_set>
 #include <vector>
+
+#include "answers.hpp"
+#include "replica_session.hpp"
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
-namespace http = beast::http;
 using tcp = asio::ip::tcp;
+using ringlb::replica::Answers;
+using ringlb::replica::ReplicaSession;
+using ringlb::replica::Sessions;
 
 namespace {
 
@@ -42,16 +44,20 @@ struct Options {
     unsigned port = 5000;
     std::string id;
     unsigned threads = 1;
+    unsigned idle_timeout_s = 60;
 };
 
 [[noreturn]] void usage(const char* why) {
     std::fprintf(stderr,
                  "ringlb-replica: %s\n"
                  "usage: ringlb-replica [--id ID] [--host ADDR] [--port PORT] [--threads N]\n"
+                 "                      [--idle-timeout SECONDS]\n"
                  "  --id ID       server id reported by /home (default: $SERVER_ID)\n"
                  "  --host ADDR   IP address to listen on (default 0.0.0.0)\n"
                  "  --port PORT   TCP port, 0 = any free port (default 5000)\n"
-                 "  --threads N   I/O threads (default 1)\n",
+                 "  --threads N   I/O threads (default 1)\n"
+                 "  --idle-timeout SECONDS\n"
+                 "                close a connection silent for this long (default 60)\n",
                  why);
     std::exit(2);
 }
@@ -76,6 +82,10 @@ Options parse_options(int argc, char** argv) {
             if (!parse_uint(value, 65535, o.port)) usage("--port takes 0..65535");
         } else if (flag == "--threads") {
             if (!parse_uint(value, 256, o.threads) || o.threads == 0) usage("--threads takes 1..256");
+        } else if (flag == "--idle-timeout") {
+            if (!parse_uint(value, 86400, o.idle_timeout_s) || o.idle_timeout_s == 0) {
+                usage("--idle-timeout takes 1..86400 seconds");
+            }
         } else {
             usage(("unknown flag " + flag).c_str());
         }
@@ -84,159 +94,27 @@ Options parse_options(int argc, char** argv) {
     return o;
 }
 
-// Built once: every /home answer is the same bytes.
-std::string home_body(const std::string& id) {
-    boost::json::object o;
-    o["message"] = "Hello from Server: " + id;
-    o["status"] = "successful";
-    return boost::json::serialize(o);
-}
-
-class Session;
-
-// The live sessions, so that a stop can close the idle ones at once and the
-// process can exit the moment the busy ones have answered: a container stop
-// or /rm then takes milliseconds instead of the whole grace period.
-class Sessions {
-public:
-    // Runs once stop_all() was called and no session is left.
-    void on_drained(std::function<void()> f) {
-        const std::lock_guard lock(mutex_);
-        on_drained_ = std::move(f);
-    }
-    // False once stopping: the new session must close at once.
-    bool add(Session* s) {
-        const std::lock_guard lock(mutex_);
-        live_.insert(s);
-        return !stopping_;
-    }
-    void remove(Session* s) {
-        const std::lock_guard lock(mutex_);
-        live_.erase(s);
-        if (stopping_ && live_.empty() && on_drained_) on_drained_();
-    }
-    // Asks every session to finish; on_drained runs once none is left (now,
-    // if none is).
-    void stop_all();
-
-private:
-    std::mutex mutex_;
-    std::unordered_set<Session*> live_;
-    bool stopping_ = false;
-    std::function<void()> on_drained_;
+// Connections are dealt to the threads' io_contexts in turn; each then
+// lives on its own thread for good (see ReplicaSession).
+struct Server {
+    tcp::acceptor& acceptor;
+    std::vector<std::unique_ptr<asio::io_context>>& iocs;
+    const Answers& answers;
+    Sessions& sessions;
+    std::chrono::milliseconds idle_timeout;
 };
 
-class Session : public std::enable_shared_from_this<Session> {
-public:
-    Session(tcp::socket socket, const std::string& home, Sessions& sessions)
-        : stream_(std::move(socket)), home_(home), sessions_(sessions) {
-        stopping_ = !sessions_.add(this);
-    }
-    ~Session() { sessions_.remove(this); }
-    Session(const Session&) = delete;
-    Session& operator=(const Session&) = delete;
-
-    void run() { do_read(); }
-
-    // On the session's strand: an idle connection closes now, a busy one
-    // after its response.
-    void stop() {
-        stopping_ = true;
-        // Beast's parser takes in a request line before the rest of its
-        // header: a request has begun once either holds a byte.
-        if (reading_ && buffer_.size() == 0 && !parser_->got_some()) stream_.close();
-    }
-
-    auto executor() { return stream_.get_executor(); }
-
-private:
-    void do_read() {
-        if (stopping_) return close();
-        reading_ = true;
-        parser_.emplace();
-        // Idle keep-alive connections are closed after a while so that
-        // shutdown is never held up by a silent client.
-        stream_.expires_after(std::chrono::seconds(60));
-        http::async_read(stream_, buffer_, *parser_,
-                         beast::bind_front_handler(&Session::on_read, shared_from_this()));
-    }
-
-    void on_read(beast::error_code ec, std::size_t) {
-        reading_ = false;
-        if (ec) return close();
-        const auto& req = parser_->get();
-        res_ = {};
-        res_.version(req.version());
-        res_.keep_alive(req.keep_alive() && !stopping_);
-        res_.set(http::field::server, "ringlb-replica");
-        const auto target = req.target();
-        const auto path = target.substr(0, target.find('?'));
-        const bool get = req.method() == http::verb::get || req.method() == http::verb::head;
-        if (get && path == "/home") {
-            res_.result(http::status::ok);
-            res_.set(http::field::content_type, "application/json");
-            res_.body() = home_;
-        } else if (get && path == "/heartbeat") {
-            res_.result(http::status::ok);
-        } else {
-            res_.result(http::status::not_found);
-            res_.set(http::field::content_type, "application/json");
-            res_.body() = R"({"message": "not found", "status": "failure"})";
-        }
-        res_.prepare_payload();
-        http::async_write(stream_, res_,
-                          beast::bind_front_handler(&Session::on_write, shared_from_this()));
-    }
-
-    void on_write(beast::error_code ec, std::size_t) {
-        if (ec || !res_.keep_alive()) return close();
-        do_read();
-    }
-
-    void close() {
-        beast::error_code ignored;
-        stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
-    }
-
-    beast::tcp_stream stream_;
-    const std::string& home_;
-    Sessions& sessions_;
-    bool reading_ = false;   // waiting for a request
-    bool stopping_ = false;  // the process is stopping: no further request
-    beast::flat_buffer buffer_;
-    std::optional<http::request_parser<http::string_body>> parser_;
-    http::response<http::string_body> res_;
-};
-
-void Sessions::stop_all() {
-    std::vector<std::shared_ptr<Session>> alive;
-    {
-        const std::lock_guard lock(mutex_);
-        stopping_ = true;
-        if (live_.empty()) {
-            if (on_drained_) on_drained_();
-            return;
-        }
-        // A session whose destructor waits for this lock is already gone.
-        for (Session* s : live_) {
-            if (auto p = s->weak_from_this().lock()) alive.push_back(std::move(p));
-        }
-    }
-    // Outside the lock: the last reference to a session may be dropped here,
-    // and its destructor takes the lock.
-    for (const auto& s : alive) asio::post(s->executor(), [s] { s->stop(); });
-}
-
-void accept_loop(tcp::acceptor& acceptor, const std::string& home, Sessions& sessions) {
-    acceptor.async_accept(
-        asio::make_strand(acceptor.get_executor()),
-        [&acceptor, &home, &sessions](beast::error_code ec, tcp::socket socket) {
+void accept_loop(const Server& server, std::size_t next) {
+    auto& ioc = *server.iocs[next % server.iocs.size()];
+    server.acceptor.async_accept(
+        ioc.get_executor(), [&server, next](beast::error_code ec, ringlb::replica::Socket socket) {
             if (ec == asio::error::operation_aborted) return;
             if (!ec) {
-                socket.set_option(tcp::no_delay(true), ec);
-                std::make_shared<Session>(std::move(socket), home, sessions)->run();
+                std::make_shared<ReplicaSession>(std::move(socket), server.answers,
+                                                 server.sessions, server.idle_timeout)
+                    ->run();
             }
-            accept_loop(acceptor, home, sessions);
+            accept_loop(server, next + 1);
         });
 }
 
@@ -248,10 +126,14 @@ int main(int argc, char** argv) {
     const auto address = asio::ip::make_address(opt.host, ec);
     if (ec) usage(("--host must be an IP address, got " + opt.host).c_str());
 
-    // Declared before the io_context: handlers destroyed with it own sessions.
+    // Declared before the io_contexts: handlers destroyed with them own sessions.
     Sessions sessions;
-    asio::io_context ioc(static_cast<int>(opt.threads));
-    tcp::acceptor acceptor(ioc);
+    // One io_context per thread (concurrency hint 1: a single thread runs
+    // each), the acceptor on the first.
+    std::vector<std::unique_ptr<asio::io_context>> iocs;
+    for (unsigned i = 0; i < opt.threads; ++i) iocs.push_back(std::make_unique<asio::io_context>(1));
+    auto& main_ioc = *iocs.front();
+    tcp::acceptor acceptor(main_ioc);
     const tcp::endpoint endpoint(address, static_cast<unsigned short>(opt.port));
     acceptor.open(endpoint.protocol(), ec);
     if (!ec) acceptor.set_option(asio::socket_base::reuse_address(true), ec);
@@ -265,29 +147,40 @@ int main(int argc, char** argv) {
     std::printf("%u\n", static_cast<unsigned>(acceptor.local_endpoint().port()));
     std::fflush(stdout);
 
-    const std::string home = home_body(opt.id);
+    const Answers answers(opt.id);
+    const auto stop_all_threads = [&iocs] {
+        for (auto& ioc : iocs) ioc->stop();
+    };
     // Graceful stop: close the acceptor and the idle connections; the process
     // exits once the requests in flight are answered, or after a grace period
     // for a client that never reads its answer.
-    asio::steady_timer grace(ioc);
-    sessions.on_drained([&ioc] { ioc.stop(); });
-    accept_loop(acceptor, home, sessions);
+    asio::steady_timer grace(main_ioc);
+    sessions.on_drained(stop_all_threads);
+    const Server server{acceptor, iocs, answers, sessions,
+                        std::chrono::seconds(opt.idle_timeout_s)};
+    accept_loop(server, 0);
 
-    asio::signal_set signals(ioc, SIGINT, SIGTERM);
+    asio::signal_set signals(main_ioc, SIGINT, SIGTERM);
     signals.async_wait([&](beast::error_code, int) {
         beast::error_code ignored;
         acceptor.close(ignored);
         grace.expires_after(std::chrono::milliseconds(500));
-        grace.async_wait([&ioc](beast::error_code ec) {
-            if (!ec) ioc.stop();
+        grace.async_wait([&stop_all_threads](beast::error_code ec) {
+            if (!ec) stop_all_threads();
         });
         sessions.stop_all();
     });
 
+    // The other threads' contexts wait for connections, not for work of their own.
+    std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards;
     std::vector<std::thread> pool;
-    for (unsigned i = 1; i < opt.threads; ++i) pool.emplace_back([&ioc] { ioc.run(); });
-    ioc.run();
+    for (unsigned i = 1; i < opt.threads; ++i) {
+        guards.push_back(asio::make_work_guard(*iocs[i]));
+        pool.emplace_back([ioc = iocs[i].get()] { ioc->run(); });
+    }
+    main_ioc.run();
+    stop_all_threads();
     for (auto& t : pool) t.join();
-    sessions.on_drained(nullptr);  // the io_context's destructor may still end sessions
+    sessions.on_drained(nullptr);  // the io_contexts' destructors may still end sessions
     return 0;
 }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -145,7 +146,8 @@ def test_sigterm_lets_a_request_in_progress_finish_within_the_grace_period(
 @pytest.mark.parametrize(
     "args",
     [[], ["--id", "1", "--port", "70000"], ["--id", "1", "--host", "localhost"],
-     ["--id", "1", "--bogus", "x"], ["--id"]],
+     ["--id", "1", "--bogus", "x"], ["--id"], ["--id", "1", "--idle-timeout", "0"],
+     ["--id", "1", "--threads", "0"]],
 )
 def test_bad_flags_fail_with_a_message(args: list[str]) -> None:
     env = {k: v for k, v in os.environ.items() if k != "SERVER_ID"}
@@ -165,5 +167,87 @@ def test_port_zero_prints_a_free_port_first() -> None:
                 break
         body = json.loads(requests.get(r.url + "/home", timeout=5).text)
         assert body["status"] == "successful"
+    finally:
+        r.stop()
+
+
+def _exchange(port: int, data: bytes, timeout: float = 5.0) -> bytes:
+    """Sends `data` on a new connection and reads until the replica closes it."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(data)
+        got = b""
+        while chunk := s.recv(65536):
+            got += chunk
+    return got
+
+
+def test_pipelined_requests_are_answered_in_order(replica: ReplicaProcess) -> None:
+    reqs = (b"GET /home HTTP/1.1\r\nHost: x\r\n\r\n"
+            b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n"
+            b"GET /heartbeat HTTP/1.1\r\nHost: x\r\n\r\n") * 40
+    got = _exchange(replica.port, reqs + b"GET /home HTTP/1.1\r\nConnection: close\r\n\r\n")
+    statuses = re.findall(rb"HTTP/1\.1 (\d{3}) ", got)
+    assert statuses == [b"200", b"404", b"200"] * 40 + [b"200"]
+    assert got.count(b"Hello from Server: 7") == 41
+    assert got.endswith(b'"status":"successful"}') and got.count(b"Connection: close") == 1
+
+
+def test_head_answers_the_length_without_the_body(replica: ReplicaProcess) -> None:
+    got = _exchange(replica.port, b"HEAD /home HTTP/1.1\r\nHost: x\r\n\r\n"
+                                  b"GET /home HTTP/1.1\r\nConnection: close\r\n\r\n")
+    head, rest = got.split(b"\r\n\r\n", 1)
+    assert head.startswith(b"HTTP/1.1 200") and b"Content-Length: 56" in head
+    assert rest.startswith(b"HTTP/1.1 200")  # the HEAD answer carried no body
+
+
+def test_http10_is_answered_as_http10_and_closed(replica: ReplicaProcess) -> None:
+    got = _exchange(replica.port, b"GET /home HTTP/1.0\r\n\r\n")
+    assert got.startswith(b"HTTP/1.0 200") and got.endswith(b'"status":"successful"}')
+
+
+def test_a_request_with_a_body_is_read_whole(replica: ReplicaProcess) -> None:
+    got = _exchange(replica.port, b"POST /home HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello"
+                                  b"GET /heartbeat HTTP/1.1\r\nConnection: close\r\n\r\n")
+    assert got.startswith(b"HTTP/1.1 404") and b"HTTP/1.1 200" in got
+
+
+@pytest.mark.parametrize(("request_bytes", "status"), [
+    (b"THIS IS NOT HTTP\r\n\r\n", b"400"),
+    (b"GET /home HTTP/1.1\r\nBad Header\r\n\r\n", b"400"),
+    (b"GET /home HTTP/1.1\r\nX: " + b"a" * 9000 + b"\r\n\r\n", b"431"),
+    (b"POST /home HTTP/1.1\r\nContent-Length: 2000000\r\n\r\n", b"413"),
+])
+def test_bad_requests_get_an_error_and_a_close(replica: ReplicaProcess, request_bytes: bytes,
+                                               status: bytes) -> None:
+    got = _exchange(replica.port, request_bytes)
+    assert got.startswith(b"HTTP/1.1 " + status) and b"Connection: close" in got
+    assert requests.get(replica.url + "/heartbeat", timeout=5).status_code == 200
+
+
+def test_idle_connections_are_closed_after_the_idle_timeout() -> None:
+    r = ReplicaProcess("--id", "1", "--idle-timeout", "1")
+    try:
+        with socket.create_connection(("127.0.0.1", r.port), timeout=5) as s:
+            _keep_alive_exchange(s)
+            t0 = time.monotonic()
+            assert s.recv(100) == b""  # closed by the replica, not by the 5 s timeout
+            assert 0.8 < time.monotonic() - t0 < 3
+    finally:
+        r.stop()
+
+
+def test_threads_serve_connections_alike() -> None:
+    r = ReplicaProcess("--id", "3", "--threads", "3")
+    try:
+        socks = [socket.create_connection(("127.0.0.1", r.port), timeout=5) for _ in range(6)]
+        try:
+            for _ in range(3):
+                for s in socks:
+                    _keep_alive_exchange(s)
+        finally:
+            for s in socks:
+                s.close()
+        r.proc.send_signal(signal.SIGTERM)
+        assert r.proc.wait(timeout=5) == 0
     finally:
         r.stop()
