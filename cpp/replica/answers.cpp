@@ -1,46 +1,24 @@
 #include "answers.hpp"
 
-#include <boost/beast/core/buffers_range.hpp>
 #include <boost/beast/http/message.hpp>
-#include <boost/beast/http/serializer.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/json/object.hpp>
 #include <boost/json/serialize.hpp>
 // Boost.JSON compiled into this binary: a static executable links no libboost_json.so.
 #include <boost/json/src.hpp>
 
+#include "ringlb/wire_format.hpp"
+
 namespace ringlb::replica {
 namespace {
 
-namespace beast = boost::beast;
-namespace http = beast::http;
+namespace http = boost::beast::http;
 
 std::string home_body(std::string_view id) {
     boost::json::object o;
     o["message"] = "Hello from Server: " + std::string(id);
     o["status"] = "successful";
     return boost::json::serialize(o);
-}
-
-// The bytes Beast's serializer writes for `res`; with `head`, only the
-// header (a HEAD answer keeps the Content-Length of the body it omits).
-std::string serialize(const http::response<http::string_body>& res, bool head) {
-    std::string out;
-    http::serializer<false, http::string_body> sr(res);
-    sr.split(head);
-    beast::error_code ec;
-    const auto done = [&] { return head ? sr.is_header_done() : sr.is_done(); };
-    while (!done() && !ec) {
-        sr.next(ec, [&](beast::error_code&, const auto& buffers) {
-            std::size_t n = 0;
-            for (const auto b : beast::buffers_range_ref(buffers)) {
-                out.append(static_cast<const char*>(b.data()), b.size());
-                n += b.size();
-            }
-            sr.consume(n);
-        });
-    }
-    return out;
 }
 
 }  // namespace
@@ -88,7 +66,7 @@ Answers::Answers(std::string_view server_id) {
                     }
                     res.keep_alive(keep_alive && !closes(r));
                     res.prepare_payload();
-                    bytes_[index(r, http10, keep_alive, head)] = serialize(res, head);
+                    WireFormat::write(res, bytes_[index(r, http10, keep_alive, head)], head);
                 }
             }
         }

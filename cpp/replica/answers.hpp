@@ -1,12 +1,13 @@
-// Answers: every response the replica can give, serialized once by Beast.
+// Answers: every response the replica can give, laid out once at start.
 //
 // The replica's answers depend only on the resource, the request's HTTP
 // version, whether the connection stays open and whether the method is HEAD:
-// 6 x 2 x 2 x 2 byte strings, built at start with Beast's own message and
-// serializer. A request then costs a table lookup instead of building a
-// message and running the serializer (which took more user time than the
-// rest of a request together: bench/proxy.py's replicas share the load core
-// with wrk, so what they spend per request caps every proxy measured there).
+// 6 x 2 x 2 x 2 byte strings, each built as a Beast message and laid out by
+// WireFormat (byte for byte what Beast's serializer writes). A request then
+// costs a table lookup instead of building a message and serializing it,
+// which took more user time than the rest of a request together; and
+// bench/proxy.py runs the replicas on the core that wrk uses, so what they
+// spend per request caps every proxy measured there.
 #pragma once
 
 #include <array>

@@ -34,9 +34,14 @@ class ReplicaProcess:
         if self.proc.poll() is None:
             self.proc.kill()
         self.proc.wait(timeout=5)
+        assert self.proc.stderr is not None
+        errors = self.proc.stderr.read()
         for stream in (self.proc.stdout, self.proc.stderr):
             if stream:
                 stream.close()
+        # scripts/test.sh runs this file against sanitizer builds too
+        # (RINGLB_REPLICA_BINARY): any report fails the test that caused it.
+        assert "Sanitizer" not in errors and "runtime error" not in errors, errors
 
 
 @pytest.fixture
