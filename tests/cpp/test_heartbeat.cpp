@@ -46,6 +46,8 @@ public:
 
     std::uint16_t port() const { return port_; }
     void set_mode(Mode m) { mode_ = m; }
+    // Answers come this much after their request.
+    void set_delay(std::chrono::milliseconds d) { delay_ms_ = static_cast<int>(d.count()); }
     int connections() const { return connections_; }
     int requests() const { return requests_; }
 
@@ -64,7 +66,9 @@ public:
 
 private:
     struct Conn : std::enable_shared_from_this<Conn> {
-        Conn(TestServer& srv, tcp::socket s) : server(srv), socket(std::make_shared<tcp::socket>(std::move(s))) {}
+        Conn(TestServer& srv, tcp::socket s)
+            : server(srv), socket(std::make_shared<tcp::socket>(std::move(s))),
+              timer(socket->get_executor()) {}
         void read() {
             req = {};
             http::async_read(*socket, buffer, req, [self = shared_from_this()](beast::error_code ec, std::size_t) {
@@ -80,9 +84,13 @@ private:
                 self->res.keep_alive(true);
                 self->res.result(m == Mode::ok ? http::status::ok : http::status::internal_server_error);
                 self->res.prepare_payload();
-                http::async_write(*self->socket, self->res, [self](beast::error_code ec2, std::size_t) {
-                    if (!ec2) self->read();
-                });
+                self->timer.expires_after(std::chrono::milliseconds(self->server.delay_ms_.load()));
+                self->timer.async_wait([self](beast::error_code) { self->write(); });
+            });
+        }
+        void write() {
+            http::async_write(*socket, res, [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                if (!ec) self->read();
             });
         }
         TestServer& server;
@@ -90,6 +98,7 @@ private:
         beast::flat_buffer buffer;
         http::request<http::string_body> req;
         http::response<http::empty_body> res;
+        asio::steady_timer timer;
     };
 
     void accept() {
@@ -109,6 +118,7 @@ private:
     std::atomic<Mode> mode_{Mode::ok};
     std::atomic<int> connections_{0};
     std::atomic<int> requests_{0};
+    std::atomic<int> delay_ms_{0};
     std::vector<std::weak_ptr<tcp::socket>> sockets_;
     std::thread thread_;
 };
@@ -332,6 +342,9 @@ TEST_F(HeartbeatTest, PassiveFailureOfAHealthyReplicaIsClearedByTheNextProbe) {
     engine.start();
     // The first probe must have been answered, or its late success would clear the miss.
     ASSERT_TRUE(eventually([&] { return state_of(id)->checks >= 1; }, 2s));
+    // The confirming probe must still be on its way when the second report
+    // comes, or that report is a new failure rather than the same burst.
+    server.set_delay(40ms);
     auto report = engine.failure_listener();
     report(id);
     report(id);  // a burst counts once
