@@ -146,8 +146,8 @@ std::optional<std::string_view> KeySource::cookie_value(std::string_view header,
     return std::nullopt;
 }
 
-std::optional<std::string_view> KeySource::key(const boost::beast::http::fields& fields,
-                                               std::string_view target,
+template <class Fields>
+std::optional<std::string_view> KeySource::key(const Fields& fields, std::string_view target,
                                                std::string_view client_ip,
                                                std::string& scratch) const {
     switch (kind_) {
@@ -201,12 +201,16 @@ std::uint64_t KeySource::random_id(std::mt19937_64& rng) noexcept {
     return 100000 + rng() % 900000;  // modulo bias of 2^64 mod 900000 is < 1e-13: irrelevant
 }
 
-std::uint64_t KeySource::request_id(const boost::beast::http::fields& fields,
-                                    std::string_view target, std::string_view client_ip,
-                                    std::mt19937_64& rng, std::string& scratch) const {
+template <class Fields>
+std::uint64_t KeySource::request_id(const Fields& fields, std::string_view target,
+                                    std::string_view client_ip, std::mt19937_64& rng,
+                                    std::string& scratch) const {
     if (kind_ == Kind::random) return random_id(rng);
     if (auto k = key(fields, target, client_ip, scratch)) return key_to_request_id(*k);
     return random_id(rng);
 }
+
+RINGLB_KEY_SOURCE_FOR(boost::beast::http::fields, )
+RINGLB_KEY_SOURCE_FOR(ArenaFields, )
 
 }  // namespace ringlb

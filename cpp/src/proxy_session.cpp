@@ -62,7 +62,8 @@ struct FieldScan {
     bool content_length = false;
 };
 
-FieldScan scan(const http::fields& f) noexcept {
+template <class Fields>
+FieldScan scan(const Fields& f) noexcept {
     FieldScan s;
     for (const auto& e : f) {
         switch (e.name()) {
@@ -90,7 +91,8 @@ FieldScan scan(const http::fields& f) noexcept {
 // names, and the classic list; a proxy must not forward them. The parser has
 // already removed any chunked coding, so Transfer-Encoding goes too (the
 // caller sets Content-Length), and so does Expect (the body is here).
-void strip_hop_by_hop(http::fields& f) {
+template <class Fields>
+void strip_hop_by_hop(Fields& f) {
     if (const auto it = f.find(http::field::connection); it != f.end()) {
         const std::string listed(it->value());
         for (const auto token : http::token_list(listed)) f.erase(token);
@@ -123,7 +125,9 @@ ProxySession::ProxySession(IoWorker& worker, Socket socket)
     : worker_(worker), state_(worker.state()), socket_(std::move(socket)),
       timer_(worker.ioc().get_executor()),
       buffer_(worker.state().config.max_header_bytes + worker.state().config.max_body_bytes +
-              first_read_size + 65536) {
+              first_read_size + 65536),
+      req_(std::piecewise_construct, std::make_tuple(), std::make_tuple(Allocator(&arena_))),
+      res_(std::piecewise_construct, std::make_tuple(), std::make_tuple(Allocator(&arena_))) {
     worker_.add_session(this);
 }
 
@@ -342,7 +346,7 @@ void ProxySession::on_request() {
     const http::verb method = req_.method();
     if (path == "/rep") {
         if (method == http::verb::get || method == http::verb::head) {
-            res_ = Response(http::status::ok, req_.version());
+            res_ = make_response(http::status::ok, req_.version());
             res_.set(http::field::content_type, "application/json");
             res_.body() = AdminApi::rep_body(*state_.replicas.snapshot());
             res_.prepare_payload();
@@ -391,7 +395,7 @@ void ProxySession::do_control(ControlRequest::Op op) {
 
 void ProxySession::on_control(unsigned status, std::string body) {
     if (closed_) return;
-    res_ = Response(static_cast<http::status>(status), req_.version());
+    res_ = make_response(static_cast<http::status>(status), req_.version());
     res_.set(http::field::content_type, "application/json");
     res_.body() = std::move(body);
     res_.prepare_payload();
@@ -408,7 +412,8 @@ void ProxySession::do_route() {
     head_ = req_.method() == http::verb::head;
     idempotent_ = idempotent(req_.method());
     routes_ = worker_.routes();
-    request_id_ = state_.key.request_id(req_, req_.target(), client_ip_, worker_.rng(), scratch_);
+    request_id_ = state_.key.request_id<ArenaFields>(req_, req_.target(), client_ip_,
+                                                     worker_.rng(), scratch_);
     // The first choice only: the rest of the retry order is worked out if a
     // try fails (most requests never need it).
     n_tries_ = worker_.plan(*routes_, request_id_, std::span<std::size_t>(tries_.data(), 1), false);
@@ -604,7 +609,7 @@ void ProxySession::on_upstream_response() {
     if (res_.result() == http::status::not_found) {
         // SPEC §3: a path no replica knows is the client's error.
         const std::string path(KeySource::path_of(req_.target()));
-        res_ = Response(http::status::bad_request, client_version_);
+        res_ = make_response(http::status::bad_request, client_version_);
         res_.set(http::field::content_type, "application/json");
         res_.body() =
             AdminApi::error_body("'" + path + "' endpoint does not exist in server replicas");
@@ -643,13 +648,20 @@ void ProxySession::on_upstream_response() {
 
 // ------------------------------------------------------------------- answers
 
+ProxySession::Response ProxySession::make_response(http::status status, unsigned version) {
+    Response res(std::piecewise_construct, std::make_tuple(), std::make_tuple(Allocator(&arena_)));
+    res.result(status);
+    res.version(version);
+    return res;
+}
+
 void ProxySession::send_error(unsigned status, std::string_view message, bool close) {
     prepare_error(status, message, close);
     do_write();
 }
 
 void ProxySession::prepare_error(unsigned status, std::string_view message, bool close) {
-    res_ = Response(static_cast<http::status>(status), 11);
+    res_ = make_response(static_cast<http::status>(status), 11);
     res_.set(http::field::content_type, "application/json");
     res_.body() = AdminApi::error_body(message);
     res_.prepare_payload();

@@ -15,7 +15,8 @@ void append_version(std::string& out, unsigned version) {
     out.append(text, sizeof text);
 }
 
-void append_fields(std::string& out, const http::fields& fields) {
+template <class Fields>
+void append_fields(std::string& out, const Fields& fields) {
     for (const auto& f : fields) {
         const auto name = f.name_string();
         const auto value = f.value();
@@ -28,11 +29,11 @@ void append_fields(std::string& out, const http::fields& fields) {
 }
 
 // The general case, through Beast (chunked bodies).
-template <bool isRequest>
-void write_with_beast(const http::message<isRequest, http::string_body>& msg, std::string& out,
-                      bool header_only) {
+template <bool isRequest, class Fields>
+void write_with_beast(const http::message<isRequest, http::string_body, Fields>& msg,
+                      std::string& out, bool header_only) {
     out.clear();
-    http::serializer<isRequest, http::string_body> sr(msg);
+    http::serializer<isRequest, http::string_body, Fields> sr(msg);
     sr.split(header_only);
     beast::error_code ec;
     const auto done = [&] { return header_only ? sr.is_header_done() : sr.is_done(); };
@@ -50,7 +51,8 @@ void write_with_beast(const http::message<isRequest, http::string_body>& msg, st
 
 }  // namespace
 
-void WireFormat::write(const Request& req, std::string& out) {
+template <class Fields>
+void WireFormat::write(const Request<Fields>& req, std::string& out) {
     if (req.chunked()) return write_with_beast(req, out, false);
     out.clear();
     const auto method = req.method_string();
@@ -65,7 +67,8 @@ void WireFormat::write(const Request& req, std::string& out) {
     out += req.body();
 }
 
-void WireFormat::write(const Response& res, std::string& out, bool header_only) {
+template <class Fields>
+void WireFormat::write(const Response<Fields>& res, std::string& out, bool header_only) {
     if (res.chunked() && !header_only) return write_with_beast(res, out, false);
     out.clear();
     append_version(out, res.version());
@@ -81,5 +84,8 @@ void WireFormat::write(const Response& res, std::string& out, bool header_only) 
     append_fields(out, res);
     if (!header_only) out += res.body();
 }
+
+RINGLB_WIRE_FORMAT_FOR(http::fields, )
+RINGLB_WIRE_FORMAT_FOR(ArenaFields, )
 
 }  // namespace ringlb

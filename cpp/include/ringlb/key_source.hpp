@@ -23,6 +23,8 @@
 #include <string>
 #include <string_view>
 
+#include "ringlb/field_arena.hpp"
+
 namespace ringlb {
 
 class KeySource {
@@ -42,13 +44,15 @@ public:
     // the caller draws a random id). `target` is the request-target,
     // `client_ip` the peer address in text form. The view points into
     // `fields`, `target`, `client_ip` or `scratch` (used when percent-decoding).
-    std::optional<std::string_view> key(const boost::beast::http::fields& fields,
-                                        std::string_view target, std::string_view client_ip,
-                                        std::string& scratch) const;
+    // Fields: http::fields or ArenaFields (instantiated in key_source.cpp).
+    template <class Fields>
+    std::optional<std::string_view> key(const Fields& fields, std::string_view target,
+                                        std::string_view client_ip, std::string& scratch) const;
 
     // The request id for a request: key_to_request_id(key) when there is a key,
     // else a random id from `rng` in 100000..999999.
-    std::uint64_t request_id(const boost::beast::http::fields& fields, std::string_view target,
+    template <class Fields>
+    std::uint64_t request_id(const Fields& fields, std::string_view target,
                              std::string_view client_ip, std::mt19937_64& rng,
                              std::string& scratch) const;
 
@@ -68,5 +72,13 @@ private:
     Kind kind_ = Kind::random;
     std::string name_;
 };
+
+#define RINGLB_KEY_SOURCE_FOR(Fields, extern_)                                                     \
+    extern_ template std::optional<std::string_view> KeySource::key<Fields>(                       \
+        const Fields&, std::string_view, std::string_view, std::string&) const;                    \
+    extern_ template std::uint64_t KeySource::request_id<Fields>(                                  \
+        const Fields&, std::string_view, std::string_view, std::mt19937_64&, std::string&) const;
+RINGLB_KEY_SOURCE_FOR(boost::beast::http::fields, extern)
+RINGLB_KEY_SOURCE_FOR(ArenaFields, extern)
 
 }  // namespace ringlb

@@ -39,6 +39,7 @@
 #include <optional>
 #include <string>
 
+#include "ringlb/field_arena.hpp"
 #include "ringlb/router.hpp"
 #include "ringlb/upstream_pool.hpp"
 
@@ -67,8 +68,9 @@ private:
     using Clock = std::chrono::steady_clock;
     using Timer = boost::asio::basic_waitable_timer<Clock, boost::asio::wait_traits<Clock>,
                                                     boost::asio::io_context::executor_type>;
-    using Request = boost::beast::http::request<boost::beast::http::string_body>;
-    using Response = boost::beast::http::response<boost::beast::http::string_body>;
+    using Request = ArenaRequest;
+    using Response = ArenaResponse;
+    using Allocator = FieldAllocator<char>;
     enum class Phase { client, upstream };
 
     // Deadlines.
@@ -112,6 +114,8 @@ private:
     void on_upstream_response();
 
     // Answers.
+    // A new answer whose fields live in the session's arena.
+    Response make_response(boost::beast::http::status status, unsigned version);
     // An error answer in res_ ({"message": "<Error> ...", "status": "failure"}).
     void prepare_error(unsigned status, std::string_view message, bool close = false);
     void send_error(unsigned status, std::string_view message, bool close = false);
@@ -132,9 +136,12 @@ private:
     bool client_expired_ = false;
     bool upstream_expired_ = false;
 
+    // Before every message and parser: their fields live in it.
+    FieldArena arena_;
     boost::beast::flat_buffer buffer_;
     std::string client_ip_;
-    std::optional<boost::beast::http::request_parser<boost::beast::http::string_body>> parser_;
+    std::optional<boost::beast::http::request_parser<boost::beast::http::string_body, Allocator>>
+        parser_;
     Request req_;
     Response res_;
     std::string out_;      // res_ serialized: one contiguous buffer, one send
@@ -161,7 +168,8 @@ private:
     std::unique_ptr<UpstreamConnection> conn_;
     bool reused_ = false;     // conn_ came from the idle pool
     bool in_flight_ = false;  // counted in the replica's in-flight load
-    std::optional<boost::beast::http::response_parser<boost::beast::http::string_body>> up_parser_;
+    std::optional<boost::beast::http::response_parser<boost::beast::http::string_body, Allocator>>
+        up_parser_;
     std::unique_ptr<std::array<char, 4096>> linger_buf_;
     std::size_t linger_left_ = 0;
 };

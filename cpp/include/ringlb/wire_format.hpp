@@ -15,18 +15,31 @@
 
 #include <string>
 
+#include "ringlb/field_arena.hpp"
+
 namespace ringlb {
 
 class WireFormat {
 public:
-    using Request = boost::beast::http::request<boost::beast::http::string_body>;
-    using Response = boost::beast::http::response<boost::beast::http::string_body>;
+    template <class Fields>
+    using Request = boost::beast::http::request<boost::beast::http::string_body, Fields>;
+    template <class Fields>
+    using Response = boost::beast::http::response<boost::beast::http::string_body, Fields>;
 
     // Replaces `out` with the request (start line, fields, blank line, body).
-    static void write(const Request& req, std::string& out);
+    // Fields: http::fields or ArenaFields (both instantiated in wire_format.cpp).
+    template <class Fields>
+    static void write(const Request<Fields>& req, std::string& out);
     // Replaces `out` with the response; with `header_only` the body is left
     // out (an answer to HEAD keeps its Content-Length but sends no body).
-    static void write(const Response& res, std::string& out, bool header_only = false);
+    template <class Fields>
+    static void write(const Response<Fields>& res, std::string& out, bool header_only = false);
 };
+
+#define RINGLB_WIRE_FORMAT_FOR(Fields, extern_)                                                    \
+    extern_ template void WireFormat::write<Fields>(const Request<Fields>&, std::string&);         \
+    extern_ template void WireFormat::write<Fields>(const Response<Fields>&, std::string&, bool);
+RINGLB_WIRE_FORMAT_FOR(boost::beast::http::fields, extern)
+RINGLB_WIRE_FORMAT_FOR(ArenaFields, extern)
 
 }  // namespace ringlb
