@@ -83,6 +83,9 @@ class Summary:
     proxy_busy: float
     load_busy: float
     ringlb_ratio: float | None = None  # median over rounds of ringlb's req/s ÷ this target's
+    ringlb_ahead: int = 0  # rounds in which ringlb served more req/s than this target
+    paired_rounds: int = 0
+    ringlb_cpu_ratio: float | None = None  # median over rounds of ringlb's CPU/request ÷ this one's
     runs: list[float] = field(default_factory=list)
 
 
@@ -260,11 +263,12 @@ def run_wrk(port: int, connections: int, duration: float, cpu: str, threads: int
 def summarize(runs: list[Run]) -> list[Summary]:
     out = []
     keys = sorted({(r.target, r.connections) for r in runs}, key=lambda k: (k[1], k[0]))
-    ours = {(r.connections, r.round): r.rps for r in runs if r.target == "ringlb"}
+    ours = {(r.connections, r.round): r for r in runs if r.target == "ringlb"}
     for target, conns in keys:
         rs = [r for r in runs if r.target == target and r.connections == conns]
-        paired = [ours[(conns, r.round)] / r.rps for r in rs
-                  if (conns, r.round) in ours and r.rps > 0]
+        pairs = [(ours[(conns, r.round)], r) for r in rs if (conns, r.round) in ours]
+        paired = [a.rps / b.rps for a, b in pairs if b.rps > 0]
+        cpu_paired = [a.cpu_us / b.cpu_us for a, b in pairs if b.cpu_us > 0]
         out.append(Summary(target, conns, statistics.median(r.rps for r in rs),
                            statistics.median(r.p50_ms for r in rs),
                            statistics.median(r.p99_ms for r in rs),
@@ -272,21 +276,27 @@ def summarize(runs: list[Run]) -> list[Summary]:
                            statistics.median(r.proxy_busy for r in rs),
                            statistics.median(r.load_busy for r in rs),
                            statistics.median(paired) if paired else None,
+                           sum(x > 1 for x in paired), len(paired),
+                           statistics.median(cpu_paired) if cpu_paired else None,
                            [round(r.rps) for r in rs]))
     return out
 
 
 def table(summaries: list[Summary]) -> str:
     header = ("| target | conns | req/s (median) | p50 ms | p99 ms | errors | proxy CPU µs/req "
-              "| proxy core busy | load core busy | ringlb req/s ÷ target |")
-    lines = [header, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+              "| proxy core busy | load core busy | ringlb req/s ÷ target (rounds ahead) "
+              "| ringlb CPU/req ÷ target |")
+    lines = [header, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for s in summaries:
         peer = s.target not in ("ringlb", "direct") and s.ringlb_ratio is not None
-        ratio = f"{s.ringlb_ratio:.2f}x" if peer else ""
+        ratio = (f"{s.ringlb_ratio:.2f}x ({s.ringlb_ahead} of {s.paired_rounds})"
+                 if peer else "")
+        cpu_ratio = (f"{s.ringlb_cpu_ratio:.2f}x"
+                     if peer and s.ringlb_cpu_ratio is not None else "")
         cpu = f"{s.cpu_us:.1f}" if s.target != "direct" else ""
         lines.append(f"| {s.target} | {s.connections} | {s.rps:,.0f} | {s.p50_ms:.2f} | "
                      f"{s.p99_ms:.2f} | {s.errors} | {cpu} | {s.proxy_busy:.0%} | "
-                     f"{s.load_busy:.0%} | {ratio} |")
+                     f"{s.load_busy:.0%} | {ratio} | {cpu_ratio} |")
     return "\n".join(lines)
 
 

@@ -108,4 +108,18 @@ def test_the_ratio_to_a_peer_pairs_runs_of_the_same_round() -> None:
     by = {s.target: s for s in proxy.summarize(runs)}
     assert by["haproxy"].ringlb_ratio == pytest.approx(1.25)
     assert by["haproxy"].rps == 4000 and by["ringlb"].rps == 5000
-    assert "1.25x" in proxy.table(list(by.values()))
+    assert "1.25x (3 of 3)" in proxy.table(list(by.values()))
+
+
+def test_rounds_ahead_and_the_cpu_ratio_are_counted_per_round() -> None:
+    def run(target: str, rnd: int, rps: float, cpu_us: float) -> proxy.Run:
+        return proxy.Run(target, 256, rnd, rps, 1.0, 2.0, 0, cpu_us, 0.5, 1.0)
+
+    runs = [run("ringlb", 1, 900, 30.0), run("nginx", 1, 1000, 40.0),
+            run("ringlb", 2, 1100, 30.0), run("nginx", 2, 1000, 30.0),
+            run("ringlb", 3, 1200, 20.0), run("nginx", 3, 1000, 40.0)]
+    nginx = next(s for s in proxy.summarize(runs) if s.target == "nginx")
+    assert (nginx.ringlb_ahead, nginx.paired_rounds) == (2, 3)
+    assert nginx.ringlb_ratio == pytest.approx(1.1)
+    assert nginx.ringlb_cpu_ratio == pytest.approx(0.75)
+    assert "1.10x (2 of 3) | 0.75x |" in proxy.table([nginx])
