@@ -24,49 +24,35 @@ std::string home_body(std::string_view id) {
 }  // namespace
 
 Answers::Answers(std::string_view server_id) {
-    const std::string home = home_body(server_id);
-    for (const Resource r :
-         {Resource::home, Resource::heartbeat, Resource::not_found, Resource::bad_request,
-          Resource::header_too_large, Resource::body_too_large}) {
+    struct Content {
+        Resource resource;
+        http::status status;
+        std::string body;  // JSON; empty: no body and no Content-Type
+    };
+    const Content contents[] = {
+        {Resource::home, http::status::ok, home_body(server_id)},
+        {Resource::heartbeat, http::status::ok, ""},
+        {Resource::not_found, http::status::not_found,
+         R"({"message": "not found", "status": "failure"})"},
+        {Resource::bad_request, http::status::bad_request,
+         R"({"message": "malformed HTTP request", "status": "failure"})"},
+        {Resource::header_too_large, http::status::request_header_fields_too_large,
+         R"({"message": "request header too large", "status": "failure"})"},
+        {Resource::body_too_large, http::status::payload_too_large,
+         R"({"message": "request body too large", "status": "failure"})"},
+    };
+    for (const auto& c : contents) {
         for (const bool http10 : {false, true}) {
             for (const bool keep_alive : {false, true}) {
                 for (const bool head : {false, true}) {
-                    http::response<http::string_body> res;
-                    res.version(http10 ? 10 : 11);
+                    http::response<http::string_body> res(c.status, http10 ? 10 : 11);
                     res.set(http::field::server, "ringlb-replica");
-                    switch (r) {
-                        case Resource::home:
-                            res.result(http::status::ok);
-                            res.set(http::field::content_type, "application/json");
-                            res.body() = home;
-                            break;
-                        case Resource::heartbeat:
-                            res.result(http::status::ok);
-                            break;
-                        case Resource::not_found:
-                            res.result(http::status::not_found);
-                            res.set(http::field::content_type, "application/json");
-                            res.body() = R"({"message": "not found", "status": "failure"})";
-                            break;
-                        case Resource::bad_request:
-                            res.result(http::status::bad_request);
-                            res.set(http::field::content_type, "application/json");
-                            res.body() = R"({"message": "malformed HTTP request", "status": "failure"})";
-                            break;
-                        case Resource::header_too_large:
-                            res.result(http::status::request_header_fields_too_large);
-                            res.set(http::field::content_type, "application/json");
-                            res.body() = R"({"message": "request header too large", "status": "failure"})";
-                            break;
-                        case Resource::body_too_large:
-                            res.result(http::status::payload_too_large);
-                            res.set(http::field::content_type, "application/json");
-                            res.body() = R"({"message": "request body too large", "status": "failure"})";
-                            break;
-                    }
-                    res.keep_alive(keep_alive && !closes(r));
+                    if (!c.body.empty()) res.set(http::field::content_type, "application/json");
+                    res.body() = c.body;
+                    res.keep_alive(keep_alive && !closes(c.resource));
                     res.prepare_payload();
-                    WireFormat::write(res, bytes_[index(r, http10, keep_alive, head)], head);
+                    WireFormat::write(res, bytes_[index(c.resource, http10, keep_alive, head)],
+                                      head);
                 }
             }
         }

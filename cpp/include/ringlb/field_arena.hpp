@@ -9,7 +9,9 @@
 // kept on free lists by size class and handed to the next: after the first
 // request on a connection, its fields take nothing from the heap.
 //
-// Single-threaded, like the session that owns it (one I/O thread). What it
+// Header-only: it sits on the router's hot path, and the replica's copy of
+// WireFormat instantiates it too. Single-threaded, like the session that owns
+// it (one I/O thread). What it
 // keeps is bounded (max_kept_bytes); larger blocks and blocks beyond that go
 // back to the heap. A default-constructed FieldAllocator has no arena and
 // uses the heap, so messages built without one still work.
@@ -33,15 +35,49 @@ public:
     static constexpr std::size_t max_kept_bytes = 8192;
 
     FieldArena() = default;
-    ~FieldArena();
+    ~FieldArena() {
+        for (Block* b : free_) {
+            while (b) {
+                Block* next = b->next;
+                ::operator delete(b);
+                b = next;
+            }
+        }
+    }
     FieldArena(const FieldArena&) = delete;
     FieldArena& operator=(const FieldArena&) = delete;
 
-    // Memory for `bytes` (> 0), aligned for any fundamental type. Throws
+    // Memory for `bytes`, aligned for any fundamental type. Throws
     // std::bad_alloc as operator new does.
-    void* allocate(std::size_t bytes);
+    void* allocate(std::size_t bytes) {
+        const std::size_t c = class_of(bytes);
+        if (c < classes) {
+            if (Block* b = free_[c]) {
+                free_[c] = b->next;
+                kept_bytes_ -= (c + 1) * granule;
+                return b;
+            }
+            ++heap_allocations_;
+            // The whole class size, so that the block can serve any size of its class later.
+            return ::operator new((c + 1) * granule);
+        }
+        ++heap_allocations_;
+        return ::operator new(bytes);
+    }
     // Returns a block from allocate() of the same `bytes`.
-    void deallocate(void* p, std::size_t bytes) noexcept;
+    void deallocate(void* p, std::size_t bytes) noexcept {
+        if (!p) return;
+        const std::size_t c = class_of(bytes);
+        const std::size_t size = (c + 1) * granule;
+        if (c >= classes || kept_bytes_ + size > max_kept_bytes) {
+            ::operator delete(p);
+            return;
+        }
+        Block* b = static_cast<Block*>(p);
+        b->next = free_[c];
+        free_[c] = b;
+        kept_bytes_ += size;
+    }
 
     // Blocks taken from the heap so far (for tests: a warm arena takes none).
     std::size_t heap_allocations() const noexcept { return heap_allocations_; }
@@ -50,7 +86,10 @@ private:
     struct Block {
         Block* next;
     };
-    static std::size_t class_of(std::size_t bytes) noexcept { return (bytes - 1) / granule; }
+    // 0 bytes count as 1, as operator new has them.
+    static std::size_t class_of(std::size_t bytes) noexcept {
+        return bytes == 0 ? 0 : (bytes - 1) / granule;
+    }
 
     std::array<Block*, classes> free_{};
     std::size_t kept_bytes_ = 0;
