@@ -142,8 +142,9 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     hb.add_argument("--rise", type=_int_at_least(1), default=d.rise,
                     help="successes in a row that bring a replacement onto the ring")
 
-    p.add_argument("--log-level", default="INFO",
-                   choices=("DEBUG", "INFO", "WARNING", "ERROR"), help="logging threshold")
+    p.add_argument("--log-level", default="INFO", type=str.upper,
+                   choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+                   help="logging threshold (any case)")
     p.set_defaults(func=_serve)
 
 
@@ -249,7 +250,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="ringlb",
         description="ringlb: a consistent-hashing HTTP load balancer with a C++ core. "
                     "Run `ringlb serve --help` for the load balancer's flags.")
-    parser.add_argument("--version", action="version", version=f"ringlb {ringlb.__version__}")
+    parser.add_argument("-V", "--version", action="version",
+                        version=f"ringlb {ringlb.__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _add_serve(sub)
     _add_replica(sub)

@@ -36,8 +36,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import aiohttp
-from tqdm import tqdm
+try:
+    import aiohttp
+    from tqdm import tqdm
+except ModuleNotFoundError as _missing:  # the notebooks extra is not installed
+    raise ModuleNotFoundError(
+        f"ringlb.experiments needs the notebooks extra ({_missing.name} is not installed): "
+        "pip install 'ringlb[notebooks]'", name=_missing.name) from _missing
 
 if TYPE_CHECKING:  # the launcher imports the C++ core; keep this module importable without it
     from ringlb.launcher import Launcher
