@@ -17,6 +17,26 @@ namespace py = pybind11;
 namespace ringlb::bindings {
 namespace {
 
+// Any Python object, shown as numpy.typing.ArrayLike in signatures and stubs:
+// lookup_many checks and converts it itself (to_request_ids) instead of letting
+// pybind11's forcecast truncate floats and wrap negative numbers.
+inline bool accept_any(PyObject*) { return true; }
+class ArrayLike : public py::object {
+public:
+    PYBIND11_OBJECT_DEFAULT(ArrayLike, py::object, accept_any)
+};
+
+}  // namespace
+}  // namespace ringlb::bindings
+
+template <>
+struct pybind11::detail::handle_type_name<ringlb::bindings::ArrayLike> {
+    static constexpr auto name = const_name("numpy.typing.ArrayLike");
+};
+
+namespace ringlb::bindings {
+namespace {
+
 class PyRing {
 public:
     PyRing(std::optional<std::int64_t> slots, std::optional<std::int64_t> virtual_nodes,
@@ -133,6 +153,66 @@ std::uint64_t to_request_id(const py::int_& value) {
     return value.cast<std::uint64_t>();
 }
 
+using IdArray = py::array_t<std::uint64_t, py::array::c_style | py::array::forcecast>;
+
+std::string type_name(const py::handle& obj) {
+    return py::str(py::type::handle_of(obj).attr("__name__"));
+}
+
+// One request id from a Python object: an int (or anything with __index__, like a
+// numpy integer) in 0 .. 2^64-1. Floats, bools, strings and None are refused.
+std::uint64_t request_id_of_item(const py::handle& item) {
+    if (PyBool_Check(item.ptr()) || !PyIndex_Check(item.ptr())) {
+        throw std::invalid_argument("request ids must be integers, got " + type_name(item));
+    }
+    const auto as_int = py::reinterpret_steal<py::object>(PyNumber_Index(item.ptr()));
+    if (!as_int) {
+        PyErr_Clear();
+        throw std::invalid_argument("request ids must be integers, got " + type_name(item));
+    }
+    const unsigned long long v = PyLong_AsUnsignedLongLong(as_int.ptr());
+    if (v == static_cast<unsigned long long>(-1) && PyErr_Occurred()) {
+        PyErr_Clear();  // negative (OverflowError) or beyond 64 bits
+        throw std::invalid_argument("request ids must be between 0 and 2**64 - 1, got " +
+                                    std::string(py::str(as_int)));
+    }
+    return v;
+}
+
+// Many request ids as a uint64 array. A numpy array is checked by its dtype:
+// unsigned integers pass as they are, signed ones must not be negative, anything
+// else (float, bool, complex, str) is a ValueError rather than being truncated.
+// Any other sequence is read element by element, because numpy's own inference
+// would turn a list like [1, 2**63] into float64.
+IdArray to_request_ids(const py::handle& obj) {
+    py::array a;
+    if (py::isinstance<py::array>(obj)) {
+        a = py::reinterpret_borrow<py::array>(obj);
+    } else {
+        a = py::module_::import("numpy").attr("array")(obj, py::arg("dtype") = "object");
+    }
+    if (a.ndim() != 1) throw std::invalid_argument("request ids must be a 1-d array");
+    if (a.size() == 0) return IdArray(0);
+    const char kind = a.dtype().kind();
+    if (kind == 'O') {
+        IdArray out(a.size());
+        std::uint64_t* res = out.mutable_data();
+        py::ssize_t k = 0;
+        for (const auto item : a) res[k++] = request_id_of_item(item);
+        return out;
+    }
+    if (kind == 'i') {
+        if (a.attr("min")().cast<std::int64_t>() < 0) {
+            throw std::invalid_argument(
+                "request ids must be between 0 and 2**64 - 1, got a negative one");
+        }
+    } else if (kind != 'u') {
+        throw std::invalid_argument("request ids must be integers, got an array of " +
+                                    std::string(py::str(a.dtype())));
+    }
+    return IdArray::ensure(a);
+}
+
 std::string probing_name(Probing p) { return p == Probing::linear ? "linear" : "quadratic"; }
 
 }  // namespace
@@ -140,13 +220,14 @@ std::string probing_name(Probing p) { return p == Probing::linear ? "linear" : "
 RingOptions ring_options_arg(std::optional<std::int64_t> slots,
                              std::optional<std::int64_t> virtual_nodes, const std::string& scheme,
                              const std::string& probing) {
-    if (slots && (*slots < 1 || *slots > 0x7fffffff)) {
+    // 0 and None both mean "the scheme's default", as the core's RingOptions has it.
+    if (slots && (*slots < 0 || *slots > 0x7fffffff)) {
         throw std::invalid_argument(
-            "slots must be between 1 and 2147483647, or None for the scheme's default");
+            "slots must be between 1 and 2147483647, or 0 / None for the scheme's default");
     }
-    if (virtual_nodes && (*virtual_nodes < 1 || *virtual_nodes > 0x7fffffff)) {
-        throw std::invalid_argument(
-            "virtual_nodes must be between 1 and 2147483647, or None for the scheme's default");
+    if (virtual_nodes && (*virtual_nodes < 0 || *virtual_nodes > 0x7fffffff)) {
+        throw std::invalid_argument("virtual_nodes must be between 1 and 2147483647, or 0 / None "
+                                    "for the scheme's default");
     }
     RingOptions o;
     o.slots = static_cast<std::uint32_t>(slots.value_or(0));
@@ -172,16 +253,17 @@ H(i) = i^2 + 2i + 17 and Phi(i, j) = i^2 + j^2 + 2j + 25 (mod 512), linear
 probing. Each add/remove builds a new immutable ring, as the router does.
 
 Schemes (ring_schemes() lists them) and what slots / virtual_nodes mean;
-None means the scheme's default:
+None or 0 means the scheme's default:
 
 - slot schemes "assignment", "linear", "splitmix64", "xxh3": slots = M
   (default 512), virtual_nodes = K (default floor(log2 M)); at most M // K
   replicas.
 - "ketama", "ketama-xxh3": a 64-bit circle; virtual_nodes = points per
-  replica (default 2048, chosen from bench/quality.py); slots must be None.
+  replica (default 2048, chosen from bench/quality.py); slots must be None
+  or 0.
   Keys move only to an added / from a removed replica.
 - "maglev": Maglev hashing; slots = the lookup table size, a prime (default
-  65537); virtual_nodes must be None. Near-perfect balance and O(1) lookup; a
+  65537); virtual_nodes must be None or 0. Near-perfect balance and O(1) lookup; a
   membership change may move a small fraction of keys between other replicas.
 )doc")
         .def(py::init<std::optional<std::int64_t>, std::optional<std::int64_t>,
@@ -201,9 +283,12 @@ None means the scheme's default:
              "Hostname of the replica serving request_id. RingEmptyError on an empty ring.")
         .def("lookup_key", &PyRing::lookup_key, py::arg("key"),
              "Hostname of the replica serving a routing key (see key_to_request_id).")
-        .def("lookup_many", &PyRing::lookup_many, py::arg("request_ids"),
+        .def("lookup_many",
+             [](const PyRing& r, const ArrayLike& ids) { return r.lookup_many(to_request_ids(ids)); },
+             py::arg("request_ids"),
              "Server ids serving each of many request ids (a uint32 numpy array); "
-             "runs without the GIL.")
+             "runs without the GIL. The ids are any 1-d sequence or array of integers "
+             "0 .. 2**64 - 1; negative or non-integer ids are a ValueError.")
         .def("candidates",
              [](const PyRing& r, const py::int_& id, std::size_t n) {
                  return r.candidates(to_request_id(id), n);
@@ -213,7 +298,9 @@ None means the scheme's default:
         .def("slot_of",
              [](const PyRing& r, const py::int_& id) { return r.ring_->slot_of(to_request_id(id)); },
              py::arg("request_id"), "The slot that H maps request_id to.")
-        .def("slot_of_many", &PyRing::slot_of_many, py::arg("request_ids"),
+        .def("slot_of_many",
+             [](const PyRing& r, const ArrayLike& ids) { return r.slot_of_many(to_request_ids(ids)); },
+             py::arg("request_ids"),
              "The slot of each of many request ids (a uint64 numpy array); runs without "
              "the GIL. For ketama the slot is the 64-bit position on the circle, for "
              "maglev the table entry.")

@@ -28,16 +28,17 @@ class Ring:
     probing. Each add/remove builds a new immutable ring, as the router does.
     
     Schemes (ring_schemes() lists them) and what slots / virtual_nodes mean;
-    None means the scheme's default:
+    None or 0 means the scheme's default:
     
     - slot schemes "assignment", "linear", "splitmix64", "xxh3": slots = M
       (default 512), virtual_nodes = K (default floor(log2 M)); at most M // K
       replicas.
     - "ketama", "ketama-xxh3": a 64-bit circle; virtual_nodes = points per
-      replica (default 2048, chosen from bench/quality.py); slots must be None.
+      replica (default 2048, chosen from bench/quality.py); slots must be None
+      or 0.
       Keys move only to an added / from a removed replica.
     - "maglev": Maglev hashing; slots = the lookup table size, a prime (default
-      65537); virtual_nodes must be None. Near-perfect balance and O(1) lookup; a
+      65537); virtual_nodes must be None or 0. Near-perfect balance and O(1) lookup; a
       membership change may move a small fraction of keys between other replicas.
     """
     def __contains__(self, arg0: str) -> bool:
@@ -72,9 +73,9 @@ class Ring:
         """
         Hostname of the replica serving a routing key (see key_to_request_id).
         """
-    def lookup_many(self, request_ids: typing.Annotated[numpy.typing.ArrayLike, numpy.uint64]) -> numpy.typing.NDArray[numpy.uint32]:
+    def lookup_many(self, request_ids: numpy.typing.ArrayLike) -> numpy.typing.NDArray[numpy.uint32]:
         """
-        Server ids serving each of many request ids (a uint32 numpy array); runs without the GIL.
+        Server ids serving each of many request ids (a uint32 numpy array); runs without the GIL. The ids are any 1-d sequence or array of integers 0 .. 2**64 - 1; negative or non-integer ids are a ValueError.
         """
     def remove(self, replica: typing.SupportsInt | typing.SupportsIndex | str) -> None:
         """
@@ -92,7 +93,7 @@ class Ring:
         """
         The slot that H maps request_id to.
         """
-    def slot_of_many(self, request_ids: typing.Annotated[numpy.typing.ArrayLike, numpy.uint64]) -> numpy.typing.NDArray[numpy.uint64]:
+    def slot_of_many(self, request_ids: numpy.typing.ArrayLike) -> numpy.typing.NDArray[numpy.uint64]:
         """
         The slot of each of many request ids (a uint64 numpy array); runs without the GIL. For ketama the slot is the 64-bit position on the circle, for maglev the table entry.
         """

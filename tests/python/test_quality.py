@@ -56,13 +56,13 @@ def test_scheme_defaults(scheme: str, slots: int, virtual_nodes: int, max_member
     [
         ({"scheme": "ketama", "slots": 512}, "slots does not apply"),
         ({"scheme": "ketama", "virtual_nodes": 2**20 + 1}, "points per replica"),
-        ({"scheme": "ketama", "virtual_nodes": 0}, "virtual_nodes"),
+        ({"scheme": "ketama", "virtual_nodes": -1}, "virtual_nodes"),
         ({"scheme": "ketama", "probing": "quadratic"}, "probing"),
         ({"scheme": "maglev", "slots": 65536}, "prime"),
         ({"scheme": "maglev", "slots": 1}, "prime"),
         ({"scheme": "maglev", "slots": 2**24 + 43}, "prime"),
         ({"scheme": "maglev", "virtual_nodes": 9}, "virtual_nodes does not apply"),
-        ({"scheme": "maglev", "slots": 0}, "slots"),
+        ({"scheme": "maglev", "slots": -1}, "slots"),
     ],
 )
 def test_bad_options_are_clear_errors(kwargs: dict, message: str) -> None:

@@ -135,9 +135,10 @@ def test_empty_ring() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"slots": 0}, "slots"),
+        ({"slots": -1}, "slots"),
         ({"slots": -5}, "slots"),
-        ({"virtual_nodes": 0}, "virtual_nodes"),
+        ({"slots": 2**31}, "slots"),
+        ({"virtual_nodes": -1}, "virtual_nodes"),
         ({"virtual_nodes": 600}, "virtual_nodes"),
         ({"scheme": "md5-please"}, "unknown hash scheme"),
         ({"probing": "cubic"}, "probing"),
@@ -170,6 +171,72 @@ def test_bad_method_arguments_change_nothing() -> None:
     with pytest.raises(ValueError):
         ring.lookup_many(np.zeros((2, 2), dtype=np.uint64))
     assert ring.slot_table() == table
+
+
+@pytest.mark.parametrize("scheme", ringlb.ring_schemes())
+def test_zero_sizes_mean_the_schemes_defaults(scheme: str) -> None:
+    """0 and None both mean the scheme's default, as the error messages say (issue 17: A-4
+    passed slots=0 for ketama, and Ring refused it while its own message offered 0)."""
+    default = ringlb.Ring(scheme=scheme)
+    zero = ringlb.Ring(slots=0, virtual_nodes=0, scheme=scheme)
+    for ring in (default, zero):
+        for name in ("Server1", "Server2", "Server3"):
+            ring.add(name)
+    assert (zero.slots, zero.virtual_nodes) == (default.slots, default.virtual_nodes)
+    ids = np.arange(100_000, 110_000, dtype=np.uint64)
+    assert np.array_equal(zero.lookup_many(ids), default.lookup_many(ids))
+
+
+def test_the_size_that_does_not_apply_may_be_zero() -> None:
+    """The messages for ketama's slots and maglev's virtual_nodes say: leave it unset (0 or
+    None)."""
+    with pytest.raises(ValueError, match=r"leave it unset \(0 or None\)"):
+        ringlb.Ring(scheme="ketama", slots=512)
+    assert ringlb.Ring(scheme="ketama", slots=0, virtual_nodes=160).virtual_nodes == 160
+    with pytest.raises(ValueError, match=r"leave it unset \(0 or None\)"):
+        ringlb.Ring(scheme="maglev", virtual_nodes=9)
+    assert ringlb.Ring(scheme="maglev", slots=251, virtual_nodes=0).slots == 251
+
+
+@pytest.mark.parametrize("bad", [
+    [-1], [5, -1], np.array([-3], dtype=np.int64), np.array([-1], dtype=np.int8), [2**64],
+    [2**64, 1], [-(2**70)],
+])
+def test_lookup_many_out_of_range_is_a_value_error(bad: object) -> None:
+    ring, _ = both(3)
+    with pytest.raises(ValueError, match=r"request ids? must be between 0 and 2\*\*64 - 1"):
+        ring.lookup_many(bad)
+    with pytest.raises(ValueError, match=r"request ids? must be between 0 and 2\*\*64 - 1"):
+        ring.slot_of_many(bad)
+
+
+@pytest.mark.parametrize("bad", [
+    [1.5], [123456.0], np.array([1.0, 2.0]), np.array([1, 2], dtype=np.float32), [True],
+    np.array([1 + 2j]), ["123456"], [None], [1, "2"], [object()],
+])
+def test_lookup_many_refuses_non_integers_instead_of_truncating(bad: object) -> None:
+    ring, _ = both(3)
+    with pytest.raises(ValueError, match="request ids must be"):
+        ring.lookup_many(bad)
+    with pytest.raises(ValueError, match="request ids must be"):
+        ring.slot_of_many(bad)
+
+
+def test_lookup_many_accepts_every_integer_form() -> None:
+    ring, _ = both(3)
+    ids = [0, 5, 123456, 999999, 2**63, 2**64 - 1]
+    want = [next(i for i, h in ring.members if h == ring.lookup(k)) for k in ids]
+    for form in (ids, tuple(ids), np.array(ids, dtype=np.uint64), np.array(ids, dtype=object)):
+        assert ring.lookup_many(form).tolist() == want
+    small = [0, 5, 12345]
+    want_small = [next(i for i, h in ring.members if h == ring.lookup(k)) for k in small]
+    for dtype in (np.int64, np.int32, np.int16, np.uint16, np.uint32, np.uint8):
+        if dtype == np.uint8:
+            small, want_small = small[:2], want_small[:2]
+        assert ring.lookup_many(np.array(small, dtype=dtype)).tolist() == want_small
+        assert ring.lookup_many([dtype(k) for k in small]).tolist() == want_small
+    assert ring.lookup_many([]).tolist() == []
+    assert ring.lookup_many(np.array([], dtype=np.float64)).tolist() == []
 
 
 def test_schemes_are_listed() -> None:

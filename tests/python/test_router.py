@@ -864,7 +864,7 @@ def test_router_is_collected_while_running(fleet: Fleet) -> None:
     ({"port": 70000}, "port must be between 0 and 65535"),
     ({"port": -1}, "port must be between 0 and 65535"),
     ({"threads": -1}, "threads must be between 0 and 1024"),
-    ({"slots": 0}, "slots must be between 1 and 2147483647"),
+    ({"slots": -1}, "slots must be between 1 and 2147483647"),
     ({"virtual_nodes": 600}, "virtual_nodes must be between 1 and slots"),
     ({"retries": -1}, "retries must be between 0 and 64"),
     ({"bounded_load": 0.5}, "bounded_load must be 0 (off) or a finite number >= 1"),
