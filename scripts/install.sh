@@ -24,8 +24,19 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 .venv/bin/python -m pip install -q --upgrade pip
+# The build backend lives in .venv itself (pyproject's [build-system] requires) and pip
+# builds without an isolated environment: pybind11's headers then keep one path, so the
+# build folder (build/<wheel tag>) stays incremental across installs and the wheel test.
+mapfile -t build_requires < <(.venv/bin/python - <<'PY'
+import re
+text = open("pyproject.toml").read()
+block = re.search(r"^\[build-system\]\s*\nrequires\s*=\s*\[(.*?)\]", text, re.M | re.S).group(1)
+print("\n".join(re.findall(r'"([^"]+)"', block)))
+PY
+)
+.venv/bin/python -m pip install -q "${build_requires[@]}"
 extras="${1:-}"
 target="."
 if [ -n "$extras" ]; then target=".[$extras]"; fi
-.venv/bin/python -m pip install -q "$target"
+.venv/bin/python -m pip install -q --no-build-isolation "$target"
 echo "ringlb installed in $(pwd)/.venv: run .venv/bin/ringlb serve (or source .venv/bin/activate)"
