@@ -36,7 +36,7 @@ def generic() -> Iterator[tuple[ringlb.Router, GenericBackend]]:
 def status_of(raw: bytes) -> tuple[int, dict]:
     responses = parse_responses(raw)
     assert len(responses) == 1, raw[:300]
-    status, headers, body = responses[0]
+    status, _headers, body = responses[0]
     return status, json.loads(body)
 
 
@@ -88,8 +88,8 @@ def test_a_forwarded_body_is_exactly_the_body_framed(generic) -> None:
      "several Content-Length header fields"),
     (b"GET /home HTTP/1.1\r\nHost: a\r\nConnection: host\r\n\r\n",
      "the Connection header field may not name 'host': it frames the request"),
-    (b"POST /home HTTP/1.1\r\nHost: a\r\nConnection: Transfer-Encoding\r\n"
-     b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    ((b"POST /home HTTP/1.1\r\nHost: a\r\nConnection: Transfer-Encoding\r\n"
+     b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
      "the Connection header field may not name 'Transfer-Encoding': it frames the request"),
     (SMUGGLE, "the Connection header field may not name 'content-length': it frames the request"),
 ])
@@ -263,7 +263,7 @@ def test_an_admin_listener_serves_the_admin_api(fleet: Fleet) -> None:
         assert status == 404 and "not an admin endpoint" in body["message"]
         # On the data port /add is now an ordinary path, proxied to a replica
         # (whose 404 becomes the SPEC's 400); /rep stays.
-        status, hdrs, body = request(r.port, "POST", "/add", {"n": 1})
+        status, _hdrs, body = request(r.port, "POST", "/add", {"n": 1})
         assert status == 400 and "endpoint does not exist" in body["message"]
         assert request(r.port, "GET", "/rep")[0] == 200
         assert len(calls) == 1
