@@ -85,7 +85,51 @@ def test_notebook_runs_headless(name: str, tmp_path: Path,
         assert path.is_file(), f"{name} did not write results/{r}"
         if r.endswith(".json"):
             assert json.loads(path.read_text()), r
+    _check_reproducible(tmp_path / "results")  # seeded ids: the counts are the seed's
     # Every figure also shows inline, so the notebook reads on its own.
     images = sum(1 for c in nb.cells if c.cell_type == "code" for o in c.outputs
                  if "image/png" in o.get("data", {}))
     assert images >= len(figures), f"{name}: {images} inline images for {len(figures)} figures"
+
+
+def _seeded_counts(seed: int, requests: int, replicas: list[str]) -> dict[str, int]:
+    """What the ring gives for the notebooks' seeded request ids: replicas Server1..N with
+    ids 1..N on the assignment's ring."""
+    import numpy as np
+
+    import ringlb
+
+    ids = np.random.default_rng(seed).integers(100_000, 1_000_000, size=requests,
+                                               dtype=np.uint64)
+    ring = ringlb.Ring()
+    for k, name in enumerate(replicas, start=1):
+        ring.add(name, id=k)
+    served = ring.lookup_many(ids)
+    return {name: int(np.sum(served == k)) for k, name in enumerate(replicas, start=1)}
+
+
+def _check_reproducible(results: Path) -> None:
+    """The A-1 / A-2 counts in `results` (whichever are there) are what the seed gives."""
+    if (results / "A1_distribution.json").exists():
+        a1 = json.loads((results / "A1_distribution.json").read_text())
+        counts = a1["run"]["counts"]
+        names = sorted(counts, key=lambda h: int(h.removeprefix("Server")))
+        assert counts == _seeded_counts(a1["seed"], a1["requests"], names)
+    if not (results / "A2_scalability.json").exists():
+        return
+    a2 = json.loads((results / "A2_scalability.json").read_text())
+    for n, run in a2["runs"].items():
+        names = sorted(run["counts"], key=lambda h: int(h.removeprefix("Server")))
+        assert len(names) == int(n)
+        assert run["counts"] == _seeded_counts(a2["seed"], a2["requests"], names), n
+
+
+def test_committed_counts_are_what_the_seed_gives() -> None:
+    """A-1 and A-2 draw their request ids from a fixed seed and route by them, so their
+    committed counts are a function of the seed: a re-run reproduces them exactly."""
+    _check_reproducible(NOTEBOOKS / "results")
+    a4 = json.loads((NOTEBOOKS / "results" / "A4_hash_functions.json").read_text())
+    assert a4["seed"] == json.loads((NOTEBOOKS / "results" / "A1_distribution.json")
+                                    .read_text())["seed"]
+    assert set(a4["agreement_with_ring"].values()) == {1.0}
+    assert "ring_only" not in a4  # ketama and maglev run through the launcher too

@@ -81,17 +81,19 @@ def test_hash_schemes_listed_in_the_readme_exist() -> None:
 
 
 @pytest.fixture
-def served() -> Iterator[int]:
+def served(tmp_path: Path) -> Iterator[int]:
     """`ringlb serve --backend process --port 0`, as the quick start runs it; yields the port."""
     cluster = unique_cluster("readme")
-    proc = subprocess.Popen([sys.executable, "-m", "ringlb", "serve", "--backend", "process",
-                             "--port", "0", "--cluster", cluster],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    log = tmp_path / "serve.log"
+    with log.open("w") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "ringlb", "serve", "--backend", "process",
+                                 "--port", "0", "--cluster", cluster],
+                                stdout=subprocess.PIPE, stderr=err, text=True)
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()
-        m = re.search(r"serving on http://127\.0\.0\.1:(\d+) with 3 replicas", line)
-        assert m, line + (proc.stderr.read() if proc.poll() is not None else "")
+        m = re.search(r"serving on http://[0-9.]+:(\d+) with 3 replicas", line)
+        assert m, line + log.read_text()
         yield int(m.group(1))
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -100,6 +102,8 @@ def served() -> Iterator[int]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(10)
+        if proc.stdout is not None:
+            proc.stdout.close()
         if process_cluster_pids(cluster):
             remove_process_cluster(cluster)
         assert process_cluster_pids(cluster) == []
@@ -149,3 +153,37 @@ def test_python_snippet_runs_and_its_comments_hold(tmp_path: Path) -> None:
                          timeout=120, check=False)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "SNIPPET OK http://127.0.0.1:" in out.stdout
+
+
+RESULTS = ROOT / "notebooks" / "results"
+
+
+def test_notebook_numbers_quoted_in_the_readme_are_the_committed_results() -> None:
+    """README quotes A-1 … A-4; the numbers must be those the committed notebooks saved."""
+    flat = " ".join(README.split())  # line breaks may fall anywhere in the prose
+    a1 = json.loads((RESULTS / "A1_distribution.json").read_text())
+    share = re.search(r"Server1 serves (\d+) % of the requests", flat)
+    assert share, "README no longer quotes A-1's share"
+    assert int(share.group(1)) == round(100 * a1["run"]["counts"]["Server1"] / a1["requests"])
+
+    a2 = json.loads((RESULTS / "A2_scalability.json").read_text())
+    grow = re.search(r"max/mean grows from ([\d.]+) \(N = 2\) to ([\d.]+) \(N = 6\)", flat)
+    assert grow, "README no longer quotes A-2's max/mean"
+    for quoted, n in zip(grow.groups(), ("2", "6")):
+        assert quoted == f"{a2['runs'][n]['stats']['max_over_mean']:.1f}", n
+
+    a3 = json.loads((RESULTS / "A3_failure_recovery.json").read_text())["failure"]
+    m = re.search(r"\*\*A-3\*\* \((\w+) backend\): a replica killed under (\d+) requests/s was "
+                  r"declared down (\d+) ms after the kill began and was replaced \(same id and "
+                  r"hostname\) and serving again after ([\d.]+) s; (\d+) of ([\d,]+) requests "
+                  r"failed", flat)
+    assert m, "README no longer quotes A-3 in the expected words"
+    backend, _rate, down_ms, whole_s, failed, total = m.groups()
+    assert backend.lower() == a3["backend"]
+    assert int(down_ms) == round(1000 * a3["detection_s"])
+    assert whole_s == f"{a3['whole_again_s']:.1f}"
+    assert (int(failed), int(total.replace(",", ""))) == (a3["failed"], a3["requests"])
+
+    table = (RESULTS / "A4_table.md").read_text().split("\n\n")[0].strip().splitlines()
+    for row in table[2:]:
+        assert row in README.splitlines(), f"README's A-4 table lacks the committed row {row}"
