@@ -26,7 +26,7 @@ README = (ROOT / "README.md").read_text()
 def code_blocks(lang: str | None = None) -> list[tuple[str, str]]:
     """(language, body) of every fenced block, in order; only `lang` ones when given."""
     blocks = [(m.group(1), m.group(2))
-              for m in re.finditer(r"^```(\w*)\n(.*?)^```$", README, re.M | re.S)]
+              for m in re.finditer(r"^```(\w*)\n(.*?)^```$", README, re.MULTILINE | re.DOTALL)]
     return [b for b in blocks if lang is None or b[0] == lang]
 
 
@@ -66,7 +66,7 @@ def test_quick_start_commands_name_what_exists() -> None:
         assert re.fullmatch(r"(#.*)?|[a-z0-9][a-z0-9.+-]*", line), line
     serve_help = subprocess.run([sys.executable, "-m", "ringlb", "serve", "--help"],
                                 capture_output=True, text=True, timeout=60, check=True).stdout
-    table_flags = re.findall(r"^\| `(--[a-z-]+)`", README, re.M)
+    table_flags = re.findall(r"^\| `(--[a-z-]+)`", README, re.MULTILINE)
     assert len(table_flags) >= 8
     for flag in table_flags:
         assert re.search(rf"{re.escape(flag)}\b", serve_help), flag
@@ -143,7 +143,7 @@ def test_python_snippet_runs_and_its_comments_hold(tmp_path: Path) -> None:
         return f"assert ({m.group(2)}) == {m.group(3)}, {m.group(2)!r}"
 
     code = re.sub(r"^(\s*)(\S.*?)\s+# -> (\"[^\"]*\")\s*$",
-                  lambda m: m.group(1) + claim(m), code, flags=re.M)
+                  lambda m: m.group(1) + claim(m), code, flags=re.MULTILINE)
     assert checked, "the snippet has no `# -> value` claims any more"
     script = tmp_path / "snippet.py"
     script.write_text(code + textwrap.dedent("""

@@ -92,7 +92,7 @@ def _build_env() -> dict[str, str]:
     env = dict(os.environ)
     env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
     for cache in (ROOT / "build").glob("*/CMakeCache.txt"):
-        m = re.search(r"^RINGLB_WERROR:\w+=(\w+)$", cache.read_text(), re.M)
+        m = re.search(r"^RINGLB_WERROR:\w+=(\w+)$", cache.read_text(), re.MULTILINE)
         if m and "RINGLB_WERROR" not in os.environ:
             env["RINGLB_WERROR"] = "ON" if m.group(1).upper() in {"ON", "TRUE", "1"} else "OFF"
     return env
@@ -180,7 +180,7 @@ def test_wheel_has_no_shared_boost_and_a_manylinux_tag(repaired_wheel: dict[str,
                    "ringlb/py.typed", "ringlb/_core.pyi", "ringlb/__main__.py"):
         assert needed in names, needed
     assert any(re.fullmatch(r"ringlb/_core\..*\.so", n) for n in names), names
-    assert any(n.endswith(".dist-info/licenses/LICENSE") or n.endswith(".dist-info/LICENSE")
+    assert any(n.endswith((".dist-info/licenses/LICENSE", ".dist-info/LICENSE"))
                for n in names), names
 
 
