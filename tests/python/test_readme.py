@@ -187,3 +187,42 @@ def test_notebook_numbers_quoted_in_the_readme_are_the_committed_results() -> No
     table = (RESULTS / "A4_table.md").read_text().split("\n\n")[0].strip().splitlines()
     for row in table[2:]:
         assert row in README.splitlines(), f"README's A-4 table lacks the committed row {row}"
+
+
+def test_flag_table_defaults_are_the_parsers() -> None:
+    """README's table of the main `ringlb serve` flags gives each one's default: they must be
+    the defaults `ringlb serve` really has."""
+    from ringlb.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    serve = sub.choices["serve"]  # type: ignore[attr-defined]
+    default_of = {o: a.default for a in serve._actions for o in a.option_strings}
+    special = {"cores": 0, "`lb<port>`": None, "0 (off)": 0}  # 0 threads: one per core
+    start = README.index("| flag | default | meaning |")
+    rows = README[start:].split("\n\n", 1)[0].splitlines()[2:]
+    assert len(rows) >= 8
+    for row in rows:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        flags = re.findall(r"`(--[a-z-]+)`", cells[0])
+        shown = [d.strip() for d in cells[1].split(",")]
+        assert len(flags) == len(shown), row
+        for flag, text in zip(flags, shown):
+            actual = default_of[flag]
+            if text in special:
+                assert actual == special[text], (flag, text, actual)
+            elif re.fullmatch(r"[\d.]+( s)?", text):
+                assert float(text.split()[0]) == actual, (flag, text, actual)
+            else:
+                assert text == actual, (flag, text, actual)
+
+
+def test_layout_names_what_exists() -> None:
+    block = block_with("cpp/include/ringlb/")
+    for token in re.findall(r"[\w.]*/[\w./<>-]*", block):
+        if "<" in token:
+            continue
+        assert (ROOT / token).exists(), f"README's layout names {token}, which does not exist"
+    for folder, names in (("scripts", ["install.sh", "test.sh", "apt-packages.txt"]),
+                          ("docs", ["spec.md", "design.md"]), ("docker", ["Dockerfile.replica"])):
+        for name in names:
+            assert name in block and (ROOT / folder / name).is_file(), name
