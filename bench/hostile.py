@@ -399,12 +399,13 @@ def attack_silent(port: int, count: int, hold: float) -> None:
     while (left := start + hold - time.monotonic()) > 0:
         poll(min(left, 0.1))
     held = len(socks)
+    released = time.monotonic()  # a normal request from here on may find room again
     for s in socks.values():
         s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         s.close()
     ep.close()
-    emit("done", opened=count - failed, connect_failed=failed, connected=connected,
-         closed_by_router=len(closed_at), answered_503=answered_503, held_to_end=held,
+    emit("done", released=released, opened=count - failed, connect_failed=failed,
+         connected=connected, closed_by_router=len(closed_at), answered_503=answered_503, held_to_end=held,
          first_close_s=min(closed_at, default=None),
          median_close_s=statistics.median(closed_at) if closed_at else None)
 
@@ -640,12 +641,12 @@ def silent(b: Bench) -> tuple[str, Outcome]:
     # Normal requests go on 2 s past the release, so that a router that only
     # recovers when the attacker lets go shows it (and how long that took).
     time.sleep(2.0)
-    return params, Outcome(begun["t"], done["t"] + 2.0, details={"release": done["t"], **done})
+    return params, Outcome(begun["t"], done["t"] + 2.0, details=done)
 
 
 def judge_silent(out: Outcome, probes: list[Probe]) -> None:
     rec, share_503 = recovery(probes, out.start)
-    held_for = out.details["release"] - out.start
+    held_for = out.details["released"] - out.start
     d = out.details
     out.details.update(recovered_s=rec, share_503=share_503)
     closed = (f"router closed {d['closed_by_router'] - d['answered_503']} idle, "
