@@ -348,66 +348,94 @@ def emit(event: str, **data: Any) -> None:
     print(json.dumps({"event": event, "t": time.monotonic(), **data}), flush=True)
 
 
-def attack_silent(port: int, count: int, hold: float) -> None:
-    """Open `count` connections that never send a byte; hold them `hold` s from the start.
+class SilentSockets:
+    """Connections that never send a byte, watched with epoll: one that turns readable
+    was answered (the over-capacity 503) or closed by the router."""
 
-    Watches every socket meanwhile: one that turns readable was answered (the
-    over-capacity 503) or closed by the router, and the time it happened is kept."""
-    ep = select.epoll()
-    socks: dict[int, socket.socket] = {}
-    closed_at: list[float] = []
-    answered_503 = failed = connected = 0
-    pending: set[int] = set()
-    start = time.monotonic()
-    emit("start")
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.ep = select.epoll()
+        self.socks: dict[int, socket.socket] = {}
+        self.due: list[float] = []  # when to replace sockets that were refused
+        self.start = time.monotonic()
+        self.refill_until = 0.0
+        self.opened = self.failed = self.connected = self.answered_503 = self.refilled = 0
+        self.closed_at: list[float] = []
 
-    def poll(timeout: float) -> None:
-        nonlocal answered_503, connected
-        for fd, ev in ep.poll(timeout, maxevents=4096):
-            s = socks[fd]
-            if fd in pending and ev & select.EPOLLOUT and not ev & (select.EPOLLERR
-                                                                   | select.EPOLLHUP):
-                pending.discard(fd)
-                connected += 1
-                ep.modify(fd, select.EPOLLIN | select.EPOLLRDHUP)
-                continue
-            if ev & (select.EPOLLIN | select.EPOLLRDHUP | select.EPOLLHUP | select.EPOLLERR):
-                try:
-                    answered_503 += s.recv(64).startswith(b"HTTP/1.1 503")
-                except OSError:
-                    pass
-                closed_at.append(time.monotonic() - start)
-                pending.discard(fd)
-                ep.unregister(fd)
-                del socks[fd]
-                s.close()
-
-    for i in range(count):
+    def open(self) -> None:
         s = socket.socket()
         s.setblocking(False)
-        err = s.connect_ex(("127.0.0.1", port))
+        err = s.connect_ex(("127.0.0.1", self.port))
         if err not in (0, errno.EINPROGRESS):
-            failed += 1
+            self.failed += 1
             s.close()
-            continue
-        socks[s.fileno()] = s
-        pending.add(s.fileno())
-        ep.register(s.fileno(), select.EPOLLOUT | select.EPOLLIN | select.EPOLLRDHUP)
-        if i % 500 == 499:  # let the kernel and the router keep up with the SYNs
-            poll(0.005)
-    emit("opened", opened=count - failed)
-    while (left := start + hold - time.monotonic()) > 0:
-        poll(min(left, 0.1))
-    held = len(socks)
-    released = time.monotonic()  # a normal request from here on may find room again
-    for s in socks.values():
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            return
+        self.opened += 1
+        self.socks[s.fileno()] = s
+        self.ep.register(s.fileno(), select.EPOLLOUT | select.EPOLLIN | select.EPOLLRDHUP)
+
+    def poll(self, timeout: float) -> None:
+        for fd, ev in self.ep.poll(timeout, maxevents=4096):
+            if ev & (select.EPOLLIN | select.EPOLLRDHUP | select.EPOLLHUP | select.EPOLLERR):
+                self._closed(fd)
+            elif ev & select.EPOLLOUT:  # connected; from now on only its closing matters
+                self.connected += 1
+                self.ep.modify(fd, select.EPOLLIN | select.EPOLLRDHUP)
+
+    def _closed(self, fd: int) -> None:
+        s = self.socks.pop(fd)
+        self.ep.unregister(fd)
+        try:
+            refused = s.recv(64).startswith(b"HTTP/1.1 503")
+        except OSError:
+            refused = False
         s.close()
-    ep.close()
-    emit("done", released=released, opened=count - failed, connect_failed=failed,
-         connected=connected, closed_by_router=len(closed_at), answered_503=answered_503, held_to_end=held,
-         first_close_s=min(closed_at, default=None),
-         median_close_s=statistics.median(closed_at) if closed_at else None)
+        self.answered_503 += refused
+        self.closed_at.append(time.monotonic() - self.start)
+        # A socket refused while a normal request held the last slot is tried again
+        # shortly (while the refill lasts): the attack is to fill the cap, not to
+        # leave it one short for the normal requests to share.
+        if refused and time.monotonic() < self.refill_until:
+            self.due.append(time.monotonic() + 0.02)
+
+    def open_due(self) -> None:
+        now = time.monotonic()
+        for _ in range(sum(t <= now for t in self.due)):
+            self.refilled += 1
+            self.open()
+        self.due = [t for t in self.due if t > now]
+
+    def release(self) -> float:
+        """Close all with a reset (no TIME_WAIT left on our side); when it began."""
+        released = time.monotonic()
+        for s in self.socks.values():
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            s.close()
+        self.ep.close()
+        return released
+
+
+def attack_silent(port: int, count: int, hold: float, refill: float) -> None:
+    """Open `count` silent connections, replace refused ones for `refill` s, and hold
+    them until `hold` s after the start."""
+    att = SilentSockets(port)
+    emit("start")
+    att.refill_until = att.start + refill
+    for i in range(count):
+        att.open()
+        if i % 500 == 499:  # let the kernel and the router keep up with the SYNs
+            att.poll(0.005)
+    emit("opened", opened=att.opened)
+    while (left := att.start + hold - time.monotonic()) > 0:
+        att.poll(min(left, 0.01 if att.due else 0.1))
+        att.open_due()
+    held = len(att.socks)
+    released = att.release()
+    closed = att.closed_at
+    emit("done", released=released, opened=att.opened, connect_failed=att.failed,
+         connected=att.connected, closed_by_router=len(closed), answered_503=att.answered_503,
+         refilled=att.refilled, held_to_end=held, first_close_s=min(closed, default=None),
+         median_close_s=statistics.median(closed) if closed else None)
 
 
 async def attack_bodies(port: int, count: int, hold: float, concurrency: int,
@@ -461,7 +489,7 @@ async def attack_bodies(port: int, count: int, hold: float, concurrency: int,
 def attacker_main(args: argparse.Namespace) -> int:
     raise_fd_limit()
     if args.attacker == "silent":
-        attack_silent(args.port, args.count, args.hold)
+        attack_silent(args.port, args.count, args.hold, args.refill)
     elif args.attacker == "bodies":
         asyncio.run(attack_bodies(args.port, args.count, args.hold, args.concurrency,
                                   args.limit))
@@ -516,6 +544,7 @@ class Bench:
     slow_connections: int
     silent_count: int
     silent_hold: float
+    silent_refill: float
     bodies_count: int
     bodies_concurrency: int
     bodies_hold: float
@@ -627,8 +656,10 @@ def recovery(probes: list[Probe], start: float) -> tuple[float | None, float]:
 
 
 def silent(b: Bench) -> tuple[str, Outcome]:
-    params = f"{b.silent_count} conns, held {b.silent_hold:g} s"
-    att = Attacker(attacker_command("silent", b.port, count=b.silent_count, hold=b.silent_hold))
+    params = (f"{b.silent_count} conns, refused ones retried for {b.silent_refill:g} s, "
+              f"held {b.silent_hold:g} s")
+    att = Attacker(attacker_command("silent", b.port, count=b.silent_count, hold=b.silent_hold,
+                                    refill=b.silent_refill))
     try:
         begun = att.next("start", 30)
         if begun is None:
@@ -649,8 +680,8 @@ def judge_silent(out: Outcome, probes: list[Probe]) -> None:
     held_for = out.details["released"] - out.start
     d = out.details
     out.details.update(recovered_s=rec, share_503=share_503)
-    closed = (f"router closed {d['closed_by_router'] - d['answered_503']} idle, "
-              f"503 to {d['answered_503']} of {d['opened']}")
+    closed = (f"router closed {d['closed_by_router'] - d['answered_503']} silent, "
+              f"503 to {d['answered_503']} of {d['opened']} opened")
     if rec is None:
         out.result = f"never served again; {share_503:.0%} got 503; {closed}"
     elif rec <= held_for:
@@ -818,6 +849,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--silent-count", type=int, default=10_000)
     ap.add_argument("--silent-hold", type=float, default=8.0,
                     help="seconds the silent sockets are held from the attack's start")
+    ap.add_argument("--silent-refill", type=float, default=2.0,
+                    help="seconds from the start in which a silent socket refused with 503 "
+                         "is replaced 20 ms later: a normal request that holds the last slot "
+                         "while the cap fills must not leave it one short (default 2)")
     ap.add_argument("--bodies-count", type=int, default=2000)
     ap.add_argument("--bodies-concurrency", type=int, default=64,
                     help="bodies being sent at once")
@@ -835,6 +870,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--hold", type=float, help=argparse.SUPPRESS)
     ap.add_argument("--concurrency", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--limit", type=float, help=argparse.SUPPRESS)
+    ap.add_argument("--refill", type=float, help=argparse.SUPPRESS)
     return ap.parse_args(argv)
 
 
@@ -857,6 +893,7 @@ def main(argv: list[str] | None = None) -> int:
             serve.wait_ready()
             b = Bench(serve, args.rate, args.request_timeout, args.duration, args.settle,
                       args.slow_connections, args.silent_count, args.silent_hold,
+                      args.silent_refill,
                       args.bodies_count, args.bodies_concurrency, args.bodies_hold,
                       args.bodies_limit, args.smuggle_attempts, args.smuggle_normal)
             for n in names:

@@ -85,10 +85,10 @@ def test_silent_sockets_on_a_tiny_scale(tmp_path: Path) -> None:
         # header timeout closes the silent ones.
         serve_args.append("--serve-arg=--max-connections=100")
     result = run_bench(tmp_path, "--only", "silent", "--silent-count", "200",
-                       "--silent-hold", "4", *serve_args)
+                       "--silent-hold", "4", "--silent-refill", "0.5", *serve_args)
     [row] = result["rows"]
     d = row["details"]
-    assert d["opened"] == 200
+    assert d["opened"] >= 200  # and the refused ones tried once more
     assert d["closed_by_router"] > 0  # cut short by the header timeout
     assert d["recovered_s"] is not None and d["recovered_s"] <= 4
     assert row["verdict"].startswith("met")
