@@ -306,6 +306,9 @@ void ProxySession::on_read_error(beast::error_code ec) {
 }
 
 void ProxySession::on_request() {
+    // The parser weighs every Connection field; the message's keep_alive()
+    // reads only the first ("Connection: x, Connection: close" would stay open).
+    client_keep_alive_ = parser_->keep_alive();
     req_ = parser_->release();
     parser_.reset();
     const std::string_view path = KeySource::path_of(req_.target());
@@ -327,7 +330,7 @@ void ProxySession::on_admin(std::string_view path) {
             res_.set(http::field::content_type, "application/json");
             res_.body() = AdminApi::rep_body(*state_.replicas.snapshot());
             res_.prepare_payload();
-            res_.keep_alive(req_.keep_alive() && !draining_);
+            res_.keep_alive(client_keep_alive_ && !draining_);
             if (method == http::verb::head) res_.body().clear();
             return do_write();
         }
@@ -376,7 +379,7 @@ void ProxySession::on_control(unsigned status, std::string body) {
     res_.set(http::field::content_type, "application/json");
     res_.body() = std::move(body);
     res_.prepare_payload();
-    res_.keep_alive(req_.keep_alive() && !draining_);
+    res_.keep_alive(client_keep_alive_ && !draining_);
     if (status >= 500) WorkerStats::bump(worker_.stats().errors);
     do_write();
 }
@@ -384,7 +387,6 @@ void ProxySession::on_control(unsigned status, std::string body) {
 // ------------------------------------------------------------------ proxying
 
 void ProxySession::do_route() {
-    client_keep_alive_ = req_.keep_alive();
     client_version_ = req_.version();
     head_ = req_.method() == http::verb::head;
     idempotent_ = ProxyRules::idempotent(req_.method());
@@ -648,7 +650,7 @@ void ProxySession::prepare_error(unsigned status, std::string_view message, bool
     res_.body() = AdminApi::error_body(message);
     res_.prepare_payload();
     close_after_ = close;
-    res_.keep_alive(!close && req_.keep_alive() && !draining_);
+    res_.keep_alive(!close && client_keep_alive_ && !draining_);
     if (status >= 500) WorkerStats::bump(worker_.stats().errors);
 }
 
