@@ -254,7 +254,7 @@ class Serve:
         """Until it prints where it serves (port 0: the port is only known then)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            m = re.search(r"serving on http://[^\s:]+:(\d+) .*cluster (\S+?)\)",
+            m = re.search(r"serving on http://[^\s:]+:(\d+) .*cluster ([^,\s)]+)",
                           self.log_path.read_text(errors="replace"))
             if m:
                 self.port, self.cluster = int(m.group(1)), m.group(2)
