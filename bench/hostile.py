@@ -9,9 +9,12 @@ attack after another, each bounded in time:
   slowloris   slowhttptest -H: headers sent a line every few seconds
   slowbody    slowhttptest -B: a POST whose body trickles in
   slowread    slowhttptest -X: pipelined requests, answers read through a tiny window
-  silent      10,000 TCP connections that never send a byte, held for a few seconds
+  silent      10,000 TCP connections that never send a byte, held for 8 s (ones refused
+              with 503 while the cap fills are tried again for 2 s, so that the cap is
+              full, not one short)
   bodies      2,000 connections that each POST a 1,000,000-byte body, then stay idle
   smuggling   a request whose Connection field names Content-Length, between normal ones
+              (last: a poisoned upstream connection would answer the next row's requests)
 
 While an attack runs, a steady stream of normal requests (default 50/s of
 GET /home, each on a new connection, as new users would arrive, and each
@@ -23,7 +26,9 @@ router runs inside the `ringlb serve` Python process; its resident memory
 (VmRSS) is sampled every 100 ms: before, peak during, and 5 s after each attack.
 
 Targets (verdict column):
-  silent     normal requests are served again within 7 s of the attack starting
+  silent     normal requests are served again within 7 s of the attack starting (the
+             send time of the first 200 after the last failure), while the sockets
+             are still held; the result shows the share answered 503 until then
   bodies     < 256 MiB of added RSS while 2,000 idle connections are open
   smuggling  no normal request gets an answer that is not its own; the attacker gets 400
 
