@@ -18,7 +18,7 @@ import pytest
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 sys.path.insert(0, str(BENCH))
 
-import hostile  # noqa: E402
+import hostile
 
 
 def serve_help() -> str:

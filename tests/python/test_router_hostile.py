@@ -132,7 +132,7 @@ def test_a_chunked_body_is_streamed_chunked(streaming) -> None:
 
 
 def test_a_streamed_body_past_the_limit_is_a_413_and_a_close(streaming) -> None:
-    router, backend = streaming
+    router, _backend = streaming
     chunk = b"z" * (1 << 20)
     raw = (b"POST /big HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
            + b"%x\r\n%s\r\n" % (len(chunk), chunk) * 9 + b"0\r\n\r\n")
