@@ -15,6 +15,7 @@ class GenericBackend:
     def __init__(self) -> None:
         self.received = bytearray()
         self.targets: list[bytes] = []
+        self.bodies: list[bytes] = []
         self._lock = threading.Lock()
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
@@ -62,6 +63,10 @@ class GenericBackend:
                 elif isinstance(event, h11.Request):
                     with self._lock:
                         self.targets.append(event.target)
+                        self.bodies.append(b"")
+                elif isinstance(event, h11.Data):
+                    with self._lock:
+                        self.bodies[-1] += event.data
                 elif isinstance(event, h11.EndOfMessage):
                     target = self.targets[-1]
                     out = h.send(h11.Response(status_code=200, headers=[

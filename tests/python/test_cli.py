@@ -39,7 +39,8 @@ SERVE_FLAGS = ["--host", "--port", "--threads", "--key", "--retries", "--bounded
                "--docker-cpus", "--heartbeat-interval", "--heartbeat-timeout", "--fall", "--rise",
                "--log-level", "--header-timeout", "--idle-timeout", "--max-connections",
                "--max-header-bytes", "--max-body-bytes", "--max-idle-upstream", "--admin-token",
-               "--admin-listen", "--admin-on-data-port", "--min-replicas", "--max-replicas"]
+               "--admin-listen", "--admin-on-data-port", "--min-replicas", "--max-replicas",
+               "--config"]
 
 # Every router limit, with the default `--help` must show for it.
 LIMIT_DEFAULTS = {"--header-timeout": "5.0", "--idle-timeout": "60.0",
