@@ -35,6 +35,8 @@ print("\n".join(re.findall(r'"([^"]+)"', block)))
 PY
 )
 .venv/bin/python -m pip install -q "${build_requires[@]}"
+# One compile job per core (ninja alone would run cores + 2).
+export CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}"
 extras="${1:-}"
 target="."
 if [ -n "$extras" ]; then target=".[$extras]"; fi
