@@ -91,6 +91,7 @@ def _build_env() -> dict[str, str]:
     incremental instead of recompiling everything for a changed flag."""
     env = dict(os.environ)
     env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
+    env.setdefault("CMAKE_BUILD_PARALLEL_LEVEL", str(os.cpu_count() or 1))  # as install.sh
     for cache in (ROOT / "build").glob("*/CMakeCache.txt"):
         m = re.search(r"^RINGLB_WERROR:\w+=(\w+)$", cache.read_text(), re.MULTILINE)
         if m and "RINGLB_WERROR" not in os.environ:
