@@ -200,6 +200,12 @@ void ProxySession::do_read_header() {
     parser_->body_limit(state_.config.max_body_bytes);
     header_bytes_ = 0;
     header_deadline_set_ = false;
+    // Whatever the last request streamed, this one starts with a clean slate
+    // (body_sent_ left over would forbid its retries).
+    streaming_ = false;
+    body_sent_ = false;
+    stream_routed_ = false;
+    piece_pending_ = false;
     parse_header();
 }
 
