@@ -93,8 +93,8 @@ void check_host(const std::string& host) {
 Replica replica_arg(const ReplicaTuple& t) {
     const auto& [hostname, host, port, id] = t;
     if (!AdminApi::valid_hostname(hostname)) {
-        throw std::invalid_argument("hostname '" + hostname +
-                                    "' must match ^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$");
+        throw std::invalid_argument("hostname '" + hostname + "' must match " +
+                                    std::string(AdminApi::hostname_pattern));
     }
     check_host(host);
     return Replica{id ? id_arg(*id) : 0, hostname, host, port_arg(port, false)};
@@ -434,6 +434,13 @@ control handler (set_control_handler). Timeouts are in seconds.
                    ", key='" + r.config().key + "', running=" + (r.running() ? "True" : "False") +
                    ")";
         });
+
+    // The router's hostname rule, for the Python backends to check names before
+    // they start anything (one implementation: AdminApi::valid_hostname).
+    m.attr("HOSTNAME_PATTERN") = std::string(AdminApi::hostname_pattern);
+    m.def("valid_hostname", &AdminApi::valid_hostname, py::arg("name"),
+          "True when `name` is a replica hostname the router accepts: it matches "
+          "HOSTNAME_PATTERN (SPEC §3).");
 }
 
 }  // namespace ringlb::bindings

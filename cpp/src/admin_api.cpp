@@ -130,7 +130,7 @@ Body parse_body(std::string_view text, const char* more_message) {
             const std::string_view name(s.data(), s.size());
             if (!AdminApi::valid_hostname(name)) {
                 reject("hostname '" + std::string(name).substr(0, 100) +
-                       "' is invalid: it must match ^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$");
+                       "' is invalid: it must match " + std::string(AdminApi::hostname_pattern));
             }
             if (!seen.insert(name).second) {
                 reject("hostname '" + std::string(name) + "' appears more than once");

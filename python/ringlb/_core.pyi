@@ -6,7 +6,7 @@ import collections.abc
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['ControlError', 'HeartbeatEngine', 'Ring', 'RingEmptyError', 'RingFullError', 'RinglbError', 'Router', 'key_to_request_id', 'ring_schemes']
+__all__: list[str] = ['ControlError', 'HOSTNAME_PATTERN', 'HeartbeatEngine', 'Ring', 'RingEmptyError', 'RingFullError', 'RinglbError', 'Router', 'key_to_request_id', 'ring_schemes', 'valid_hostname']
 class RinglbError(RuntimeError):
     """
     The root of the errors ringlb raises on purpose.
@@ -306,4 +306,9 @@ def ring_schemes() -> list[str]:
     """
     Names of every hash scheme the ring accepts.
     """
+def valid_hostname(name: str) -> bool:
+    """
+    True when `name` is a replica hostname the router accepts: it matches HOSTNAME_PATTERN (SPEC §3).
+    """
+HOSTNAME_PATTERN: str = '^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$'
 __version__: str = '0.1.0'

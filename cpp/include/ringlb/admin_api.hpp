@@ -69,7 +69,9 @@ public:
     // replacement) keep their room. The new ones would take the smallest free ids.
     static std::size_t room_left(const ReplicaSet::Snapshot& snap, std::size_t limit);
 
-    // SPEC §3 hostname rule: ^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$
+    // SPEC §3 hostname rule, as error messages and Python (ringlb._core) show it.
+    static constexpr std::string_view hostname_pattern = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$";
+    // True when `name` matches hostname_pattern (the one implementation of it).
     static bool valid_hostname(std::string_view name) noexcept;
 
     // {"message": {"N": <registered>, "replicas": [...]}, "status": "successful"}
