@@ -132,12 +132,8 @@ def _add_replica(sub: argparse._SubParsersAction) -> None:
         help="run the replica server (ringlb-replica) in the foreground; "
              "its flags: --id ID --host ADDR --port PORT --threads N",
         description="Runs the static ringlb-replica executable with the arguments given.")
+    # Listed for --help only: main() execs the replica before argparse sees its flags.
     p.add_argument("argv", nargs=argparse.REMAINDER)
-    p.set_defaults(func=_replica)
-
-
-def _replica(args: argparse.Namespace) -> int:
-    return _exec_replica(args.argv)
 
 
 def _exec_replica(argv: Sequence[str]) -> int:

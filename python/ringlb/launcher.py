@@ -567,9 +567,7 @@ class Launcher:
             if op == "add":
                 self._add(hostnames)
                 return
-            if op != "remove":
-                raise _error(f"unknown control operation {op!r}")
-            removed = self._remove(hostnames)
+            removed = self._remove(hostnames)  # the binding passes "add" or "remove" only
         # Stopped outside the lock: they are off the ring and unregistered, and a
         # graceful stop takes a while that replacements of dead replicas must not wait.
         self._stop_replicas(removed, graceful=True, kind="removed")
