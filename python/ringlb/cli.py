@@ -15,6 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from ringlb import serve_settings
+from ringlb.backends import backend_names
 from ringlb.launcher import Launcher, LauncherConfig
 
 
@@ -171,7 +172,7 @@ def _add_cleanup(sub: argparse._SubParsersAction) -> None:
                        description="Remove every replica of a cluster (containers, their network, "
                                    "processes), e.g. after the launcher was killed.")
     p.add_argument("--cluster", required=True, help="the cluster label (see serve --cluster)")
-    p.add_argument("--backend", choices=("auto", "process", "docker"), default="auto",
+    p.add_argument("--backend", choices=backend_names(), default="auto",
                    help="where the replicas run")
     p.set_defaults(func=_cleanup)
 

@@ -35,7 +35,14 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import ringlb
-from ringlb.backends import Backend, BackendError, ReplicaInfo, make_backend
+from ringlb.backends import (
+    Backend,
+    BackendError,
+    ReplicaInfo,
+    backend_from_config,
+    backend_names,
+    make_backend,
+)
 from ringlb.backends.base import validate_cluster, validate_hostname
 
 log = logging.getLogger("ringlb.launcher")
@@ -125,8 +132,8 @@ class LauncherConfig:
         need(self.replicas <= ring.max_members,
              f"replicas must be at most {ring.max_members} with scheme {self.scheme!r} "
              f"(the ring's capacity)")
-        need(self.backend in ("auto", "process", "docker"),
-             "backend must be auto, process or docker")
+        need(self.backend in backend_names(),
+             f"backend must be one of {', '.join(backend_names())}")
         need(self.threads >= 0, "threads must be >= 0")
         for name in ("heartbeat_interval", "heartbeat_timeout", "connect_timeout",
                      "upstream_timeout", "header_timeout", "idle_timeout", "start_timeout",
@@ -282,9 +289,8 @@ class Launcher:
         self._started = True
         cfg = self.config
         try:
-            self.backend = make_backend(
-                cfg.backend, self.cluster, threads=cfg.replica_threads,
-                start_timeout=cfg.start_timeout, memory=cfg.docker_memory, cpus=cfg.docker_cpus)
+            # The backend's registry entry says which config fields it takes.
+            self.backend = backend_from_config(cfg.backend, self.cluster, cfg)
             log.info("cluster %s on the %s backend", self.cluster, self.backend.name)
             self.router = ringlb.Router(
                 host=cfg.host, port=cfg.port, threads=cfg.threads, slots=cfg.slots,
@@ -691,14 +697,7 @@ def cleanup(cluster: str, backend: str = "auto") -> int:
     `cluster` left behind. Returns how many replicas were removed."""
     b = make_backend(backend, cluster)
     try:
-        found = b.adopt()
-        for r in found:
-            b.stop(r.hostname, graceful=False)
-        extra = 0
-        remove_all: Callable[[], int] | None = getattr(b, "remove_all", None)
-        if remove_all is not None:
-            extra = remove_all()
-        return len(found) + extra
+        return b.remove_all()
     finally:
         b.close()
 

@@ -29,6 +29,9 @@ class ReplicaInfo:
 
     `host`/`port` is where the router reaches it (127.0.0.1 and a published or
     chosen port); `ref` is the backend's own handle (a PID, a container id).
+    Nothing in the backends needs `host` to be an IP literal, but the router
+    does for now (Router.add_replicas refuses a DNS name until it resolves
+    names itself), so a backend returns an address.
     """
 
     id: int
@@ -152,6 +155,21 @@ class Backend(ABC):
         Replicas that are no longer healthy are removed rather than adopted, so
         nothing leaks. Returns the adopted ones by ascending id.
         """
+
+    def remove_all(self) -> int:
+        """Remove every replica of this cluster, for cleanup after a crashed launcher.
+
+        The ones an earlier launcher left running are adopted first (adopt()
+        removes the unhealthy ones itself), then every managed replica is
+        stopped at once, and close() releases the rest. Returns how many
+        replicas were stopped.
+        """
+        self.adopt()
+        infos = self.list()
+        for info in infos:
+            self.stop(info.hostname, graceful=False)
+        self.close()
+        return len(infos)
 
     def close(self) -> None:
         """Release what the backend holds (not the replicas). Idempotent."""
