@@ -152,14 +152,3 @@ def backend_from_config(name: str, cluster: str, config: object) -> Backend:
     entry = _entries[resolve_backend_name(name)]
     return entry.backend_class()(cluster, **entry.config_options(config))
 
-
-__all__ = [
-    "AUTO",
-    "BackendEntry",
-    "backend_entry",
-    "backend_from_config",
-    "backend_names",
-    "make_backend",
-    "register_backend",
-    "resolve_backend_name",
-]
