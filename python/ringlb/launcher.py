@@ -302,15 +302,17 @@ class Launcher:
                 max_body_bytes=cfg.max_body_bytes, max_idle_upstream=cfg.max_idle_upstream,
                 admin_token=cfg.admin_token, admin_listen=cfg.admin_listen,
                 admin_on_data_port=cfg.admin_on_data_port, min_replicas=cfg.min_replicas,
-                max_replicas=cfg.max_replicas)
-            adopted = self.backend.adopt()
+                max_replicas=cfg.max_replicas, hostname_prefix=cfg.hostname_prefix)
+            adopted = sorted(self.backend.adopt(), key=lambda r: r.id)
             for r in adopted:
                 self._event("adopted", r.id, r.hostname, f"{r.host}:{r.port}")
             self._target = max(cfg.replicas, len(adopted))
-            started = self._start_replicas(self._fresh_names(self._target - len(adopted),
-                                                             adopted))
+            # Adopted ones first, so that the router, which owns the rule, gives
+            # the new ones the smallest ids and names they leave free.
+            self.router.add_replicas([(r.hostname, r.host, r.port, r.id) for r in adopted])
+            started = self._start_replicas(self.router.fresh(self._target - len(adopted)))
             self.router.add_replicas([(r.hostname, r.host, r.port, r.id)
-                                      for r in sorted(adopted + started, key=lambda r: r.id)])
+                                      for r in sorted(started, key=lambda r: r.id)])
             for r in started:
                 self._event("started", r.id, r.hostname, f"{r.host}:{r.port}")
             self.engine = ringlb.HeartbeatEngine(
@@ -442,7 +444,7 @@ class Launcher:
             diff = int(value) - self._target
             try:
                 if diff > 0:
-                    self._add([hostname for _, hostname in self._fresh_names(diff, [])])
+                    self._add([hostname for _, hostname in self.router.fresh(diff)])
                 elif diff < 0:
                     by_id = sorted(self.router.replicas(), key=lambda r: -r["id"])
                     removed = self._remove([r["hostname"] for r in by_id[:-diff]])
@@ -497,23 +499,6 @@ class Launcher:
         self.backend.kill(hostname)
 
     # -- replicas ----------------------------------------------------------------------------
-
-    def _fresh_names(self, n: int, taken: list[ReplicaInfo]) -> list[tuple[int, str]]:
-        """n (id, hostname) pairs with the smallest ids free among `taken` and the router."""
-        used_ids = {r.id for r in taken}
-        used_names = {r.hostname for r in taken}
-        if self.router is not None:
-            for r in self.router.replicas():
-                used_ids.add(r["id"])
-                used_names.add(r["hostname"])
-        out: list[tuple[int, str]] = []
-        candidate = 1
-        while len(out) < n:
-            name = f"{self.config.hostname_prefix}{candidate}"
-            if candidate not in used_ids and name not in used_names:
-                out.append((candidate, name))
-            candidate += 1
-        return out
 
     def _start_replicas(self, todo: list[tuple[int, str]]) -> list[ReplicaInfo]:
         """Start every (id, hostname) in parallel, all or nothing.
@@ -585,12 +570,7 @@ class Launcher:
             except ValueError as e:
                 raise _error(str(e), 400) from None
         # The router chose the names; each gets the smallest free id (SPEC §2).
-        used_ids = {r["id"] for r in self.router.replicas()}
-        ids, candidate = [], 1
-        while len(ids) < len(hostnames):
-            if candidate not in used_ids:
-                ids.append(candidate)
-            candidate += 1
+        ids = [server_id for server_id, _ in self.router.fresh(len(hostnames))]
         try:
             started = self._start_replicas(list(zip(ids, hostnames)))
         except BackendError as e:

@@ -43,11 +43,13 @@ public:
     static constexpr std::int64_t max_change = 1000;
 
     // Validates an /add body against the replicas registered in `snap`.
-    // Hostnames beyond the given ones are "Server<k>" with the smallest unused
-    // k. Throws AdminError(400, ...) for any bad input (see the file comment).
-    // At most limits.max replicas afterwards (and so at most that many per call).
+    // Hostnames beyond the given ones are <prefix><k> with the smallest unused
+    // k (Snapshot::fresh_names). Throws AdminError(400, ...) for any bad input
+    // (see the file comment). At most limits.max replicas afterwards (and so
+    // at most that many per call).
     static ControlRequest validate_add(std::string_view body, const ReplicaSet::Snapshot& snap,
-                                       const ReplicaLimits& limits = {});
+                                       const ReplicaLimits& limits = {},
+                                       std::string_view prefix = "Server");
 
     // Validates an /rm body; the n - len(hostnames) extra replicas are drawn
     // uniformly from the other registered ones with `rng`. Throws AdminError.
