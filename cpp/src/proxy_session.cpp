@@ -384,10 +384,11 @@ void ProxySession::do_control(ControlRequest::Op op) {
     deadline_ = Clock::time_point::max();
     auto self = shared_from_this();
     const bool queued = state_.control.post([self, op, body = std::move(req_.body())]() mutable {
-        auto [status, text] = self->state_.run_control(op, body);
+        // A pair, not a structured binding: clang before 16 cannot capture those.
+        auto answer = self->state_.run_control(op, body);
         auto& ioc = self->worker_.ioc();
-        asio::post(ioc, [self = std::move(self), status, text = std::move(text)]() mutable {
-            self->on_control(status, std::move(text));
+        asio::post(ioc, [self = std::move(self), answer = std::move(answer)]() mutable {
+            self->on_control(answer.first, std::move(answer.second));
         });
     });
     if (!queued) send_error(503, "the router is stopping");
