@@ -109,7 +109,10 @@ std::shared_ptr<Router> make_router(const std::string& host, std::int64_t port,
                                     double connect_timeout, double upstream_timeout,
                                     double header_timeout, double idle_timeout,
                                     std::int64_t max_header_bytes, std::int64_t max_body_bytes,
-                                    std::int64_t max_connections, std::int64_t max_idle_upstream) {
+                                    std::int64_t max_connections, std::int64_t max_idle_upstream,
+                                    const std::string& admin_token, const std::string& admin_listen,
+                                    bool admin_on_data_port, std::int64_t min_replicas,
+                                    std::int64_t max_replicas) {
     RouterConfig c;
     c.host = host;
     c.port = port_arg(port, true);
@@ -128,6 +131,11 @@ std::shared_ptr<Router> make_router(const std::string& host, std::int64_t port,
     c.max_body_bytes = size_arg(max_body_bytes, "max_body_bytes");
     c.max_connections = size_arg(max_connections, "max_connections");
     c.max_idle_upstream = size_arg(max_idle_upstream, "max_idle_upstream");
+    c.admin_token = admin_token;
+    c.admin_listen = admin_listen;
+    c.admin_on_data_port = admin_on_data_port;
+    c.min_replicas = size_arg(min_replicas, "min_replicas");
+    c.max_replicas = size_arg(max_replicas, "max_replicas");
     return std::shared_ptr<Router>(new Router(std::move(c)), RouterDeleter{});
 }
 
@@ -252,6 +260,14 @@ control handler (set_control_handler). Timeouts are in seconds.
              py::arg("header_timeout") = 5.0, py::arg("idle_timeout") = 60.0,
              py::arg("max_header_bytes") = 8192, py::arg("max_body_bytes") = 1048576,
              py::arg("max_connections") = 10000, py::arg("max_idle_upstream") = 64,
+             py::arg("admin_token") = "", py::arg("admin_listen") = "",
+             py::arg("admin_on_data_port") = true, py::arg("min_replicas") = 1,
+             py::arg("max_replicas") = 0,
+             "admin_token: /add and /rm need 'Authorization: Bearer <token>'; without one they "
+             "answer 403 on a non-loopback listener. admin_listen: 'HOST:PORT' of a second "
+             "listener serving the admin API. admin_on_data_port=False proxies /add and /rm on "
+             "the data port like any path. min_replicas / max_replicas bound what /rm and /add "
+             "leave (max 0: the ring's capacity, at most 64). "
              "Raises ValueError for a bad argument (unknown scheme, probing or key source, "
              "a host that is not an IP address, negative sizes, non-positive timeouts).")
         .def("start", &start_router,
@@ -262,6 +278,13 @@ control handler (set_control_handler). Timeouts are in seconds.
              "the threads. Idempotent.")
         .def_property_readonly("running", &Router::running)
         .def_property_readonly("port", &Router::port, "The bound port (after start()).")
+        .def_property_readonly("host", [](const Router& r) { return r.config().host; },
+                               "The address the data port is bound to.")
+        .def_property_readonly("admin_port", &Router::admin_port,
+                               "The admin listener's bound port (after start()); 0: none.")
+        .def_property_readonly("min_replicas", &Router::min_replicas)
+        .def_property_readonly("max_replicas", &Router::max_replicas,
+                               "The most replicas /add may leave registered (resolved).")
         .def_property_readonly("threads", [](const Router& r) { return r.config().threads; })
         .def_property_readonly("key", [](const Router& r) { return r.config().key; })
         .def(

@@ -1,6 +1,7 @@
 #include "ringlb/admin_api.hpp"
 
 #include <boost/json.hpp>
+#include <boost/json/basic_parser_impl.hpp>
 
 #include <algorithm>
 #include <set>
@@ -20,6 +21,71 @@ struct Body {
     std::vector<std::string> hostnames;
 };
 
+// Boost.JSON's DOM parser keeps the last of two equal keys, so {"n":1,"n":2}
+// would act as n = 2 while another reader takes n = 1. Its SAX parser
+// (basic_parser) sees every key: this handler only records, per open object,
+// the keys met so far and fails on a repeat. Everything else is left to the
+// DOM parse that follows.
+class DuplicateKeyFinder {
+public:
+    static constexpr std::size_t max_object_size = std::size_t(-1);
+    static constexpr std::size_t max_array_size = std::size_t(-1);
+    static constexpr std::size_t max_key_size = std::size_t(-1);
+    static constexpr std::size_t max_string_size = std::size_t(-1);
+
+    std::string duplicate;  // the first repeated key
+
+    bool on_document_begin(json::error_code&) { return true; }
+    bool on_document_end(json::error_code&) { return true; }
+    bool on_object_begin(json::error_code&) {
+        keys_.emplace_back();
+        return true;
+    }
+    bool on_object_end(std::size_t, json::error_code&) {
+        keys_.pop_back();
+        return true;
+    }
+    bool on_array_begin(json::error_code&) { return true; }
+    bool on_array_end(std::size_t, json::error_code&) { return true; }
+    bool on_key_part(json::string_view s, std::size_t, json::error_code&) {
+        key_.append(s.data(), s.size());
+        return true;
+    }
+    bool on_key(json::string_view s, std::size_t, json::error_code& ec) {
+        key_.append(s.data(), s.size());
+        if (!keys_.back().insert(key_).second) {
+            duplicate = key_;
+            ec = json::error::syntax;  // stops the parse; `duplicate` says why
+            return false;
+        }
+        key_.clear();
+        return true;
+    }
+    bool on_string_part(json::string_view, std::size_t, json::error_code&) { return true; }
+    bool on_string(json::string_view, std::size_t, json::error_code&) { return true; }
+    bool on_number_part(json::string_view, json::error_code&) { return true; }
+    bool on_int64(std::int64_t, json::string_view, json::error_code&) { return true; }
+    bool on_uint64(std::uint64_t, json::string_view, json::error_code&) { return true; }
+    bool on_double(double, json::string_view, json::error_code&) { return true; }
+    bool on_bool(bool, json::error_code&) { return true; }
+    bool on_null(json::error_code&) { return true; }
+    bool on_comment_part(json::string_view, json::error_code&) { return true; }
+    bool on_comment(json::string_view, json::error_code&) { return true; }
+
+private:
+    std::vector<std::set<std::string>> keys_;
+    std::string key_;
+};
+
+// The first key that appears twice in one object of `text`, or "" (also when
+// `text` is not JSON: the DOM parse reports that).
+std::string duplicate_key(std::string_view text) {
+    json::basic_parser<DuplicateKeyFinder> p(json::parse_options{});
+    json::error_code ec;
+    p.write_some(false, text.data(), text.size(), ec);
+    return p.handler().duplicate;
+}
+
 // Parses {"n": int, "hostnames": [str, ...]?} and checks everything that does
 // not depend on the current replicas. `more_message` is the SPEC's exact text
 // for a hostname list longer than n.
@@ -27,6 +93,9 @@ Body parse_body(std::string_view text, const char* more_message) {
     json::error_code ec;
     const json::value v = json::parse(json::string_view(text.data(), text.size()), ec);
     if (ec) reject("request body is not valid JSON: " + ec.message());
+    if (const std::string dup = duplicate_key(text); !dup.empty()) {
+        reject("request body names '" + dup.substr(0, 100) + "' more than once");
+    }
     const json::object* obj = v.if_object();
     if (!obj) reject("request body must be a JSON object like {\"n\": 1, \"hostnames\": [...]}");
     for (const auto& kv : *obj) {
@@ -112,8 +181,17 @@ std::size_t AdminApi::room_left(const ReplicaSet::Snapshot& snap, std::size_t li
     return room;
 }
 
-ControlRequest AdminApi::validate_add(std::string_view body, const ReplicaSet::Snapshot& snap) {
+ControlRequest AdminApi::validate_add(std::string_view body, const ReplicaSet::Snapshot& snap,
+                                      const ReplicaLimits& limits) {
     Body b = parse_body(body, "Length of hostname list is more than newly added instances");
+    const std::size_t registered = snap.registered.size();
+    const auto over_max = [&](std::size_t n) {
+        reject("cannot add " + std::to_string(n) + " replicas: at most " +
+               std::to_string(limits.max) + " may be registered (--max-replicas), " +
+               std::to_string(registered) + " are");
+    };
+    // Checked before the ring is asked for room, which costs a ring per replica.
+    if (static_cast<std::uint64_t>(b.n) > limits.max) over_max(static_cast<std::size_t>(b.n));
     std::set<std::string> taken;
     for (const auto& r : snap.registered) taken.insert(r->hostname);
     for (const auto& h : b.hostnames) {
@@ -125,6 +203,7 @@ ControlRequest AdminApi::validate_add(std::string_view body, const ReplicaSet::S
         reject("cannot add " + std::to_string(n) + " replicas: the ring has room for " +
                std::to_string(room) + " more");
     }
+    if (registered + n > limits.max) over_max(n);
     for (const auto& h : b.hostnames) taken.insert(h);
     ControlRequest req;
     req.op = ControlRequest::Op::add;
@@ -137,7 +216,7 @@ ControlRequest AdminApi::validate_add(std::string_view body, const ReplicaSet::S
 }
 
 ControlRequest AdminApi::validate_remove(std::string_view body, const ReplicaSet::Snapshot& snap,
-                                         std::mt19937_64& rng) {
+                                         std::mt19937_64& rng, const ReplicaLimits& limits) {
     Body b = parse_body(body, "Length of hostname list is more than removable instances");
     std::set<std::string> present;
     for (const auto& r : snap.registered) present.insert(r->hostname);
@@ -148,6 +227,11 @@ ControlRequest AdminApi::validate_remove(std::string_view body, const ReplicaSet
     }
     for (const auto& h : b.hostnames) {
         if (!present.count(h)) reject("hostname '" + h + "' is not a replica");
+    }
+    if (present.size() - n < limits.min) {
+        reject("cannot remove " + std::to_string(n) + " replicas: at least " +
+               std::to_string(limits.min) + " must stay registered (--min-replicas), " +
+               std::to_string(present.size()) + " are");
     }
     ControlRequest req;
     req.op = ControlRequest::Op::remove;
@@ -161,6 +245,35 @@ ControlRequest AdminApi::validate_remove(std::string_view body, const ReplicaSet
     std::shuffle(others.begin(), others.end(), rng);
     for (std::size_t i = 0; req.hostnames.size() < n; ++i) req.hostnames.push_back(others[i]);
     return req;
+}
+
+std::optional<AdminError> AdminApi::authorize(std::string_view token,
+                                              std::string_view authorization, bool loopback) {
+    if (token.empty()) {
+        if (loopback) return std::nullopt;
+        return AdminError(403,
+                          "/add and /rm are disabled on a non-loopback address without a token: "
+                          "start ringlb serve with --admin-token TOKEN (or RINGLB_ADMIN_TOKEN) "
+                          "and send 'Authorization: Bearer TOKEN', or serve the admin API on "
+                          "loopback with --admin-listen 127.0.0.1:PORT");
+    }
+    // RFC 6750 §2.1: "Bearer" (case-insensitive), one space, the token.
+    constexpr std::string_view scheme = "bearer ";
+    bool ok = authorization.size() == scheme.size() + token.size();
+    // Compared in constant time over the token's length, so that the time
+    // taken says nothing about how much of a guess was right.
+    unsigned char diff = ok ? 0 : 1;
+    for (std::size_t i = 0; i < scheme.size() + token.size(); ++i) {
+        const char want = i < scheme.size() ? scheme[i] : token[i - scheme.size()];
+        char got = i < authorization.size() ? authorization[i] : '\0';
+        if (i < scheme.size() && got >= 'A' && got <= 'Z') got = static_cast<char>(got - 'A' + 'a');
+        diff |= static_cast<unsigned char>(want ^ got);
+    }
+    ok = ok && diff == 0;
+    if (ok) return std::nullopt;
+    return AdminError(401, authorization.empty()
+                               ? "/add and /rm need 'Authorization: Bearer TOKEN' (--admin-token)"
+                               : "the admin token is wrong");
 }
 
 std::string AdminApi::rep_body(const ReplicaSet::Snapshot& snap) {

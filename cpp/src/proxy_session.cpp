@@ -18,6 +18,7 @@
 #include "ringlb/coarse_clock.hpp"
 #include "ringlb/io_worker.hpp"
 #include "ringlb/key_source.hpp"
+#include "ringlb/proxy_rules.hpp"
 #include "ringlb/router_state.hpp"
 #include "ringlb/wire_format.hpp"
 
@@ -55,77 +56,25 @@ bool is_protocol_error(const beast::error_code& ec) {
 // Bytes asked for per read of a replica's answer.
 constexpr std::size_t upstream_read_size = 16384;
 
-// What one pass over a message's fields tells the proxy: most messages carry
-// none of the fields it must rewrite, and then it does not look again.
-struct FieldScan {
-    bool hop_by_hop = false;  // a field that concerns only one hop, or Expect
-    bool content_length = false;
-};
+// Bytes a connection may keep between requests: buffers that grew past this
+// for one large request or answer are released once it is answered, so an
+// idle connection holds tens of KB whatever it sent before.
+constexpr std::size_t idle_keep_bytes = 16384;
 
-template <class Fields>
-FieldScan scan(const Fields& f) noexcept {
-    FieldScan s;
-    for (const auto& e : f) {
-        switch (e.name()) {
-            case http::field::connection:
-            case http::field::keep_alive:
-            case http::field::proxy_connection:
-            case http::field::te:
-            case http::field::trailer:
-            case http::field::upgrade:
-            case http::field::transfer_encoding:
-            case http::field::expect:
-                s.hop_by_hop = true;
-                break;
-            case http::field::content_length:
-                s.content_length = true;
-                break;
-            default:
-                break;
-        }
-    }
-    return s;
-}
-
-// RFC 9110 §7.6.1: hop-by-hop fields are the Connection field, the fields it
-// names, and the classic list; a proxy must not forward them. The parser has
-// already removed any chunked coding, so Transfer-Encoding goes too (the
-// caller sets Content-Length), and so does Expect (the body is here).
-template <class Fields>
-void strip_hop_by_hop(Fields& f) {
-    if (const auto it = f.find(http::field::connection); it != f.end()) {
-        const std::string listed(it->value());
-        for (const auto token : http::token_list(listed)) f.erase(token);
-        f.erase(http::field::connection);
-    }
-    for (const auto name : {http::field::keep_alive, http::field::proxy_connection,
-                            http::field::te, http::field::trailer, http::field::upgrade,
-                            http::field::transfer_encoding, http::field::expect}) {
-        f.erase(name);
-    }
-}
-
-bool idempotent(http::verb v) {
-    switch (v) {
-        case http::verb::get:
-        case http::verb::head:
-        case http::verb::options:
-        case http::verb::put:
-        case http::verb::delete_:
-        case http::verb::trace:
-            return true;
-        default:
-            return false;
-    }
+// Releases `s`'s storage when it holds more than an idle connection may keep.
+void trim(std::string& s) {
+    if (s.capacity() > idle_keep_bytes) std::string().swap(s);
+    else s.clear();
 }
 
 }  // namespace
 
-ProxySession::ProxySession(IoWorker& worker, Socket socket)
-    : worker_(worker), state_(worker.state()), socket_(std::move(socket)),
+ProxySession::ProxySession(IoWorker& worker, Socket socket, Listener listener)
+    : worker_(worker), state_(worker.state()), socket_(std::move(socket)), listener_(listener),
       timer_(worker.ioc().get_executor()),
-      buffer_(worker.state().config.max_header_bytes + worker.state().config.max_body_bytes +
-              first_read_size + 65536),
+      // Room for a header at its limit plus one read: a body never lies
+      // whole in this buffer, it is parsed into the message as it arrives.
+      buffer_(worker.state().config.max_header_bytes + first_read_size + 65536),
       req_(std::piecewise_construct, std::make_tuple(), std::make_tuple(Allocator(&arena_))),
       res_(std::piecewise_construct, std::make_tuple(), std::make_tuple(Allocator(&arena_))) {
     worker_.add_session(this);
@@ -216,8 +165,12 @@ void ProxySession::do_wait_request() {
     if (draining_) return close();
     if (buffer_.size() > 0) return do_read_header();  // a pipelined request is waiting
     // An idle keep-alive connection may stay silent for idle_timeout; once a
-    // request starts, its header must arrive within header_timeout.
-    expires_after(Phase::client, state_.config.idle_timeout);
+    // request starts, its header must arrive within header_timeout. A new
+    // connection has sent nothing yet: its first header is due header_timeout
+    // after the accept, or silent sockets would hold connection slots for the
+    // whole idle timeout.
+    expires_after(Phase::client,
+                  answered_ ? state_.config.idle_timeout : state_.config.header_timeout);
     socket_.async_read_some(buffer_.prepare(first_read_size),
                             beast::bind_front_handler(&ProxySession::on_first_bytes,
                                                       shared_from_this()));
@@ -234,9 +187,13 @@ void ProxySession::do_read_header() {
     // its fields; its body keeps its capacity (one allocation less).
     req_.body().clear();
     parser_.emplace(std::move(req_));
+    // Beast applies its header limit to what one put() sees, not to the whole
+    // header (a header fed in pieces passes several times the limit), so the
+    // limit is counted here in header_bytes_; Beast's is only a backstop above it.
     parser_->header_limit(static_cast<std::uint32_t>(
-        std::min<std::size_t>(state_.config.max_header_bytes, UINT32_MAX)));
+        std::min<std::size_t>(state_.config.max_header_bytes + 1, UINT32_MAX)));
     parser_->body_limit(state_.config.max_body_bytes);
+    header_bytes_ = 0;
     header_deadline_set_ = false;
     parse_header();
 }
@@ -248,10 +205,17 @@ void ProxySession::parse_header() {
         beast::error_code ec;
         const std::size_t n = parser_->put(buffer_.data(), ec);
         buffer_.consume(n);
+        header_bytes_ += n;
         if (ec == http::error::need_more) break;
         if (ec) return on_read_error(ec);
         if (parser_->is_header_done()) return on_read_header({}, 0);
         if (n == 0) break;
+    }
+    // What is left in the buffer is part of a header that is not complete:
+    // with it, the header is already longer than the limit.
+    if (ProxyRules::check_header_size(header_bytes_ + buffer_.size(),
+                                      state_.config.max_header_bytes)) {
+        return on_read_error(http::error::header_limit);
     }
     // Beast takes in a complete request line, then leaves the fields in the
     // buffer until their blank line is there; and it asks for more when a
@@ -284,11 +248,13 @@ void ProxySession::on_header_bytes(beast::error_code ec, std::size_t n) {
 void ProxySession::on_read_header(beast::error_code ec, std::size_t) {
     if (ec) return on_read_error(ec);
     busy_ = true;
-    // RFC 9112 §6.3: a request whose last transfer coding is not chunked has
-    // no knowable length: 400, then close (else it would wait for an EOF).
-    if (!parser_->chunked() && parser_->get().count(http::field::transfer_encoding) > 0) {
-        return send_error(400, "malformed HTTP request: Transfer-Encoding must end in chunked",
-                          true);
+    // Framing is decided here, once, on the header as the client sent it:
+    // nothing that could be read two ways goes further (proxy_rules.hpp).
+    auto rejected = ProxyRules::check_header_size(header_bytes_, state_.config.max_header_bytes);
+    if (!rejected) rejected = ProxyRules::check_request(parser_->get().base(), parser_->chunked());
+    if (rejected) {
+        if (rejected->status == 400) rejected->message.insert(0, "malformed HTTP request: ");
+        return send_error(rejected->status, rejected->message, true);
     }
     if (parser_->is_done()) return on_request();
     const auto expect = parser_->get()[http::field::expect];
@@ -340,9 +306,23 @@ void ProxySession::on_read_error(beast::error_code ec) {
 }
 
 void ProxySession::on_request() {
+    // The parser weighs every Connection field; the message's keep_alive()
+    // reads only the first ("Connection: x, Connection: close" would stay open).
+    client_keep_alive_ = parser_->keep_alive();
     req_ = parser_->release();
     parser_.reset();
     const std::string_view path = KeySource::path_of(req_.target());
+    if (state_.serves_admin(listener_, path)) return on_admin(path);
+    if (listener_ == Listener::admin) {
+        std::string message = "'";
+        message.append(path.substr(0, 200));
+        message.append("' is not an admin endpoint (GET /rep, POST /add, DELETE /rm)");
+        return send_error(404, message);
+    }
+    do_route();
+}
+
+void ProxySession::on_admin(std::string_view path) {
     const http::verb method = req_.method();
     if (path == "/rep") {
         if (method == http::verb::get || method == http::verb::head) {
@@ -350,7 +330,7 @@ void ProxySession::on_request() {
             res_.set(http::field::content_type, "application/json");
             res_.body() = AdminApi::rep_body(*state_.replicas.snapshot());
             res_.prepare_payload();
-            res_.keep_alive(req_.keep_alive() && !draining_);
+            res_.keep_alive(client_keep_alive_ && !draining_);
             if (method == http::verb::head) res_.body().clear();
             return do_write();
         }
@@ -358,21 +338,21 @@ void ProxySession::on_request() {
         res_.set(http::field::allow, "GET, HEAD");
         return do_write();
     }
-    if (path == "/add") {
-        if (method == http::verb::post) return do_control(ControlRequest::Op::add);
-        prepare_error(405, "method not allowed: use POST /add");
-        res_.set(http::field::allow, "POST");
+    const bool add = path == "/add";
+    const bool allowed = add ? method == http::verb::post
+                             : method == http::verb::delete_ || method == http::verb::post;
+    if (!allowed) {
+        prepare_error(405, add ? "method not allowed: use POST /add"
+                               : "method not allowed: use DELETE /rm (or POST /rm)");
+        res_.set(http::field::allow, add ? "POST" : "DELETE, POST");
         return do_write();
     }
-    if (path == "/rm") {
-        if (method == http::verb::delete_ || method == http::verb::post) {
-            return do_control(ControlRequest::Op::remove);
-        }
-        prepare_error(405, "method not allowed: use DELETE /rm (or POST /rm)");
-        res_.set(http::field::allow, "DELETE, POST");
+    if (const auto refused = state_.authorize(listener_, req_[http::field::authorization])) {
+        prepare_error(static_cast<unsigned>(refused->status), refused->what());
+        if (refused->status == 401) res_.set(http::field::www_authenticate, "Bearer realm=\"ringlb\"");
         return do_write();
     }
-    do_route();
+    do_control(add ? ControlRequest::Op::add : ControlRequest::Op::remove);
 }
 
 // ------------------------------------------------------------ admin endpoints
@@ -400,7 +380,7 @@ void ProxySession::on_control(unsigned status, std::string body) {
     res_.set(http::field::content_type, "application/json");
     res_.body() = std::move(body);
     res_.prepare_payload();
-    res_.keep_alive(req_.keep_alive() && !draining_);
+    res_.keep_alive(client_keep_alive_ && !draining_);
     if (status >= 500) WorkerStats::bump(worker_.stats().errors);
     do_write();
 }
@@ -408,10 +388,9 @@ void ProxySession::on_control(unsigned status, std::string body) {
 // ------------------------------------------------------------------ proxying
 
 void ProxySession::do_route() {
-    client_keep_alive_ = req_.keep_alive();
     client_version_ = req_.version();
     head_ = req_.method() == http::verb::head;
-    idempotent_ = idempotent(req_.method());
+    idempotent_ = ProxyRules::idempotent(req_.method());
     routes_ = worker_.routes();
     request_id_ = state_.key.request_id<ArenaFields>(req_, req_.target(), client_ip_,
                                                      worker_.rng(), scratch_);
@@ -425,13 +404,16 @@ void ProxySession::do_route() {
     }
     // The request goes upstream as HTTP/1.1 on a kept-alive connection, minus
     // what concerns only the client's hop.
-    if (scan(req_).hop_by_hop) {
+    // check_request() has made sure no field that frames the request is
+    // among those removed: the body that goes is exactly the body framed.
+    if (ProxyRules::scan<ArenaFields>(req_).hop_by_hop) {
         const bool chunked = req_.chunked();
-        strip_hop_by_hop(req_);
+        ProxyRules::strip_hop_by_hop<ArenaFields>(req_);
         if (chunked) req_.content_length(req_.body().size());
     }
     req_.version(11);
-    WireFormat::write(req_, up_out_);
+    // The header is laid out; the body is sent from where the parser put it.
+    WireFormat::write(req_, up_out_, true);
     attempt_ = 0;
     do_try();
 }
@@ -469,7 +451,9 @@ void ProxySession::on_connect(beast::error_code ec) {
 void ProxySession::do_upstream_write() {
     // One deadline for the whole exchange: the write and the read after it.
     expires_after(Phase::upstream, state_.config.upstream_timeout);
-    asio::async_write(conn_->socket, asio::buffer(up_out_),
+    const std::array<asio::const_buffer, 2> message{asio::buffer(up_out_),
+                                                    asio::buffer(req_.body())};
+    asio::async_write(conn_->socket, message,
                       beast::bind_front_handler(&ProxySession::on_upstream_write,
                                                 shared_from_this()));
 }
@@ -617,8 +601,8 @@ void ProxySession::on_upstream_response() {
         res_.prepare_payload();
         header_only = false;
     } else {
-        const FieldScan fields = scan(res_);
-        if (fields.hop_by_hop) strip_hop_by_hop(res_);
+        const FieldScan fields = ProxyRules::scan<ArenaFields>(res_);
+        if (fields.hop_by_hop) ProxyRules::strip_hop_by_hop<ArenaFields>(res_);
         const unsigned status = res_.result_int();
         const bool bodiless = head_ || status < 200 || status == 204 || status == 304;
         // A body that came chunked, or up to the end of the connection, is
@@ -667,7 +651,7 @@ void ProxySession::prepare_error(unsigned status, std::string_view message, bool
     res_.body() = AdminApi::error_body(message);
     res_.prepare_payload();
     close_after_ = close;
-    res_.keep_alive(!close && req_.keep_alive() && !draining_);
+    res_.keep_alive(!close && client_keep_alive_ && !draining_);
     if (status >= 500) WorkerStats::bump(worker_.stats().errors);
 }
 
@@ -683,10 +667,25 @@ void ProxySession::do_write() {
 
 void ProxySession::on_write(beast::error_code ec, std::size_t) {
     busy_ = false;
+    answered_ = true;
     if (ec) return fail(ec, "write");
     if (close_after_) return do_linger();
     if (!res_.keep_alive() || draining_) return close();
+    release_buffers();
     do_wait_request();
+}
+
+void ProxySession::release_buffers() {
+    // The request and its answer are done with; only a pipelined request may
+    // still be in buffer_. What one large message made grow goes back.
+    trim(req_.body());
+    trim(res_.body());
+    trim(out_);
+    trim(up_out_);
+    trim(scratch_);
+    if (buffer_.capacity() > idle_keep_bytes && buffer_.size() <= idle_keep_bytes) {
+        buffer_.shrink_to_fit();
+    }
 }
 
 void ProxySession::do_linger() {

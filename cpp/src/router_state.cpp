@@ -1,5 +1,6 @@
 #include "ringlb/router_state.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 #include <thread>
@@ -25,6 +26,9 @@ const RouterConfig& checked(const RouterConfig& c) {
     positive(c.idle_timeout, "idle_timeout");
     if (c.max_header_bytes < 64) throw std::invalid_argument("max_header_bytes must be >= 64");
     if (c.max_connections < 1) throw std::invalid_argument("max_connections must be >= 1");
+    if (c.max_replicas != 0 && c.min_replicas > c.max_replicas) {
+        throw std::invalid_argument("min_replicas must not exceed max_replicas");
+    }
     return c;
 }
 
@@ -33,6 +37,43 @@ boost::asio::ip::address parse_host(const std::string& host) {
     auto a = boost::asio::ip::make_address(host, ec);
     if (ec) throw std::invalid_argument("host must be an IP address, got '" + host + "'");
     return a;
+}
+
+// "HOST:PORT" or "[V6]:PORT" -> (address, port); "" -> no admin listener.
+std::pair<boost::asio::ip::address, std::uint16_t> parse_listen(const std::string& text) {
+    if (text.empty()) return {};
+    const auto fail = [&]() -> std::pair<boost::asio::ip::address, std::uint16_t> {
+        throw std::invalid_argument("admin_listen must be HOST:PORT with HOST an IP address "
+                                    "([::1]:PORT for IPv6), got '" + text + "'");
+    };
+    const auto colon = text.rfind(':');
+    if (colon == std::string::npos || colon == 0 || colon + 1 == text.size()) return fail();
+    std::string host = text.substr(0, colon);
+    if (host.front() == '[') {
+        if (host.size() < 3 || host.back() != ']') return fail();
+        host = host.substr(1, host.size() - 2);
+    } else if (host.find(':') != std::string::npos) {
+        return fail();  // an IPv6 address needs its brackets
+    }
+    const std::string port = text.substr(colon + 1);
+    if (port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos) return fail();
+    const unsigned long p = std::stoul(port);
+    if (p > 65535) return fail();
+    boost::system::error_code ec;
+    const auto address = boost::asio::ip::make_address(host, ec);
+    if (ec) return fail();
+    return {address, static_cast<std::uint16_t>(p)};
+}
+
+ReplicaLimits resolve_limits(const RouterConfig& c) {
+    // The default bound: what fits on the ring, and never more than 64, so one
+    // /add cannot start hundreds of replicas (Maglev's ring holds thousands).
+    constexpr std::size_t default_cap = 64;
+    const std::size_t capacity = make_ring(c.ring)->max_members();
+    ReplicaLimits l;
+    l.min = c.min_replicas;
+    l.max = c.max_replicas != 0 ? c.max_replicas : std::min(capacity, default_cap);
+    return l;
 }
 
 unsigned resolve_threads(unsigned t) {
@@ -45,7 +86,24 @@ unsigned resolve_threads(unsigned t) {
 
 RouterState::RouterState(RouterConfig c)
     : config(checked(c)), key(c.key), address(parse_host(c.host)),
-      threads(resolve_threads(c.threads)), replicas(c.ring) {}
+      threads(resolve_threads(c.threads)),
+      has_admin_listener(!c.admin_listen.empty()),
+      admin_address(parse_listen(c.admin_listen).first),
+      admin_port(parse_listen(c.admin_listen).second),
+      replicas(c.ring), limits(resolve_limits(c)) {}
+
+bool RouterState::serves_admin(Listener listener, std::string_view path) const noexcept {
+    if (path == "/rep") return true;
+    if (path != "/add" && path != "/rm") return false;
+    return listener == Listener::admin || config.admin_on_data_port;
+}
+
+std::optional<AdminError> RouterState::authorize(Listener listener,
+                                                 std::string_view authorization) const {
+    const bool loopback = listener == Listener::admin ? admin_address.is_loopback()
+                                                      : address.is_loopback();
+    return AdminApi::authorize(config.admin_token, authorization, loopback);
+}
 
 void RouterState::set_failure_listener(FailureListener listener) {
     std::lock_guard lock(hooks_mutex_);
@@ -85,8 +143,8 @@ std::pair<unsigned, std::string> RouterState::run_control(ControlRequest::Op op,
     try {
         const auto snap = replicas.snapshot();
         const ControlRequest req = op == ControlRequest::Op::add
-                                       ? AdminApi::validate_add(body, *snap)
-                                       : AdminApi::validate_remove(body, *snap, control_rng_);
+                                       ? AdminApi::validate_add(body, *snap, limits)
+                                       : AdminApi::validate_remove(body, *snap, control_rng_, limits);
         handler(req);
         return {200, AdminApi::rep_body(*replicas.snapshot())};
     } catch (const AdminError& e) {

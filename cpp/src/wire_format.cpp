@@ -52,8 +52,8 @@ void write_with_beast(const http::message<isRequest, http::string_body, Fields>&
 }  // namespace
 
 template <class Fields>
-void WireFormat::write(const Request<Fields>& req, std::string& out) {
-    if (req.chunked()) return write_with_beast(req, out, false);
+void WireFormat::write(const Request<Fields>& req, std::string& out, bool header_only) {
+    if (req.chunked()) return write_with_beast(req, out, header_only);
     out.clear();
     const auto method = req.method_string();
     const auto target = req.target();
@@ -64,7 +64,7 @@ void WireFormat::write(const Request<Fields>& req, std::string& out) {
     append_version(out, req.version());
     out += "\r\n";
     append_fields(out, req);
-    out += req.body();
+    if (!header_only) out += req.body();
 }
 
 template <class Fields>

@@ -147,9 +147,9 @@ class Router:
         ...
     def __exit__(self, *args) -> None:
         ...
-    def __init__(self, host: str = '127.0.0.1', port: typing.SupportsInt | typing.SupportsIndex = 5000, threads: typing.SupportsInt | typing.SupportsIndex = 0, slots: typing.SupportsInt | typing.SupportsIndex | None = None, virtual_nodes: typing.SupportsInt | typing.SupportsIndex | None = None, scheme: str = 'assignment', probing: str = 'linear', key: str = 'random', retries: typing.SupportsInt | typing.SupportsIndex = 2, bounded_load: typing.SupportsFloat | typing.SupportsIndex = 0.0, connect_timeout: typing.SupportsFloat | typing.SupportsIndex = 0.3, upstream_timeout: typing.SupportsFloat | typing.SupportsIndex = 5.0, header_timeout: typing.SupportsFloat | typing.SupportsIndex = 5.0, idle_timeout: typing.SupportsFloat | typing.SupportsIndex = 60.0, max_header_bytes: typing.SupportsInt | typing.SupportsIndex = 8192, max_body_bytes: typing.SupportsInt | typing.SupportsIndex = 1048576, max_connections: typing.SupportsInt | typing.SupportsIndex = 10000, max_idle_upstream: typing.SupportsInt | typing.SupportsIndex = 64) -> None:
+    def __init__(self, host: str = '127.0.0.1', port: typing.SupportsInt | typing.SupportsIndex = 5000, threads: typing.SupportsInt | typing.SupportsIndex = 0, slots: typing.SupportsInt | typing.SupportsIndex | None = None, virtual_nodes: typing.SupportsInt | typing.SupportsIndex | None = None, scheme: str = 'assignment', probing: str = 'linear', key: str = 'random', retries: typing.SupportsInt | typing.SupportsIndex = 2, bounded_load: typing.SupportsFloat | typing.SupportsIndex = 0.0, connect_timeout: typing.SupportsFloat | typing.SupportsIndex = 0.3, upstream_timeout: typing.SupportsFloat | typing.SupportsIndex = 5.0, header_timeout: typing.SupportsFloat | typing.SupportsIndex = 5.0, idle_timeout: typing.SupportsFloat | typing.SupportsIndex = 60.0, max_header_bytes: typing.SupportsInt | typing.SupportsIndex = 8192, max_body_bytes: typing.SupportsInt | typing.SupportsIndex = 1048576, max_connections: typing.SupportsInt | typing.SupportsIndex = 10000, max_idle_upstream: typing.SupportsInt | typing.SupportsIndex = 64, admin_token: str = '', admin_listen: str = '', admin_on_data_port: bool = True, min_replicas: typing.SupportsInt | typing.SupportsIndex = 1, max_replicas: typing.SupportsInt | typing.SupportsIndex = 0) -> None:
         """
-        Raises ValueError for a bad argument (unknown scheme, probing or key source, a host that is not an IP address, negative sizes, non-positive timeouts).
+        admin_token: /add and /rm need 'Authorization: Bearer <token>'; without one they answer 403 on a non-loopback listener. admin_listen: 'HOST:PORT' of a second listener serving the admin API. admin_on_data_port=False proxies /add and /rm on the data port like any path. min_replicas / max_replicas bound what /rm and /add leave (max 0: the ring's capacity, at most 64). Raises ValueError for a bad argument (unknown scheme, probing or key source, a host that is not an IP address, negative sizes, non-positive timeouts).
         """
     def __repr__(self) -> str:
         ...
@@ -210,7 +210,25 @@ class Router:
         Stop accepting, let requests in flight finish, close every connection and join the threads. Idempotent.
         """
     @property
+    def admin_port(self) -> int:
+        """
+        The admin listener's bound port (after start()); 0: none.
+        """
+    @property
+    def host(self) -> str:
+        """
+        The address the data port is bound to.
+        """
+    @property
     def key(self) -> str:
+        ...
+    @property
+    def max_replicas(self) -> int:
+        """
+        The most replicas /add may leave registered (resolved).
+        """
+    @property
+    def min_replicas(self) -> int:
         ...
     @property
     def port(self) -> int:

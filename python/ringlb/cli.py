@@ -62,6 +62,28 @@ def _bounded_load(text: str) -> float:
     return value
 
 
+def _yes_no(text: str) -> bool:
+    value = text.strip().lower()
+    if value in ("yes", "true", "on", "1"):
+        return True
+    if value in ("no", "false", "off", "0"):
+        return False
+    raise argparse.ArgumentTypeError(f"must be yes or no, got {text!r}")
+
+
+def _raise_fd_limit() -> None:
+    """Let the router hold --max-connections sockets: raise the soft limit on open files
+    to the hard one (the usual soft default, 1024, is a tenth of the default cap)."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError):
+            pass
+
+
 def _schemes() -> list[str]:
     import ringlb
 
@@ -98,6 +120,42 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
                      help="seconds to connect to a replica before trying the next one")
     net.add_argument("--upstream-timeout", type=_positive_float, default=d.upstream_timeout,
                      help="seconds a replica has to answer a forwarded request")
+
+    lim = p.add_argument_group("client limits")
+    lim.add_argument("--header-timeout", type=_positive_float, default=d.header_timeout,
+                     help="seconds a client has to send a request header; a new connection "
+                          "that sends nothing is closed this long after it was accepted")
+    lim.add_argument("--idle-timeout", type=_positive_float, default=d.idle_timeout,
+                     help="seconds a keep-alive connection may wait between requests")
+    lim.add_argument("--max-connections", type=_int_at_least(1), default=d.max_connections,
+                     help="client connections open at once; past it new ones get 503")
+    lim.add_argument("--max-header-bytes", type=_int_at_least(64), default=d.max_header_bytes,
+                     help="bytes of request line and header fields, CRLFs included; beyond: 431")
+    lim.add_argument("--max-body-bytes", type=_int_at_least(0), default=d.max_body_bytes,
+                     help="bytes of request body; beyond: 413")
+    lim.add_argument("--max-idle-upstream", type=_int_at_least(0), default=d.max_idle_upstream,
+                     help="idle keep-alive connections kept open to each replica")
+
+    adm = p.add_argument_group(
+        "admin API", "GET /rep is open. POST /add and DELETE /rm change the membership: "
+                     "without a token they are served on loopback addresses only (403 "
+                     "elsewhere).")
+    adm.add_argument("--admin-token", default=None, metavar="TOKEN",
+                     help="/add and /rm need 'Authorization: Bearer TOKEN' (else 401); default: "
+                          "the environment variable RINGLB_ADMIN_TOKEN, which, unlike a flag, "
+                          "other users cannot read with ps")
+    adm.add_argument("--admin-listen", default=d.admin_listen, metavar="HOST:PORT",
+                     help="a second listener that serves the admin API, e.g. 127.0.0.1:5001 "
+                          "([::1]:5001 for IPv6); empty: none")
+    adm.add_argument("--admin-on-data-port", type=_yes_no, default=d.admin_on_data_port,
+                     metavar="yes|no",
+                     help="serve /add and /rm on the data port too; no: they are proxied to the "
+                          "replicas like any other path")
+    adm.add_argument("--min-replicas", type=_int_at_least(0), default=d.min_replicas,
+                     help="/rm may not leave fewer replicas registered")
+    adm.add_argument("--max-replicas", type=_int_at_least(0), default=d.max_replicas,
+                     help="/add may not make more replicas (one /add adds at most that many); "
+                          "0: the ring's capacity, at most 64")
 
     ring = p.add_argument_group("hash ring")
     ring.add_argument("--hash", dest="scheme", default=d.scheme,
@@ -157,10 +215,20 @@ def _serve(args: argparse.Namespace) -> int:
         connect_timeout=args.connect_timeout, upstream_timeout=args.upstream_timeout,
         keep_replicas=args.keep_replicas, replica_threads=args.replica_threads,
         docker_memory=args.docker_memory, docker_cpus=args.docker_cpus,
-        start_timeout=args.start_timeout, hostname_prefix=args.hostname_prefix)
+        start_timeout=args.start_timeout, hostname_prefix=args.hostname_prefix,
+        header_timeout=args.header_timeout, idle_timeout=args.idle_timeout,
+        max_connections=args.max_connections, max_header_bytes=args.max_header_bytes,
+        max_body_bytes=args.max_body_bytes, max_idle_upstream=args.max_idle_upstream,
+        admin_token=(args.admin_token if args.admin_token is not None
+                     else os.environ.get("RINGLB_ADMIN_TOKEN", "")),
+        admin_listen=args.admin_listen, admin_on_data_port=args.admin_on_data_port,
+        min_replicas=args.min_replicas, max_replicas=args.max_replicas)
+    _raise_fd_limit()
+
     def ready(lb: Launcher) -> None:
-        print(f"ringlb serving on {lb.url} with {lb.target} replicas ({lb.backend_name} "
-              f"backend, cluster {lb.cluster})", flush=True)
+        admin = f", admin API on {lb.admin_url}" if lb.admin_url else ""
+        print(f"ringlb serving on {lb.listen_url} with {lb.target} replicas ({lb.backend_name} "
+              f"backend, cluster {lb.cluster}{admin})", flush=True)
 
     try:
         Launcher(cfg).serve_forever(ready)

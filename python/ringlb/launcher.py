@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import ipaddress
 import logging
 import math
 import queue
@@ -74,6 +75,29 @@ class LauncherConfig:
     bounded_load: float = 0.0
     connect_timeout: float = 0.3
     upstream_timeout: float = 5.0
+    #: Seconds a client has to send a whole request header, counted from the
+    #: accept for a new connection (silent sockets are closed then).
+    header_timeout: float = 5.0
+    #: Seconds a keep-alive connection may stay idle between requests.
+    idle_timeout: float = 60.0
+    #: Client connections open at once; past it, new ones get 503.
+    max_connections: int = 10000
+    #: Request line plus header fields, every byte counted; beyond: 431.
+    max_header_bytes: int = 8192
+    #: Request body; beyond: 413.
+    max_body_bytes: int = 1048576
+    #: Idle keep-alive connections kept per replica.
+    max_idle_upstream: int = 64
+    #: Non-empty: /add and /rm need "Authorization: Bearer <token>".
+    admin_token: str = ""
+    #: "HOST:PORT": a second listener that serves the admin API. "": none.
+    admin_listen: str = ""
+    #: False: /add and /rm on the data port are proxied like any other path.
+    admin_on_data_port: bool = True
+    #: /rm may not leave fewer replicas; /add may not make more (0: the
+    #: ring's capacity, at most 64).
+    min_replicas: int = 1
+    max_replicas: int = 0
     #: Leave the replicas running at stop() so that a later launcher adopts them.
     keep_replicas: bool = False
     #: I/O threads of each replica process.
@@ -105,7 +129,8 @@ class LauncherConfig:
              "backend must be auto, process or docker")
         need(self.threads >= 0, "threads must be >= 0")
         for name in ("heartbeat_interval", "heartbeat_timeout", "connect_timeout",
-                     "upstream_timeout", "start_timeout", "docker_cpus"):
+                     "upstream_timeout", "header_timeout", "idle_timeout", "start_timeout",
+                     "docker_cpus"):
             value = getattr(self, name)
             need(isinstance(value, (int, float)) and math.isfinite(value) and value > 0,
                  f"{name} must be a positive number of seconds")
@@ -115,9 +140,30 @@ class LauncherConfig:
         need(self.bounded_load == 0 or self.bounded_load >= 1.0,
              "bounded_load must be 0 (off) or >= 1.0")
         need(self.replica_threads >= 1, "replica_threads must be >= 1")
+        need(self.max_connections >= 1, "max_connections must be >= 1")
+        need(self.max_header_bytes >= 64, "max_header_bytes must be >= 64")
+        need(self.max_body_bytes >= 0, "max_body_bytes must be >= 0")
+        need(self.max_idle_upstream >= 0, "max_idle_upstream must be >= 0")
+        need(self.min_replicas >= 0, "min_replicas must be >= 0")
+        need(self.max_replicas >= 0, "max_replicas must be >= 0 (0: the ring's capacity, at most 64)")
+        if self.max_replicas:
+            need(self.min_replicas <= self.max_replicas, "min_replicas must not exceed max_replicas")
+            need(self.replicas <= self.max_replicas,
+                 f"replicas must be at most max_replicas ({self.max_replicas})")
         if self.cluster is not None:
             validate_cluster(self.cluster)
         validate_hostname(f"{self.hostname_prefix}1")
+
+
+def _http_url(host: str, port: int) -> str:
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _error(message: str, status: int = 500) -> Exception:
@@ -171,6 +217,19 @@ class Launcher:
         if ":" in host:
             host = f"[{host}]"
         return f"http://{host}:{self.port}"
+
+    @property
+    def listen_url(self) -> str:
+        """The address the router is really bound to, e.g. http://0.0.0.0:5000."""
+        return _http_url(self.config.host, self.port)
+
+    @property
+    def admin_url(self) -> str | None:
+        """Where the admin listener is bound (after start()), or None without one."""
+        if self.router is None or not self.router.admin_port:
+            return None
+        host = self.config.admin_listen.rsplit(":", 1)[0].strip("[]")
+        return _http_url(host, int(self.router.admin_port))
 
     @property
     def backend_name(self) -> str:
@@ -227,7 +286,13 @@ class Launcher:
                 host=cfg.host, port=cfg.port, threads=cfg.threads, slots=cfg.slots,
                 virtual_nodes=cfg.virtual_nodes, scheme=cfg.scheme, probing=cfg.probing,
                 key=cfg.key, retries=cfg.retries, bounded_load=cfg.bounded_load,
-                connect_timeout=cfg.connect_timeout, upstream_timeout=cfg.upstream_timeout)
+                connect_timeout=cfg.connect_timeout, upstream_timeout=cfg.upstream_timeout,
+                header_timeout=cfg.header_timeout, idle_timeout=cfg.idle_timeout,
+                max_connections=cfg.max_connections, max_header_bytes=cfg.max_header_bytes,
+                max_body_bytes=cfg.max_body_bytes, max_idle_upstream=cfg.max_idle_upstream,
+                admin_token=cfg.admin_token, admin_listen=cfg.admin_listen,
+                admin_on_data_port=cfg.admin_on_data_port, min_replicas=cfg.min_replicas,
+                max_replicas=cfg.max_replicas)
             adopted = self.backend.adopt()
             for r in adopted:
                 self._event("adopted", r.id, r.hostname, f"{r.host}:{r.port}")
@@ -251,8 +316,13 @@ class Launcher:
         except BaseException:
             self.stop()
             raise
-        log.info("router listening on %s with %d replicas (%s backend)", self.url, self._target,
-                 self.backend.name)
+        log.info("router listening on %s with %d replicas (%s backend)", self.listen_url,
+                 self._target, self.backend.name)
+        if self.router.admin_port:
+            log.info("admin API on %s", self.admin_url)
+        if not cfg.admin_token and not _loopback(cfg.host) and cfg.admin_on_data_port:
+            log.warning("/add and /rm answer 403 on %s: it is not a loopback address and no "
+                        "--admin-token is set", self.listen_url)
         return self
 
     def stop(self) -> None:

@@ -172,3 +172,65 @@ TEST(AdminApi, Bodies) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(AdminApi, DuplicateKeysAreRefused) {
+    auto set = make_three();
+    // Boost.JSON's DOM would keep the last value and act as n = 2.
+    EXPECT_EQ(add_error(R"({"n": 1, "n": 2})", *set), "request body names 'n' more than once");
+    EXPECT_EQ(add_error(R"({"n": 1, "hostnames": ["A"], "hostnames": ["B"]})", *set),
+              "request body names 'hostnames' more than once");
+    EXPECT_EQ(rm_error(R"({"n": 1, "n": 1})", *set), "request body names 'n' more than once");
+    // Equal keys in different objects are fine; the unknown-field rule still applies.
+    EXPECT_EQ(add_error(R"({"n": 1, "x": {"n": 1}})", *set),
+              "unknown field 'x' (expected 'n' and 'hostnames')");
+}
+
+TEST(AdminApi, ReplicaLimitsBoundAddAndRemove) {
+    auto set = make_three();
+    const ringlb::ReplicaLimits limits{2, 5};
+    const auto snap = set->snapshot();
+    EXPECT_EQ(AdminApi::validate_add(R"({"n": 2})", *snap, limits).hostnames.size(), 2u);
+    try {
+        AdminApi::validate_add(R"({"n": 3})", *snap, limits);
+        FAIL() << "accepted";
+    } catch (const AdminError& e) {
+        EXPECT_EQ(e.status, 400);
+        EXPECT_STREQ(e.what(), "cannot add 3 replicas: at most 5 may be registered "
+                               "(--max-replicas), 3 are");
+    }
+    // One /add asking for more than the bound is refused before the ring is asked.
+    EXPECT_THROW(AdminApi::validate_add(R"({"n": 900})", *snap, limits), AdminError);
+    std::mt19937_64 rng(1);
+    EXPECT_EQ(AdminApi::validate_remove(R"({"n": 1})", *snap, rng, limits).hostnames.size(), 1u);
+    try {
+        AdminApi::validate_remove(R"({"n": 2})", *snap, rng, limits);
+        FAIL() << "accepted";
+    } catch (const AdminError& e) {
+        EXPECT_STREQ(e.what(), "cannot remove 2 replicas: at least 2 must stay registered "
+                               "(--min-replicas), 3 are");
+    }
+}
+
+TEST(AdminApi, AuthorizeWithAToken) {
+    EXPECT_FALSE(AdminApi::authorize("s3cret", "Bearer s3cret", false));
+    EXPECT_FALSE(AdminApi::authorize("s3cret", "bearer s3cret", true));
+    for (const char* wrong : {"", "Bearer s3cre", "Bearer s3cret2", "Bearer S3cret", "Basic s3cret",
+                              "Bearer  s3cret", "s3cret"}) {
+        const auto refused = AdminApi::authorize("s3cret", wrong, true);
+        ASSERT_TRUE(refused) << wrong;
+        EXPECT_EQ(refused->status, 401) << wrong;
+    }
+}
+
+TEST(AdminApi, AuthorizeWithoutATokenOnlyOnLoopback) {
+    EXPECT_FALSE(AdminApi::authorize("", "", true));
+    EXPECT_FALSE(AdminApi::authorize("", "Bearer anything", true));
+    const auto refused = AdminApi::authorize("", "", false);
+    ASSERT_TRUE(refused);
+    EXPECT_EQ(refused->status, 403);
+    EXPECT_NE(std::string(refused->what()).find("--admin-token"), std::string::npos);
+}
+
+}  // namespace

@@ -14,8 +14,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
-import proxy  # noqa: E402
-from cpu_quota import CpuQuota, core_busy, cpu_list  # noqa: E402
+import proxy
+from cpu_quota import CpuQuota, core_busy, cpu_list
 
 # What `wrk --latency` printed for one run against a proxy, errors included.
 WRK_OUT = """Running 5s test @ http://127.0.0.1:41231/home
@@ -82,10 +82,10 @@ def test_a_cpu_quota_caps_a_busy_process_and_is_removed() -> None:
     try:
         spin = subprocess.Popen(
             [sys.executable, "-c",
-             "import os, time\n"
+             ("import os, time\n"
              "end = time.monotonic() + 1.0\n"
              "while time.monotonic() < end: pass\n"
-             "t = os.times(); print(t.user + t.system)"],
+             "t = os.times(); print(t.user + t.system)")],
             stdout=subprocess.PIPE, text=True, preexec_fn=quota.join)
         out, _ = spin.communicate(timeout=30)
         # One second of wall time at 30 % of a CPU: about 0.3 s of CPU

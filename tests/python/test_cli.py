@@ -37,7 +37,36 @@ SERVE_FLAGS = ["--host", "--port", "--threads", "--key", "--retries", "--bounded
                "--probing", "--replicas", "--backend", "--cluster", "--keep-replicas",
                "--hostname-prefix", "--replica-threads", "--start-timeout", "--docker-memory",
                "--docker-cpus", "--heartbeat-interval", "--heartbeat-timeout", "--fall", "--rise",
-               "--log-level"]
+               "--log-level", "--header-timeout", "--idle-timeout", "--max-connections",
+               "--max-header-bytes", "--max-body-bytes", "--max-idle-upstream", "--admin-token",
+               "--admin-listen", "--admin-on-data-port", "--min-replicas", "--max-replicas"]
+
+# Every router limit, with the default `--help` must show for it.
+LIMIT_DEFAULTS = {"--header-timeout": "5.0", "--idle-timeout": "60.0",
+                  "--connect-timeout": "0.3", "--upstream-timeout": "5.0",
+                  "--max-connections": "10000", "--max-header-bytes": "8192",
+                  "--max-body-bytes": "1048576", "--max-idle-upstream": "64",
+                  "--min-replicas": "1", "--max-replicas": "0"}
+
+
+def test_help_shows_every_limit_with_its_default() -> None:
+    # Option entries of the help text: each starts on a line indented by two
+    # spaces and a dash, and runs until the next one.
+    entries: dict[str, str] = {}
+    current = None
+    for line in run("serve", "--help").stdout.splitlines():
+        m = re.match(r"  (--[a-z-]+)", line)
+        if m:
+            current = m.group(1)
+            entries[current] = line
+        elif current and line.startswith("   "):
+            entries[current] += " " + line.strip()
+        else:
+            current = None
+    for flag, default in LIMIT_DEFAULTS.items():
+        m = re.search(r"\(default: ([^)]*)\)", entries.get(flag, ""))
+        assert m and m.group(1) == default, (flag, entries.get(flag))
+
 
 
 def run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -123,6 +152,7 @@ class Serve:
                 line = self.proc.stdout.readline()
                 m = re.search(r"serving on (http://\S+)", line)
                 if m:
+                    self.stdout_line = line
                     return m.group(1)
                 if not line and self.proc.poll() is not None:
                     break
@@ -147,6 +177,7 @@ class Serve:
         self.proc.stdout.close()
 
     stderr = ""
+    stdout_line = ""
 
 
 @pytest.fixture
@@ -246,3 +277,36 @@ def test_sigterm_during_start_up_leaves_nothing(proc_cluster: str, delay: float)
             proc.wait()
     assert wait_for(lambda: not any(pid_running(p) for p in seen), 5)
     assert process_cluster_pids(proc_cluster) == []
+
+
+def test_serve_applies_limits_and_the_admin_token_from_the_environment(proc_cluster: str) -> None:
+    env_token = "tok-" + proc_cluster
+    os.environ["RINGLB_ADMIN_TOKEN"] = env_token
+    try:
+        srv = Serve("--backend", "process", "--cluster", proc_cluster, "-n", "1",
+                    "--max-header-bytes", "1024", "--max-replicas", "2")
+    finally:
+        del os.environ["RINGLB_ADMIN_TOKEN"]
+    try:
+        assert requests.post(srv.url + "/add", json={"n": 1}, timeout=10).status_code == 401
+        auth = {"Authorization": f"Bearer {env_token}"}
+        r = requests.post(srv.url + "/add", json={"n": 2}, headers=auth, timeout=30)
+        assert r.status_code == 400 and "at most 2" in r.json()["message"]
+        r = requests.get(srv.url + "/home", headers={"X-Big": "v" * 1100}, timeout=10)
+        assert r.status_code == 431
+    finally:
+        assert srv.stop() == 0
+
+
+def test_serve_prints_the_address_really_bound(proc_cluster: str) -> None:
+    # Bound to every interface; only 127.0.0.1 is ever sent to.
+    srv = Serve("--backend", "process", "--cluster", proc_cluster, "-n", "1", "--host", "0.0.0.0",
+                "--admin-listen", "127.0.0.1:0")
+    try:
+        assert srv.url.startswith("http://0.0.0.0:")
+        port = srv.url.rsplit(":", 1)[1]
+        r = requests.post(f"http://127.0.0.1:{port}/add", json={"n": 1}, timeout=10)
+        assert r.status_code == 403 and "--admin-token" in r.json()["message"]
+    finally:
+        assert srv.stop() == 0
+    assert "admin API on http://127.0.0.1:" in srv.stdout_line

@@ -11,6 +11,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <random>
 #include <stdexcept>
 #include <string>
@@ -28,6 +29,13 @@ struct AdminError : std::runtime_error {
     int status;
 };
 
+// How many replicas may be registered after a change (RouterConfig::
+// min_replicas / max_replicas, resolved by the router). No bounds by default.
+struct ReplicaLimits {
+    std::size_t min = 0;
+    std::size_t max = SIZE_MAX;
+};
+
 class AdminApi {
 public:
     // At most this many replicas per /add or /rm call: a guard against a huge
@@ -37,12 +45,24 @@ public:
     // Validates an /add body against the replicas registered in `snap`.
     // Hostnames beyond the given ones are "Server<k>" with the smallest unused
     // k. Throws AdminError(400, ...) for any bad input (see the file comment).
-    static ControlRequest validate_add(std::string_view body, const ReplicaSet::Snapshot& snap);
+    // At most limits.max replicas afterwards (and so at most that many per call).
+    static ControlRequest validate_add(std::string_view body, const ReplicaSet::Snapshot& snap,
+                                       const ReplicaLimits& limits = {});
 
     // Validates an /rm body; the n - len(hostnames) extra replicas are drawn
     // uniformly from the other registered ones with `rng`. Throws AdminError.
+    // At least limits.min replicas stay registered.
     static ControlRequest validate_remove(std::string_view body, const ReplicaSet::Snapshot& snap,
-                                          std::mt19937_64& rng);
+                                          std::mt19937_64& rng, const ReplicaLimits& limits = {});
+
+    // May this request change the membership? `authorization` is the request's
+    // Authorization field ("" when absent); `loopback` tells whether the
+    // listener it came in on is bound to a loopback address. With a token, only
+    // "Bearer <token>" passes (401 otherwise); without one, only a loopback
+    // listener does (403 elsewhere: an open /rm on a public port lets anyone
+    // take every replica down). Returns the refusal, or nothing.
+    static std::optional<AdminError> authorize(std::string_view token,
+                                               std::string_view authorization, bool loopback);
 
     // How many more replicas fit on the ring of `snap`, counting up to `limit`:
     // registered replicas that are off the ring (down, waiting for a

@@ -6,8 +6,10 @@
 // shared_from_this() its pending handlers hold, runs on its IoWorker's single
 // thread (an implicit strand), and client-side errors end in fail().
 //
-//   wait_request (idle_timeout) -> read_header (header_timeout) -> [read_body]
-//     -> admin: /rep here, /add and /rm on the control worker
+//   wait_request (header_timeout on a new connection, idle_timeout between
+//   requests) -> read_header (header_timeout) -> [read_body]
+//     -> framing checked once (ProxyRules)
+//     -> admin: /rep here, /add and /rm (authorized) on the control worker
 //     -> or proxy: route -> [connect (connect_timeout)] -> upstream write and
 //        read (upstream_timeout) -> on a refused / reset / timed-out upstream:
 //        report it, try the next distinct replica clockwise
@@ -38,21 +40,22 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "ringlb/field_arena.hpp"
 #include "ringlb/router.hpp"
+#include "ringlb/router_state.hpp"
 #include "ringlb/upstream_pool.hpp"
 
 namespace ringlb {
 
 class IoWorker;
-class RouterState;
 struct RouteTable;
 
 class ProxySession : public std::enable_shared_from_this<ProxySession> {
 public:
     // Precondition: called on `worker`'s thread; `socket` belongs to its io_context.
-    ProxySession(IoWorker& worker, Socket socket);
+    ProxySession(IoWorker& worker, Socket socket, Listener listener);
     ~ProxySession();
     ProxySession(const ProxySession&) = delete;
     ProxySession& operator=(const ProxySession&) = delete;
@@ -95,6 +98,7 @@ private:
     void on_read_error(boost::beast::error_code ec);
 
     // Admin endpoints.
+    void on_admin(std::string_view path);
     void do_control(ControlRequest::Op op);
     void on_control(unsigned status, std::string body);
 
@@ -121,6 +125,8 @@ private:
     void send_error(unsigned status, std::string_view message, bool close = false);
     void do_write();
     void on_write(boost::beast::error_code ec, std::size_t n);
+    // After an answer: gives back what a large message made the buffers grow.
+    void release_buffers();
     void do_linger();
     void on_linger(boost::beast::error_code ec, std::size_t n);
     void fail(boost::beast::error_code ec, const char* what);
@@ -128,6 +134,7 @@ private:
     IoWorker& worker_;
     RouterState& state_;
     Socket socket_;
+    const Listener listener_;
     Timer timer_;
     Clock::time_point deadline_ = Clock::time_point::max();
     Clock::time_point armed_at_{};  // when the pending wait fires
@@ -148,6 +155,8 @@ private:
     std::string up_out_;   // req_ serialized for the replica (kept for retries)
     std::string scratch_;  // percent-decoded keys
     bool header_deadline_set_ = false;  // the header being read has its deadline
+    std::size_t header_bytes_ = 0;      // of the header being read, parsed so far
+    bool answered_ = false;             // a response was written: idle, not new
     bool busy_ = false;         // between a complete request header and its response
     bool draining_ = false;     // stop(): close after the current response
     bool close_after_ = false;  // the response in res_ ends the connection

@@ -35,6 +35,13 @@ struct RouterConfig {
     std::size_t max_body_bytes = 1024 * 1024;        // beyond: 413
     std::size_t max_connections = 10000;             // client connections open at once
     std::size_t max_idle_upstream = 64;              // idle keep-alive connections kept per replica
+    // Who may change the membership. /rep is open everywhere; /add and /rm:
+    std::string admin_token;         // non-empty: they need "Authorization: Bearer <token>" (else 401)
+    std::string admin_listen;        // "HOST:PORT" ([v6]:PORT): a second listener for the admin API; "" = none
+    bool admin_on_data_port = true;  // false: on the data port they are proxied like any other path
+    // Without a token, a listener on a non-loopback address answers them 403.
+    std::size_t min_replicas = 1;    // /rm may not leave fewer registered replicas
+    std::size_t max_replicas = 0;    // /add may not make more; 0 = the ring's capacity, at most 64
 };
 
 // A membership change that the router validated (SPEC §3) and hands to the
@@ -102,6 +109,11 @@ public:
 
     // The bound port (after start()).
     std::uint16_t port() const noexcept;
+    // The admin listener's bound port (after start()); 0 when there is none.
+    std::uint16_t admin_port() const noexcept;
+    // The replica bounds /add and /rm enforce (max_replicas resolved).
+    std::size_t min_replicas() const noexcept;
+    std::size_t max_replicas() const noexcept;
     const RouterConfig& config() const noexcept;
 
     ReplicaSet& replicas() noexcept;

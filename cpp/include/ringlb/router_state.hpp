@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <string_view>
 #include <random>
 #include <string>
 #include <unordered_map>
@@ -15,6 +17,7 @@
 
 #include <boost/asio/ip/address.hpp>
 
+#include "ringlb/admin_api.hpp"
 #include "ringlb/control_worker.hpp"
 #include "ringlb/key_source.hpp"
 #include "ringlb/replica_set.hpp"
@@ -22,6 +25,9 @@
 #include "ringlb/upstream_pool.hpp"
 
 namespace ringlb {
+
+// The listening socket a client connection came in on.
+enum class Listener { data, admin };
 
 class RouterState {
 public:
@@ -32,6 +38,10 @@ public:
     const KeySource key;
     const boost::asio::ip::address address;
     const unsigned threads;  // config.threads resolved (0 -> cores)
+    // config.admin_listen parsed; admin_port is meaningful only with has_admin_listener.
+    const bool has_admin_listener;
+    const boost::asio::ip::address admin_address;
+    const std::uint16_t admin_port;
     ReplicaSet replicas;
     ControlWorker control;
 
@@ -43,6 +53,15 @@ public:
     // Tells the failure listener (if any) that forwarding to `id` failed.
     // Called on an I/O thread; a listener that throws is ignored.
     void report_failure(std::uint32_t id) noexcept;
+
+    // Is `path` an admin endpoint on `listener`? /rep is everywhere; /add and
+    // /rm on the admin listener, and on the data port unless
+    // admin_on_data_port is off (then they are proxied like any path).
+    bool serves_admin(Listener listener, std::string_view path) const noexcept;
+    // AdminApi::authorize for a membership change that came in on `listener`.
+    std::optional<AdminError> authorize(Listener listener, std::string_view authorization) const;
+    // config.min_replicas / max_replicas, the latter resolved (0 -> capacity, at most 64).
+    const ReplicaLimits limits;
 
     void set_control_handler(ControlHandler handler);
     // Validates an /add or /rm body and runs the control handler (on the

@@ -26,10 +26,12 @@ public:
     template <class Fields>
     using Response = boost::beast::http::response<boost::beast::http::string_body, Fields>;
 
-    // Replaces `out` with the request (start line, fields, blank line, body).
+    // Replaces `out` with the request (start line, fields, blank line, body);
+    // with `header_only` the body is left out (the proxy sends it from where
+    // it already is, rather than copying a body of up to max_body_bytes).
     // Fields: http::fields or ArenaFields (both instantiated in wire_format.cpp).
     template <class Fields>
-    static void write(const Request<Fields>& req, std::string& out);
+    static void write(const Request<Fields>& req, std::string& out, bool header_only = false);
     // Replaces `out` with the response; with `header_only` the body is left
     // out (an answer to HEAD keeps its Content-Length but sends no body).
     template <class Fields>
@@ -37,7 +39,7 @@ public:
 };
 
 #define RINGLB_WIRE_FORMAT_FOR(Fields, extern_)                                                    \
-    extern_ template void WireFormat::write<Fields>(const Request<Fields>&, std::string&);         \
+    extern_ template void WireFormat::write<Fields>(const Request<Fields>&, std::string&, bool);         \
     extern_ template void WireFormat::write<Fields>(const Response<Fields>&, std::string&, bool);
 RINGLB_WIRE_FORMAT_FOR(boost::beast::http::fields, extern)
 RINGLB_WIRE_FORMAT_FOR(ArenaFields, extern)

@@ -1,0 +1,79 @@
+// ProxyRules: what the router decides about a message from its parsed header
+// alone, apart from any I/O, so that each rule is unit-tested and fuzzed.
+//
+// Framing is decided once, on the header as the client sent it and before
+// any field is removed: a request whose length could be read two ways (by us
+// and by the replica behind us) is refused, never forwarded. This is what
+// closes request smuggling: a proxy that strips Content-Length because
+// `Connection` named it, yet forwards the body, hands the replica a second
+// request hidden in the first one's body (RFC 9112 §6.3, §11.2).
+#pragma once
+
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/http/verb.hpp>
+
+#include <cstddef>
+#include <optional>
+#include <string>
+
+#include "ringlb/field_arena.hpp"
+
+namespace ringlb {
+
+// A request the router answers itself with `status` and the SPEC's error
+// shape ("<Error> " + message), then closes the connection.
+struct Rejection {
+    unsigned status;
+    std::string message;
+};
+
+// What one pass over a message's fields tells the proxy: most messages carry
+// none of the fields it must rewrite, and then it does not look again.
+struct FieldScan {
+    bool hop_by_hop = false;  // a field that concerns only one hop, or Expect
+    bool content_length = false;
+};
+
+class ProxyRules {
+public:
+    // RFC 9112 §3.2, §6.1, §6.3 and RFC 9110 §7.6.1, as HAProxy applies them:
+    //   - an HTTP/1.1 request without Host, or with several Host fields;
+    //   - several Content-Length fields, even equal ones;
+    //   - Content-Length together with Transfer-Encoding;
+    //   - a Transfer-Encoding whose last coding is not chunked (`chunked` is
+    //     the parser's verdict);
+    //   - a Connection field that names Host, Content-Length or
+    //     Transfer-Encoding (stripping those would change the framing).
+    // Fields: http::fields or ArenaFields (instantiated in proxy_rules.cpp).
+    template <class Fields>
+    static std::optional<Rejection> check_request(
+        const boost::beast::http::request_header<Fields>& header, bool chunked);
+
+    // The header block (request line, fields, their CRLFs and the blank line)
+    // is `header_bytes` long; the limit is counted in exactly those bytes.
+    static std::optional<Rejection> check_header_size(std::size_t header_bytes,
+                                                      std::size_t max_header_bytes);
+
+    template <class Fields>
+    static FieldScan scan(const Fields& fields) noexcept;
+
+    // RFC 9110 §7.6.1: the Connection fields, every field they name, and the
+    // classic hop-by-hop list; the parser has removed any chunked coding, so
+    // Transfer-Encoding goes too (the caller sets Content-Length), and so does
+    // Expect (the body is already here).
+    template <class Fields>
+    static void strip_hop_by_hop(Fields& fields);
+
+    // RFC 9110 §9.2.2: a request that may be repeated after a failed try.
+    static bool idempotent(boost::beast::http::verb method) noexcept;
+};
+
+#define RINGLB_PROXY_RULES_FOR(Fields, extern_)                                                   \
+    extern_ template std::optional<Rejection> ProxyRules::check_request<Fields>(                  \
+        const boost::beast::http::request_header<Fields>&, bool);                                 \
+    extern_ template FieldScan ProxyRules::scan<Fields>(const Fields&) noexcept;                  \
+    extern_ template void ProxyRules::strip_hop_by_hop<Fields>(Fields&);
+RINGLB_PROXY_RULES_FOR(boost::beast::http::fields, extern)
+RINGLB_PROXY_RULES_FOR(ArenaFields, extern)
+
+}  // namespace ringlb

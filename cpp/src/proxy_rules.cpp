@@ -1,0 +1,116 @@
+#include "ringlb/proxy_rules.hpp"
+
+#include <boost/beast/core/string.hpp>
+#include <boost/beast/http/field.hpp>
+#include <boost/beast/http/rfc7230.hpp>
+
+#include <string_view>
+
+namespace ringlb {
+namespace {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+
+Rejection bad(std::string message) { return {400, std::move(message)}; }
+
+}  // namespace
+
+template <class Fields>
+std::optional<Rejection> ProxyRules::check_request(const http::request_header<Fields>& h,
+                                                   bool chunked) {
+    const std::size_t hosts = h.count(http::field::host);
+    if (hosts == 0 && h.version() >= 11) return bad("an HTTP/1.1 request needs a Host header field");
+    if (hosts > 1) return bad("several Host header fields");
+    const std::size_t lengths = h.count(http::field::content_length);
+    if (lengths > 1) return bad("several Content-Length header fields");
+    const bool has_te = h.count(http::field::transfer_encoding) > 0;
+    if (has_te && lengths > 0) {
+        return bad("Content-Length and Transfer-Encoding together: the length is ambiguous");
+    }
+    // RFC 9112 §6.3: a request whose last transfer coding is not chunked has
+    // no knowable length (else we would wait for an end of stream).
+    if (has_te && !chunked) return bad("Transfer-Encoding must end in chunked");
+    const auto [first, last] = h.equal_range(http::field::connection);
+    for (auto it = first; it != last; ++it) {
+        for (const auto token : http::token_list(it->value())) {
+            const std::string_view t(token.data(), token.size());
+            if (beast::iequals(t, "host") || beast::iequals(t, "content-length") ||
+                beast::iequals(t, "transfer-encoding")) {
+                return bad("the Connection header field may not name '" + std::string(t) +
+                           "': it frames the request");
+            }
+        }
+    }
+    return std::nullopt;
+}
+
+std::optional<Rejection> ProxyRules::check_header_size(std::size_t header_bytes,
+                                                       std::size_t max_header_bytes) {
+    if (header_bytes <= max_header_bytes) return std::nullopt;
+    return Rejection{431, "request header is larger than " + std::to_string(max_header_bytes) +
+                              " bytes"};
+}
+
+template <class Fields>
+FieldScan ProxyRules::scan(const Fields& f) noexcept {
+    FieldScan s;
+    for (const auto& e : f) {
+        switch (e.name()) {
+            case http::field::connection:
+            case http::field::keep_alive:
+            case http::field::proxy_connection:
+            case http::field::te:
+            case http::field::trailer:
+            case http::field::upgrade:
+            case http::field::transfer_encoding:
+            case http::field::expect:
+                s.hop_by_hop = true;
+                break;
+            case http::field::content_length:
+                s.content_length = true;
+                break;
+            default:
+                break;
+        }
+    }
+    return s;
+}
+
+template <class Fields>
+void ProxyRules::strip_hop_by_hop(Fields& f) {
+    // Every Connection field counts, not just the first: the names are
+    // collected before any field goes, since erasing invalidates the values.
+    std::string listed;
+    const auto [first, last] = f.equal_range(http::field::connection);
+    for (auto it = first; it != last; ++it) {
+        listed.append(it->value());
+        listed.push_back(',');
+    }
+    for (const auto token : http::token_list(listed)) f.erase(token);
+    for (const auto name : {http::field::connection, http::field::keep_alive,
+                            http::field::proxy_connection, http::field::te, http::field::trailer,
+                            http::field::upgrade, http::field::transfer_encoding,
+                            http::field::expect}) {
+        f.erase(name);
+    }
+}
+
+bool ProxyRules::idempotent(http::verb v) noexcept {
+    switch (v) {
+        case http::verb::get:
+        case http::verb::head:
+        case http::verb::options:
+        case http::verb::put:
+        case http::verb::delete_:
+        case http::verb::trace:
+            return true;
+        default:
+            return false;
+    }
+}
+
+RINGLB_PROXY_RULES_FOR(boost::beast::http::fields, )
+RINGLB_PROXY_RULES_FOR(ArenaFields, )
+
+}  // namespace ringlb

@@ -1,0 +1,111 @@
+// ProxyRules: the framing decision and the hop-by-hop rules, one case each.
+#include <gtest/gtest.h>
+
+#include <boost/beast/http/field.hpp>
+#include <boost/beast/http/fields.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/string_body.hpp>
+
+#include <string>
+#include <string_view>
+
+#include "ringlb/proxy_rules.hpp"
+
+namespace {
+
+namespace http = boost::beast::http;
+using ringlb::ProxyRules;
+
+// Parses a request header with Beast as the router does and applies check_request.
+// Returns "ok", the rejection's "<status> <message>", or "parser: <error>".
+std::string verdict(std::string_view raw) {
+    http::request_parser<http::string_body> p;
+    p.eager(false);
+    boost::beast::error_code ec;
+    p.put(boost::asio::buffer(raw.data(), raw.size()), ec);
+    if (ec && ec != http::error::need_more) return "parser: " + ec.message();
+    if (!p.is_header_done()) return "incomplete";
+    const auto r = ProxyRules::check_request(p.get().base(), p.chunked());
+    return r ? std::to_string(r->status) + " " + r->message : "ok";
+}
+
+TEST(ProxyRules, PlainRequestsPass) {
+    EXPECT_EQ(verdict("GET /home HTTP/1.1\r\nHost: x\r\n\r\n"), "ok");
+    EXPECT_EQ(verdict("POST /home HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc"), "ok");
+    EXPECT_EQ(verdict("POST /h HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"), "ok");
+    EXPECT_EQ(verdict("GET /home HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, X-Foo\r\n\r\n"),
+              "ok");
+    // HTTP/1.0 has no Host requirement.
+    EXPECT_EQ(verdict("GET /home HTTP/1.0\r\n\r\n"), "ok");
+}
+
+TEST(ProxyRules, HostIsRequiredOnceInHttp11) {
+    EXPECT_EQ(verdict("GET /home HTTP/1.1\r\n\r\n"),
+              "400 an HTTP/1.1 request needs a Host header field");
+    EXPECT_EQ(verdict("GET /home HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n"),
+              "400 several Host header fields");
+    EXPECT_EQ(verdict("GET /home HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n"),
+              "400 several Host header fields");
+}
+
+TEST(ProxyRules, ContentLengthOnceAndNeverWithTransferEncoding) {
+    // Beast refuses two different lengths itself; two equal ones reach the rule.
+    EXPECT_EQ(verdict("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\n"),
+              "400 several Content-Length header fields");
+    const std::string both = verdict(
+        "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n");
+    EXPECT_TRUE(both.rfind("400 ", 0) == 0 || both.rfind("parser: ", 0) == 0) << both;
+    EXPECT_EQ(verdict("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n"),
+              "400 Transfer-Encoding must end in chunked");
+}
+
+TEST(ProxyRules, ConnectionMayNotNameAFramingField) {
+    // The smuggling shape: stripping Content-Length while forwarding its body.
+    EXPECT_EQ(verdict("POST /home HTTP/1.1\r\nHost: x\r\nConnection: content-length\r\n"
+                      "Content-Length: 35\r\n\r\n"),
+              "400 the Connection header field may not name 'content-length': it frames the "
+              "request");
+    EXPECT_EQ(verdict("GET / HTTP/1.1\r\nHost: x\r\nConnection: close, Host\r\n\r\n"),
+              "400 the Connection header field may not name 'Host': it frames the request");
+    EXPECT_EQ(verdict("POST / HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n"
+                      "Connection: Transfer-Encoding\r\nTransfer-Encoding: chunked\r\n\r\n"),
+              "400 the Connection header field may not name 'Transfer-Encoding': it frames the "
+              "request");
+}
+
+TEST(ProxyRules, HeaderSizeCountsEveryByte) {
+    EXPECT_FALSE(ProxyRules::check_header_size(8192, 8192));
+    const auto r = ProxyRules::check_header_size(8193, 8192);
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 431u);
+    EXPECT_EQ(r->message, "request header is larger than 8192 bytes");
+}
+
+TEST(ProxyRules, StripRemovesEveryConnectionFieldAndWhatTheyName) {
+    http::fields f;
+    f.insert(http::field::connection, "X-A");
+    f.insert(http::field::connection, "x-b, keep-alive");
+    f.insert("X-A", "1");
+    f.insert("X-B", "2");
+    f.insert("X-C", "3");
+    f.insert(http::field::keep_alive, "timeout=5");
+    f.insert(http::field::upgrade, "h2c");
+    f.insert(http::field::content_length, "0");
+    EXPECT_TRUE(ProxyRules::scan(f).hop_by_hop);
+    EXPECT_TRUE(ProxyRules::scan(f).content_length);
+    ProxyRules::strip_hop_by_hop(f);
+    std::string left;
+    for (const auto& e : f) left += std::string(e.name_string()) + ";";
+    EXPECT_EQ(left, "X-C;Content-Length;");
+    EXPECT_FALSE(ProxyRules::scan(f).hop_by_hop);
+}
+
+TEST(ProxyRules, Idempotency) {
+    EXPECT_TRUE(ProxyRules::idempotent(http::verb::get));
+    EXPECT_TRUE(ProxyRules::idempotent(http::verb::put));
+    EXPECT_TRUE(ProxyRules::idempotent(http::verb::delete_));
+    EXPECT_FALSE(ProxyRules::idempotent(http::verb::post));
+    EXPECT_FALSE(ProxyRules::idempotent(http::verb::patch));
+}
+
+}  // namespace
