@@ -169,6 +169,7 @@ void forward(ringlb::ArenaRequest& req) {
         ProxyRules::strip_hop_by_hop<ArenaFields>(req);
         if (chunked) req.content_length(req.body().size());
     }
+    if (req.version() < 11) ProxyRules::ensure_host<ArenaFields>(req.base());
     req.version(11);
     std::string wire;
     ringlb::WireFormat::write(req, wire, true);

@@ -4,6 +4,9 @@
 #include <boost/beast/http/field.hpp>
 #include <boost/beast/http/rfc7230.hpp>
 
+#include <boost/url/parse.hpp>
+#include <boost/url/url_view.hpp>
+
 #include <string_view>
 
 namespace ringlb {
@@ -94,6 +97,18 @@ void ProxyRules::strip_hop_by_hop(Fields& f) {
                             http::field::expect}) {
         f.erase(name);
     }
+}
+
+template <class Fields>
+void ProxyRules::ensure_host(http::request_header<Fields>& h) {
+    if (h.count(http::field::host) > 0) return;
+    // A copy: Boost.URL is given a string of its own, not a view into the fields.
+    const std::string target(h.target());
+    std::string authority;
+    if (const auto uri = boost::urls::parse_absolute_uri(target); uri && uri->has_authority()) {
+        authority = uri->encoded_host_and_port();
+    }
+    h.set(http::field::host, authority);
 }
 
 bool ProxyRules::idempotent(http::verb v) noexcept {

@@ -411,6 +411,7 @@ void ProxySession::do_route() {
         ProxyRules::strip_hop_by_hop<ArenaFields>(req_);
         if (chunked) req_.content_length(req_.body().size());
     }
+    if (client_version_ < 11) ProxyRules::ensure_host<ArenaFields>(req_.base());
     req_.version(11);
     // The header is laid out; the body is sent from where the parser put it.
     WireFormat::write(req_, up_out_, true);

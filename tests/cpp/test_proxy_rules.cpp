@@ -100,6 +100,26 @@ TEST(ProxyRules, StripRemovesEveryConnectionFieldAndWhatTheyName) {
     EXPECT_FALSE(ProxyRules::scan(f).hop_by_hop);
 }
 
+// Found by fuzz/fuzz_request: an HTTP/1.0 request may come without Host, and
+// the router forwarded it as HTTP/1.1 without Host, which HTTP/1.1 servers
+// must answer with 400 (RFC 9112 §3.2) and which the router itself refuses.
+TEST(ProxyRules, EnsureHostGivesAForwardedRequestTheHostHttp11Needs) {
+    const auto host_after = [](std::string_view target, const char* host = nullptr) {
+        http::request_header<http::fields> h;
+        h.version(10);
+        h.target(target);
+        if (host) h.set(http::field::host, host);
+        ProxyRules::ensure_host(h);
+        EXPECT_EQ(h.count(http::field::host), 1u) << target;
+        return std::string(h[http::field::host]);
+    };
+    EXPECT_EQ(host_after("/home"), "");
+    EXPECT_EQ(host_after("*"), "");
+    EXPECT_EQ(host_after("http://lb:5000/home?x=1"), "lb:5000");
+    EXPECT_EQ(host_after("http://user:pw@[::1]:80/"), "[::1]:80");
+    EXPECT_EQ(host_after("/home", "given"), "given");
+}
+
 TEST(ProxyRules, Idempotency) {
     EXPECT_TRUE(ProxyRules::idempotent(http::verb::get));
     EXPECT_TRUE(ProxyRules::idempotent(http::verb::put));

@@ -64,6 +64,13 @@ public:
     template <class Fields>
     static void strip_hop_by_hop(Fields& fields);
 
+    // The router forwards every request as HTTP/1.1, which needs Host (RFC
+    // 9112 §3.2) where HTTP/1.0 does not. A request without Host gets the
+    // authority of its absolute-form target, else an empty value (what a
+    // client sends when the target has no authority). No-op when Host is there.
+    template <class Fields>
+    static void ensure_host(boost::beast::http::request_header<Fields>& header);
+
     // RFC 9110 §9.2.2: a request that may be repeated after a failed try.
     static bool idempotent(boost::beast::http::verb method) noexcept;
 };
@@ -72,7 +79,9 @@ public:
     extern_ template std::optional<Rejection> ProxyRules::check_request<Fields>(                  \
         const boost::beast::http::request_header<Fields>&, bool);                                 \
     extern_ template FieldScan ProxyRules::scan<Fields>(const Fields&) noexcept;                  \
-    extern_ template void ProxyRules::strip_hop_by_hop<Fields>(Fields&);
+    extern_ template void ProxyRules::strip_hop_by_hop<Fields>(Fields&);                         \
+    extern_ template void ProxyRules::ensure_host<Fields>(                                        \
+        boost::beast::http::request_header<Fields>&);
 RINGLB_PROXY_RULES_FOR(boost::beast::http::fields, extern)
 RINGLB_PROXY_RULES_FOR(ArenaFields, extern)
 
