@@ -7,7 +7,7 @@
 // pieces, and everything after a complete request is the next, pipelined one.
 //
 // Per request, as the router does it:
-//   header: Beast's parser on the session's arena-backed message, with the
+//   header: the router's parser (MessageParser) on an arena-backed message, with the
 //           router's limits (RouterConfig defaults), put() over the buffer,
 //           the exact-bytes header limit and the blank-line check of parse_header;
 //   framing: ProxyRules::check_header_size and check_request on the header as sent;
@@ -36,6 +36,7 @@
 #include <string_view>
 
 #include "ringlb/field_arena.hpp"
+#include "ringlb/message_parser.hpp"
 #include "ringlb/proxy_rules.hpp"
 #include "ringlb/router.hpp"
 #include "ringlb/wire_format.hpp"
@@ -46,7 +47,7 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 using ringlb::ArenaFields;
 using ringlb::ProxyRules;
-using Parser = http::request_parser<http::string_body, ringlb::FieldAllocator<char>>;
+using Parser = ringlb::RequestParser;  // the router's: Beast's, without trailer fields
 
 // As in proxy_session.cpp: bytes per read, and the buffer's room beyond the header limit.
 constexpr std::size_t first_read_size = 8192;
