@@ -58,6 +58,8 @@ std::optional<Rejection> ProxyRules::check_header_size(std::size_t header_bytes,
 template <class Fields>
 FieldScan ProxyRules::scan(const Fields& f) noexcept {
     FieldScan s;
+    std::size_t lengths = 0;
+    bool plain = true;
     for (const auto& e : f) {
         switch (e.name()) {
             case http::field::connection:
@@ -70,13 +72,18 @@ FieldScan ProxyRules::scan(const Fields& f) noexcept {
             case http::field::expect:
                 s.hop_by_hop = true;
                 break;
-            case http::field::content_length:
-                s.content_length = true;
+            case http::field::content_length: {
+                ++lengths;
+                const std::string_view v = e.value();
+                plain = plain && !v.empty() && v.find_first_not_of("0123456789") == v.npos;
                 break;
+            }
             default:
                 break;
         }
     }
+    s.content_length = lengths == 1 && plain;
+    s.odd_content_length = lengths > 0 && !s.content_length;
     return s;
 }
 

@@ -607,9 +607,13 @@ void ProxySession::on_upstream_response() {
         const unsigned status = res_.result_int();
         const bool bodiless = head_ || status < 200 || status == 204 || status == 304;
         // A body that came chunked, or up to the end of the connection, is
-        // sent with its length; a Content-Length the parser checked stays.
+        // sent with its length, and so is one whose Content-Length was
+        // repeated ("3, 3"); a single one the parser checked stays. Without
+        // a body, a repeated one goes (it is optional there).
         if (!bodiless && (fields.hop_by_hop || !fields.content_length)) {
             res_.content_length(res_.body().size());
+        } else if (bodiless && fields.odd_content_length) {
+            res_.erase(http::field::content_length);
         }
         header_only = bodiless;
     }

@@ -120,6 +120,25 @@ TEST(ProxyRules, EnsureHostGivesAForwardedRequestTheHostHttp11Needs) {
     EXPECT_EQ(host_after("/home", "given"), "given");
 }
 
+// Found by fuzz/fuzz_upstream_response: Beast accepts a replica's
+// "Content-Length: 3, 3" or the field twice with equal values, and the
+// router forwarded them as they were, a framing RFC 9110 §8.6 calls invalid
+// (a proxy sends the single value instead) and strict clients refuse.
+TEST(ProxyRules, ScanTellsARepeatedContentLengthFromAPlainOne) {
+    const auto scan_of = [](std::initializer_list<const char*> lengths) {
+        http::fields f;
+        for (const char* v : lengths) f.insert(http::field::content_length, v);
+        const auto s = ProxyRules::scan(f);
+        return std::string(s.content_length ? "plain" : "") + (s.odd_content_length ? "odd" : "");
+    };
+    EXPECT_EQ(scan_of({}), "");
+    EXPECT_EQ(scan_of({"3"}), "plain");
+    EXPECT_EQ(scan_of({"0"}), "plain");
+    EXPECT_EQ(scan_of({"3, 3"}), "odd");
+    EXPECT_EQ(scan_of({"3", "3"}), "odd");
+    EXPECT_EQ(scan_of({""}), "odd");
+}
+
 TEST(ProxyRules, Idempotency) {
     EXPECT_TRUE(ProxyRules::idempotent(http::verb::get));
     EXPECT_TRUE(ProxyRules::idempotent(http::verb::put));

@@ -31,7 +31,11 @@ struct Rejection {
 // none of the fields it must rewrite, and then it does not look again.
 struct FieldScan {
     bool hop_by_hop = false;  // a field that concerns only one hop, or Expect
+    // One Content-Length field, a plain decimal: forwarded as it is.
     bool content_length = false;
+    // Content-Length twice, or as a list ("3, 3"): Beast accepts equal
+    // values, RFC 9110 §8.6 has a proxy send one value instead.
+    bool odd_content_length = false;
 };
 
 class ProxyRules {
