@@ -12,8 +12,8 @@
 // As the router does it: the router's parser (MessageParser) on an
 // arena-backed message, eager, header limit 64 KiB, body limit 64 MiB
 // (inputs are capped far below that instead), HEAD skips the body; parsing
-// over the connection's buffer, put_eof when the replica closes; interim 1xx
-// answers (not 101) skipped; then 404 becomes the SPEC's 400, hop-by-hop
+// over the connection's buffer, put_eof when the replica closes; a status
+// outside 100..599 fails the try; interim 1xx answers (not 101) skipped; then 404 becomes the SPEC's 400, hop-by-hop
 // fields go, a body that came chunked or up to the close gets its length,
 // the version and Connection are the client's, and WireFormat lays it out.
 //
@@ -217,6 +217,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         if (!read_answer(*parser, buffer, replica)) return 0;  // a failed try: 502 or a retry
         // ProxySession::on_upstream_read: interim answers are not the answer.
         const unsigned status = parser->get().result_int();
+        if (!ProxyRules::valid_status(status)) return 0;  // a failed try: 502 or a retry
         if (status >= 100 && status < 200 && status != 101) {
             res = parser->release();
             continue;

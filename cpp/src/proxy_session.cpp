@@ -510,6 +510,7 @@ void ProxySession::on_upstream_bytes(beast::error_code ec, std::size_t n) {
 void ProxySession::on_upstream_read(beast::error_code ec) {
     if (ec) return on_upstream_failure(ec, "read");
     const auto status = up_parser_->get().result_int();
+    if (!ProxyRules::valid_status(status)) return on_upstream_failure(http::error::bad_status, "read");
     if (status >= 100 && status < 200 && status != 101) return do_upstream_read();  // interim
     on_upstream_response();
 }

@@ -139,6 +139,14 @@ TEST(ProxyRules, ScanTellsARepeatedContentLengthFromAPlainOne) {
     EXPECT_EQ(scan_of({""}), "odd");
 }
 
+// Found by fuzz/fuzz_upstream_response: a replica's "HTTP/1.1 004 ..." was
+// passed on header-only (below 200: no body, for the router) without a
+// length, and the client, for which 004 has a body, waited for one.
+TEST(ProxyRules, StatusCodesOutside100To599AreInvalid) {
+    for (unsigned ok : {100u, 101u, 199u, 200u, 404u, 599u}) EXPECT_TRUE(ProxyRules::valid_status(ok)) << ok;
+    for (unsigned bad : {0u, 4u, 99u, 600u, 999u}) EXPECT_FALSE(ProxyRules::valid_status(bad)) << bad;
+}
+
 TEST(ProxyRules, Idempotency) {
     EXPECT_TRUE(ProxyRules::idempotent(http::verb::get));
     EXPECT_TRUE(ProxyRules::idempotent(http::verb::put));

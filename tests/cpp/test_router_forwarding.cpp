@@ -166,4 +166,12 @@ TEST(RouterForwarding, TrailersOfAChunkedAnswerDoNotReachTheClient) {
     EXPECT_NE(answer.find("Content-Length: 2\r\n"), std::string::npos) << answer;
 }
 
+TEST(RouterForwarding, AnAnswerWithAStatusBelow100IsABadGateway) {
+    Fixture f("HTTP/1.1 004 Odd\r\nContent-Type: text/plain\r\n\r\nbody up to the close");
+    const std::string answer =
+        exchange(f.router.port(), "GET /home HTTP/1.1\r\nHost: lb\r\nConnection: close\r\n\r\n");
+    EXPECT_EQ(answer.substr(0, 12), "HTTP/1.1 502") << answer;
+    EXPECT_NE(answer.find("bad status"), std::string::npos) << answer;
+}
+
 }  // namespace

@@ -75,6 +75,12 @@ public:
     template <class Fields>
     static void ensure_host(boost::beast::http::request_header<Fields>& header);
 
+    // RFC 9110 §15: a status code is 100..599; Beast's parser reads any three
+    // digits. An answer outside that range is treated as a 5xx (the router
+    // answers 502): passed on, "004" would lose its body (below 200 means
+    // none for the router) while the client waits for one.
+    static bool valid_status(unsigned status) noexcept { return status >= 100 && status <= 599; }
+
     // RFC 9110 §9.2.2: a request that may be repeated after a failed try.
     static bool idempotent(boost::beast::http::verb method) noexcept;
 };
