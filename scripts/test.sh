@@ -3,7 +3,8 @@
 #   1. the C++ suite (GoogleTest via ctest) built with -Werror,
 #   2. the same suite under AddressSanitizer + UndefinedBehaviorSanitizer, then ThreadSanitizer,
 #      each followed by the replica server's tests against its sanitized build,
-#   3. pytest (ring, replica, router, heartbeat, backends incl. the real Docker
+#   3. every libFuzzer target (fuzz/) for 45 s from its seeds (scripts/fuzz.sh),
+#   4. pytest (ring, replica, router, heartbeat, backends incl. the real Docker
 #      engine, launcher, CLI, quality, notebooks, type stubs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,6 +37,9 @@ TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
   ctest --test-dir build-tsan --output-on-failure --timeout 600
 TSAN_OPTIONS=halt_on_error=1 RINGLB_REPLICA_BINARY="$PWD/build-tsan/cpp/ringlb-replica" \
   .venv/bin/python -m pytest -q -p no:cacheprovider tests/python/test_replica.py
+
+echo "== fuzz targets"
+bash scripts/fuzz.sh 45
 
 echo "== Python tests"
 .venv/bin/python -m pytest "$@"

@@ -36,7 +36,7 @@ constexpr bool query_char(unsigned char c) noexcept {
 
 // The value of parameter `name` in a query without percent-escapes, as
 // Boost.URL's encoded_params().find() would give it: the first "name=value"
-// between '&'s. The outer optional is empty when the query has escapes (the
+// between '&'s, `name` being decoded already. The outer optional is empty when the query has escapes (the
 // caller then asks Boost.URL); the inner one when there is no such parameter
 // with a value, or the query is not valid.
 std::optional<std::optional<std::string_view>> plain_query_value(std::string_view query,
@@ -92,10 +92,12 @@ KeySource::KeySource(std::string_view spec) {
     } else if (spec.starts_with("query:")) {
         kind_ = Kind::query;
         name_ = after(spec, "query:");
-        if (!urls::make_pct_string_view(name_)) {
+        const auto encoded = urls::make_pct_string_view(name_);
+        if (!encoded) {
             throw std::invalid_argument("key source '" + std::string(spec) +
                                         "': not a valid query parameter name");
         }
+        decoded_name_ = encoded->decode();
     } else if (spec.starts_with("cookie:")) {
         kind_ = Kind::cookie;
         name_ = after(spec, "cookie:");
@@ -178,7 +180,8 @@ std::optional<std::string_view> KeySource::key(const Fields& fields, std::string
             // Without percent-escapes the decoded query is the query itself:
             // a split on '&' and '=' gives what Boost.URL would, for a
             // fraction of the cost (this runs on every request).
-            if (auto plain = plain_query_value(query, name_)) return *plain;
+            // Boost.URL compares decoded names: "query:a%62" matches "?ab=1".
+            if (auto plain = plain_query_value(query, decoded_name_)) return *plain;
             // Only "?<query>" is parsed, as a relative reference: Boost.URL
             // 1.81's parse_query() misreads a query that is not the end of a
             // NUL-terminated string, and the path is of no interest here.

@@ -200,6 +200,12 @@ void ProxySession::do_read_header() {
     parser_->body_limit(state_.config.max_body_bytes);
     header_bytes_ = 0;
     header_deadline_set_ = false;
+    // Whatever the last request streamed, this one starts with a clean slate
+    // (body_sent_ left over would forbid its retries).
+    streaming_ = false;
+    body_sent_ = false;
+    stream_routed_ = false;
+    piece_pending_ = false;
     parse_header();
 }
 
@@ -286,7 +292,10 @@ void ProxySession::start_body() {
     client_keep_alive_ = parser_->keep_alive();
     req_.base() = std::move(parser_->get().base());
     req_.body().clear();
-    stream_parser_.emplace(std::move(*parser_));
+    // As the Beast parser it derives from: the converting constructor takes
+    // exactly a parser<isRequest, OtherBody, Allocator>.
+    stream_parser_.emplace(
+        static_cast<http::request_parser<http::string_body, Allocator>&&>(std::move(*parser_)));
     parser_.reset();
     stream_chunked_ = stream_parser_->chunked();
     body_sent_ = false;
@@ -401,10 +410,11 @@ void ProxySession::do_control(ControlRequest::Op op) {
     deadline_ = Clock::time_point::max();
     auto self = shared_from_this();
     const bool queued = state_.control.post([self, op, body = std::move(req_.body())]() mutable {
-        auto [status, text] = self->state_.run_control(op, body);
+        // A pair, not a structured binding: clang before 16 cannot capture those.
+        auto answer = self->state_.run_control(op, body);
         auto& ioc = self->worker_.ioc();
-        asio::post(ioc, [self = std::move(self), status, text = std::move(text)]() mutable {
-            self->on_control(status, std::move(text));
+        asio::post(ioc, [self = std::move(self), answer = std::move(answer)]() mutable {
+            self->on_control(answer.first, std::move(answer.second));
         });
     });
     if (!queued) send_error(503, "the router is stopping");
@@ -449,6 +459,7 @@ void ProxySession::do_route() {
     }
     // A streamed chunked body goes on chunked: its length is not known yet.
     if (streaming_ && stream_chunked_) req_.chunked(true);
+    if (client_version_ < 11) ProxyRules::ensure_host<ArenaFields>(req_.base());
     req_.version(11);
     // The header is laid out; the body is sent from where the parser put it.
     WireFormat::write(req_, up_out_, true);
@@ -640,6 +651,7 @@ void ProxySession::on_upstream_bytes(beast::error_code ec, std::size_t n) {
 void ProxySession::on_upstream_read(beast::error_code ec) {
     if (ec) return on_upstream_failure(ec, "read");
     const auto status = up_parser_->get().result_int();
+    if (!ProxyRules::valid_status(status)) return on_upstream_failure(http::error::bad_status, "read");
     if (status >= 100 && status < 200 && status != 101) return do_upstream_read();  // interim
     on_upstream_response();
 }
@@ -742,9 +754,13 @@ void ProxySession::on_upstream_response() {
         const unsigned status = res_.result_int();
         const bool bodiless = head_ || status < 200 || status == 204 || status == 304;
         // A body that came chunked, or up to the end of the connection, is
-        // sent with its length; a Content-Length the parser checked stays.
+        // sent with its length, and so is one whose Content-Length was
+        // repeated ("3, 3"); a single one the parser checked stays. Without
+        // a body, a repeated one goes (it is optional there).
         if (!bodiless && (fields.hop_by_hop || !fields.content_length)) {
             res_.content_length(res_.body().size());
+        } else if (bodiless && fields.odd_content_length) {
+            res_.erase(http::field::content_length);
         }
         header_only = bodiless;
     }

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from ringlb.backends import backend_names
 from ringlb.launcher import LauncherConfig
 
 if sys.version_info >= (3, 11):
@@ -39,11 +40,15 @@ class ConfigError(ValueError):
 
 # -- value parsers (argparse `type=` functions, also applied to config values) --------------
 
-def positive_float(text: str) -> float:
+def _number(text: str) -> float:
     try:
-        value = float(text)
+        return float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+
+
+def positive_float(text: str) -> float:
+    value = _number(text)
     if not math.isfinite(value) or value <= 0:
         raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
     return value
@@ -71,10 +76,7 @@ def port(text: str) -> int:
 
 
 def bounded_load(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    value = _number(text)
     if not (value == 0 or (math.isfinite(value) and value >= 1.0)):
         raise argparse.ArgumentTypeError(f"must be 0 (off) or at least 1.0, got {text}")
     return value
@@ -179,7 +181,7 @@ SETTINGS: tuple[Setting, ...] = (
             short="-n"),
     Setting("backend", "--backend", REPLICAS,
             "where replicas run; auto: docker when its daemon answers",
-            choices=("auto", "process", "docker")),
+            choices=backend_names()),
     Setting("cluster", "--cluster", REPLICAS,
             "label of this launcher's replicas; a launcher restarted with the same cluster "
             "adopts the replicas still running (default: lb<PORT>)", show_default=False),

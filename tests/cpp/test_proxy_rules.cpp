@@ -100,6 +100,53 @@ TEST(ProxyRules, StripRemovesEveryConnectionFieldAndWhatTheyName) {
     EXPECT_FALSE(ProxyRules::scan(f).hop_by_hop);
 }
 
+// Found by fuzz/fuzz_request: an HTTP/1.0 request may come without Host, and
+// the router forwarded it as HTTP/1.1 without Host, which HTTP/1.1 servers
+// must answer with 400 (RFC 9112 §3.2) and which the router itself refuses.
+TEST(ProxyRules, EnsureHostGivesAForwardedRequestTheHostHttp11Needs) {
+    const auto host_after = [](std::string_view target, const char* host = nullptr) {
+        http::request_header<http::fields> h;
+        h.version(10);
+        h.target(target);
+        if (host) h.set(http::field::host, host);
+        ProxyRules::ensure_host(h);
+        EXPECT_EQ(h.count(http::field::host), 1u) << target;
+        return std::string(h[http::field::host]);
+    };
+    EXPECT_EQ(host_after("/home"), "");
+    EXPECT_EQ(host_after("*"), "");
+    EXPECT_EQ(host_after("http://lb:5000/home?x=1"), "lb:5000");
+    EXPECT_EQ(host_after("http://user:pw@[::1]:80/"), "[::1]:80");
+    EXPECT_EQ(host_after("/home", "given"), "given");
+}
+
+// Found by fuzz/fuzz_upstream_response: Beast accepts a replica's
+// "Content-Length: 3, 3" or the field twice with equal values, and the
+// router forwarded them as they were, a framing RFC 9110 §8.6 calls invalid
+// (a proxy sends the single value instead) and strict clients refuse.
+TEST(ProxyRules, ScanTellsARepeatedContentLengthFromAPlainOne) {
+    const auto scan_of = [](std::initializer_list<const char*> lengths) {
+        http::fields f;
+        for (const char* v : lengths) f.insert(http::field::content_length, v);
+        const auto s = ProxyRules::scan(f);
+        return std::string(s.content_length ? "plain" : "") + (s.odd_content_length ? "odd" : "");
+    };
+    EXPECT_EQ(scan_of({}), "");
+    EXPECT_EQ(scan_of({"3"}), "plain");
+    EXPECT_EQ(scan_of({"0"}), "plain");
+    EXPECT_EQ(scan_of({"3, 3"}), "odd");
+    EXPECT_EQ(scan_of({"3", "3"}), "odd");
+    EXPECT_EQ(scan_of({""}), "odd");
+}
+
+// Found by fuzz/fuzz_upstream_response: a replica's "HTTP/1.1 004 ..." was
+// passed on header-only (below 200: no body, for the router) without a
+// length, and the client, for which 004 has a body, waited for one.
+TEST(ProxyRules, StatusCodesOutside100To599AreInvalid) {
+    for (unsigned ok : {100u, 101u, 199u, 200u, 404u, 599u}) EXPECT_TRUE(ProxyRules::valid_status(ok)) << ok;
+    for (unsigned bad : {0u, 4u, 99u, 600u, 999u}) EXPECT_FALSE(ProxyRules::valid_status(bad)) << bad;
+}
+
 TEST(ProxyRules, Idempotency) {
     EXPECT_TRUE(ProxyRules::idempotent(http::verb::get));
     EXPECT_TRUE(ProxyRules::idempotent(http::verb::put));

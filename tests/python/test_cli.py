@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,6 @@ from control_helpers import (
     pid_running,
     process_cluster_pids,
     remove_docker_cluster,
-    remove_process_cluster,
     require_docker,
     unique_cluster,
     wait_for,
@@ -179,15 +177,6 @@ class Serve:
 
     stderr = ""
     stdout_line = ""
-
-
-@pytest.fixture
-def proc_cluster() -> Iterator[str]:
-    name = unique_cluster("clip")
-    try:
-        yield name
-    finally:
-        remove_process_cluster(name)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])

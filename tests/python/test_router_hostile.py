@@ -264,15 +264,6 @@ def test_duplicate_json_keys_are_refused(generic) -> None:
 
 # ------------------------------------------------------------------ admin access
 
-@pytest.fixture
-def fleet() -> Iterator[Fleet]:
-    f = Fleet()
-    try:
-        yield f
-    finally:
-        f.stop_all()
-
-
 def admin_router(fleet: Fleet, **kwargs) -> tuple[ringlb.Router, list]:
     """A router over three replicas whose control handler only records its calls."""
     r = ringlb.Router(port=0, threads=1, **kwargs)

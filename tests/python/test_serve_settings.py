@@ -8,12 +8,10 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
-from control_helpers import remove_process_cluster, unique_cluster
 from test_cli import Serve
 
 from ringlb import serve_settings
@@ -89,21 +87,12 @@ def test_flags_on_the_command_line_win_over_the_file(tmp_path: Path) -> None:
     assert cfg.idle_timeout == LauncherConfig().idle_timeout  # neither: the default
 
 
-@pytest.fixture
-def cluster() -> Iterator[str]:
-    name = unique_cluster("cfg")
-    try:
-        yield name
-    finally:
-        remove_process_cluster(name)
-
-
 def names(url: str) -> list[str]:
     return requests.get(url + "/rep", timeout=10).json()["message"]["replicas"]
 
 
-def test_reload_scales_replicas_and_names_what_needs_a_restart(cluster: str) -> None:
-    cfg = LauncherConfig(port=0, replicas=1, backend="process", cluster=cluster)
+def test_reload_scales_replicas_and_names_what_needs_a_restart(proc_cluster: str) -> None:
+    cfg = LauncherConfig(port=0, replicas=1, backend="process", cluster=proc_cluster)
     with Launcher(cfg) as lb:
         lines = lb.reload(dataclasses.replace(cfg, replicas=3, retries=5))
         assert "replicas: 1 -> 3 (applied)" in lines
@@ -119,9 +108,9 @@ def test_reload_scales_replicas_and_names_what_needs_a_restart(cluster: str) -> 
 
 
 def test_sighup_reloads_the_file_and_never_kills_the_launcher(tmp_path: Path,
-                                                                cluster: str) -> None:
+                                                                proc_cluster: str) -> None:
     p = write(tmp_path, "replicas = 1\n")
-    srv = Serve("--backend", "process", "--cluster", cluster, "--config", str(p))
+    srv = Serve("--backend", "process", "--cluster", proc_cluster, "--config", str(p))
     try:
         assert names(srv.url) == ["Server1"]
         p.write_text("replicas = 3\nidle-timeout = 30\n")
@@ -142,8 +131,8 @@ def test_sighup_reloads_the_file_and_never_kills_the_launcher(tmp_path: Path,
     assert "reload failed, the running configuration stays" in srv.stderr
 
 
-def test_sighup_without_a_config_file_is_harmless(cluster: str) -> None:
-    srv = Serve("--backend", "process", "--cluster", cluster, "-n", "1")
+def test_sighup_without_a_config_file_is_harmless(proc_cluster: str) -> None:
+    srv = Serve("--backend", "process", "--cluster", proc_cluster, "-n", "1")
     try:
         srv.proc.send_signal(signal.SIGHUP)
         time.sleep(0.6)
@@ -152,3 +141,15 @@ def test_sighup_without_a_config_file_is_harmless(cluster: str) -> None:
     finally:
         assert srv.stop() == 0
     assert "no config file to reload" in srv.stderr
+
+
+def test_add_honours_the_hostname_prefix(proc_cluster: str) -> None:
+    cfg = LauncherConfig(port=0, replicas=2, backend="process", cluster=proc_cluster,
+                         hostname_prefix="Node")
+    with Launcher(cfg) as lb:
+        assert names(lb.url) == ["Node1", "Node2"]
+        r = requests.post(lb.url + "/add", json={"n": 2, "hostnames": ["Node4"]}, timeout=30)
+        assert r.status_code == 200, r.text
+        assert names(lb.url) == ["Node1", "Node2", "Node4", "Node3"]
+        assert {r["hostname"]: r["id"] for r in lb.replicas()} == {
+            "Node1": 1, "Node2": 2, "Node4": 3, "Node3": 4}

@@ -71,6 +71,9 @@ public:
 private:
     Kind kind_ = Kind::random;
     std::string name_;
+    // query:NAME with NAME percent-decoded: the escape-free fast path compares
+    // parameter names with it, as Boost.URL compares decoded names.
+    std::string decoded_name_;
 };
 
 #define RINGLB_KEY_SOURCE_FOR(Fields, extern_)                                                     \

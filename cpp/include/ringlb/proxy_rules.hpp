@@ -31,7 +31,11 @@ struct Rejection {
 // none of the fields it must rewrite, and then it does not look again.
 struct FieldScan {
     bool hop_by_hop = false;  // a field that concerns only one hop, or Expect
+    // One Content-Length field, a plain decimal: forwarded as it is.
     bool content_length = false;
+    // Content-Length twice, or as a list ("3, 3"): Beast accepts equal
+    // values, RFC 9110 §8.6 has a proxy send one value instead.
+    bool odd_content_length = false;
 };
 
 class ProxyRules {
@@ -64,6 +68,19 @@ public:
     template <class Fields>
     static void strip_hop_by_hop(Fields& fields);
 
+    // The router forwards every request as HTTP/1.1, which needs Host (RFC
+    // 9112 §3.2) where HTTP/1.0 does not. A request without Host gets the
+    // authority of its absolute-form target, else an empty value (what a
+    // client sends when the target has no authority). No-op when Host is there.
+    template <class Fields>
+    static void ensure_host(boost::beast::http::request_header<Fields>& header);
+
+    // RFC 9110 §15: a status code is 100..599; Beast's parser reads any three
+    // digits. An answer outside that range is treated as a 5xx (the router
+    // answers 502): passed on, "004" would lose its body (below 200 means
+    // none for the router) while the client waits for one.
+    static bool valid_status(unsigned status) noexcept { return status >= 100 && status <= 599; }
+
     // RFC 9110 §9.2.2: a request that may be repeated after a failed try.
     static bool idempotent(boost::beast::http::verb method) noexcept;
 };
@@ -72,7 +89,9 @@ public:
     extern_ template std::optional<Rejection> ProxyRules::check_request<Fields>(                  \
         const boost::beast::http::request_header<Fields>&, bool);                                 \
     extern_ template FieldScan ProxyRules::scan<Fields>(const Fields&) noexcept;                  \
-    extern_ template void ProxyRules::strip_hop_by_hop<Fields>(Fields&);
+    extern_ template void ProxyRules::strip_hop_by_hop<Fields>(Fields&);                         \
+    extern_ template void ProxyRules::ensure_host<Fields>(                                        \
+        boost::beast::http::request_header<Fields>&);
 RINGLB_PROXY_RULES_FOR(boost::beast::http::fields, extern)
 RINGLB_PROXY_RULES_FOR(ArenaFields, extern)
 

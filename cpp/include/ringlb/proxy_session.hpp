@@ -44,6 +44,7 @@
 #include <string_view>
 
 #include "ringlb/field_arena.hpp"
+#include "ringlb/message_parser.hpp"
 #include "ringlb/router.hpp"
 #include "ringlb/router_state.hpp"
 #include "ringlb/upstream_pool.hpp"
@@ -159,8 +160,7 @@ private:
     FieldArena arena_;
     boost::beast::flat_buffer buffer_;
     std::string client_ip_;
-    std::optional<boost::beast::http::request_parser<boost::beast::http::string_body, Allocator>>
-        parser_;
+    std::optional<RequestParser> parser_;
     Request req_;
     Response res_;
     std::string out_;      // res_ serialized: one contiguous buffer, one send
@@ -189,8 +189,7 @@ private:
     std::unique_ptr<UpstreamConnection> conn_;
     bool reused_ = false;     // conn_ came from the idle pool
     bool in_flight_ = false;  // counted in the replica's in-flight load
-    std::optional<boost::beast::http::response_parser<boost::beast::http::string_body, Allocator>>
-        up_parser_;
+    std::optional<ResponseParser> up_parser_;
     std::unique_ptr<std::array<char, 4096>> linger_buf_;
 
     // A body being streamed (should_stream()); the window exists only then.

@@ -1,0 +1,177 @@
+// What the router forwards, byte for byte, in both directions: a raw replica
+// records the request it gets and answers with canned bytes. The cases are
+// the findings of the fuzz targets (fuzz/), end to end through ProxySession.
+#include <gtest/gtest.h>
+
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+
+#include <array>
+#include <atomic>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <thread>
+
+#include "ringlb/router.hpp"
+
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+
+// Answers each connection's first request with `answer`, then closes it; keeps
+// the bytes of the last request it read.
+class RawReplica {
+public:
+    explicit RawReplica(std::string answer)
+        : answer_(std::move(answer)), acceptor_(ioc_, {asio::ip::make_address("127.0.0.1"), 0}) {
+        port_ = acceptor_.local_endpoint().port();
+        thread_ = std::thread([this] { serve(); });
+    }
+    ~RawReplica() {
+        stopping_ = true;
+        beast::error_code ec;
+        tcp::socket poke(ioc_);
+        poke.connect(acceptor_.local_endpoint(), ec);  // unblocks accept()
+        thread_.join();
+    }
+    std::uint16_t port() const { return port_; }
+    std::string received() {
+        std::lock_guard lock(mutex_);
+        return received_;
+    }
+
+private:
+    void serve() {
+        for (;;) {
+            tcp::socket s(ioc_);
+            beast::error_code ec;
+            acceptor_.accept(s, ec);
+            if (stopping_ || ec) return;
+            // Reads one whole request, keeping its bytes as they came.
+            std::string bytes;
+            std::array<char, 4096> chunk;
+            while (!complete(bytes)) {
+                const std::size_t n = s.read_some(asio::buffer(chunk), ec);
+                if (ec) break;
+                bytes.append(chunk.data(), n);
+            }
+            {
+                std::lock_guard lock(mutex_);
+                received_ = bytes;
+            }
+            asio::write(s, asio::buffer(answer_), ec);
+            s.shutdown(tcp::socket::shutdown_both, ec);
+        }
+    }
+
+    // Whether `bytes` hold a whole request (requests here are small: parsed anew each time).
+    static bool complete(std::string_view bytes) {
+        http::request_parser<http::string_body> parser;
+        parser.eager(true);
+        while (!bytes.empty() && !parser.is_done()) {
+            beast::error_code ec;
+            const std::size_t n = parser.put(asio::buffer(bytes.data(), bytes.size()), ec);
+            if (ec || n == 0) break;
+            bytes.remove_prefix(n);
+        }
+        return parser.is_done();
+    }
+
+    std::string answer_;
+    asio::io_context ioc_;
+    tcp::acceptor acceptor_;
+    std::uint16_t port_ = 0;
+    std::atomic<bool> stopping_{false};
+    std::thread thread_;
+    std::mutex mutex_;
+    std::string received_;
+};
+
+// Sends raw bytes to the router and reads until it closes the connection.
+std::string exchange(std::uint16_t port, const std::string& request) {
+    asio::io_context ioc;
+    tcp::socket s(ioc);
+    s.connect({asio::ip::make_address("127.0.0.1"), port});
+    asio::write(s, asio::buffer(request));
+    std::string out;
+    beast::error_code ec;
+    asio::read(s, asio::dynamic_buffer(out), ec);
+    return out;
+}
+
+std::size_t occurrences(const std::string& s, const std::string& what) {
+    std::size_t n = 0;
+    for (auto p = s.find(what); p != std::string::npos; p = s.find(what, p + 1)) ++n;
+    return n;
+}
+
+struct Fixture {
+    explicit Fixture(std::string answer) : replica(std::move(answer)), router([] {
+        ringlb::RouterConfig c;
+        c.port = 0;
+        c.threads = 1;
+        c.retries = 0;
+        return c;
+    }()) {
+        router.replicas().add({{1, "Raw", "127.0.0.1", replica.port()}});
+        router.start();
+    }
+    RawReplica replica;
+    ringlb::Router router;
+};
+
+constexpr const char* ok = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+
+TEST(RouterForwarding, TrailersOfAChunkedRequestDoNotReachTheReplica) {
+    Fixture f(ok);
+    const std::string answer = exchange(
+        f.router.port(),
+        "POST /up HTTP/1.1\r\nHost: lb\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+        "3\r\nabc\r\n0\r\nHost: evil\r\nX-Late: 1\r\n\r\n");
+    EXPECT_EQ(answer.substr(0, 15), "HTTP/1.1 200 OK");
+    const std::string sent = f.replica.received();
+    EXPECT_EQ(occurrences(sent, "Host:"), 1u) << sent;
+    EXPECT_EQ(sent.find("evil"), std::string::npos) << sent;
+    EXPECT_EQ(sent.find("X-Late"), std::string::npos) << sent;
+    EXPECT_NE(sent.find("Content-Length: 3\r\n\r\nabc"), std::string::npos) << sent;
+}
+
+TEST(RouterForwarding, AnHttp10RequestWithoutHostGoesUpstreamWithOne) {
+    Fixture f(ok);
+    exchange(f.router.port(), "GET /home HTTP/1.0\r\n\r\n");
+    const std::string sent = f.replica.received();
+    EXPECT_EQ(sent.substr(0, 20), "GET /home HTTP/1.1\r\n") << sent;
+    EXPECT_EQ(occurrences(sent, "Host:"), 1u) << sent;
+}
+
+TEST(RouterForwarding, ARepeatedContentLengthFromTheReplicaGoesOnAsOneValue) {
+    Fixture f("HTTP/1.1 200 OK\r\nContent-Length: 3, 3\r\nContent-Length: 3\r\n\r\nabc");
+    const std::string answer =
+        exchange(f.router.port(), "GET /home HTTP/1.1\r\nHost: lb\r\nConnection: close\r\n\r\n");
+    EXPECT_EQ(occurrences(answer, "Content-Length"), 1u) << answer;
+    EXPECT_NE(answer.find("Content-Length: 3\r\n"), std::string::npos) << answer;
+    EXPECT_EQ(answer.substr(answer.size() - 3), "abc");
+}
+
+TEST(RouterForwarding, TrailersOfAChunkedAnswerDoNotReachTheClient) {
+    Fixture f("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\nSet-Cookie: late=1\r\n\r\n");
+    const std::string answer =
+        exchange(f.router.port(), "GET /home HTTP/1.1\r\nHost: lb\r\nConnection: close\r\n\r\n");
+    EXPECT_EQ(answer.find("Set-Cookie"), std::string::npos) << answer;
+    EXPECT_NE(answer.find("Content-Length: 2\r\n"), std::string::npos) << answer;
+}
+
+TEST(RouterForwarding, AnAnswerWithAStatusBelow100IsABadGateway) {
+    Fixture f("HTTP/1.1 004 Odd\r\nContent-Type: text/plain\r\n\r\nbody up to the close");
+    const std::string answer =
+        exchange(f.router.port(), "GET /home HTTP/1.1\r\nHost: lb\r\nConnection: close\r\n\r\n");
+    EXPECT_EQ(answer.substr(0, 12), "HTTP/1.1 502") << answer;
+    EXPECT_NE(answer.find("bad status"), std::string::npos) << answer;
+}
+
+}  // namespace
