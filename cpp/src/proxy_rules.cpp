@@ -17,6 +17,21 @@ namespace http = beast::http;
 
 Rejection bad(std::string message) { return {400, std::move(message)}; }
 
+// RFC 9110 §7.6.1's hop-by-hop fields, plus Transfer-Encoding (the parser has
+// decoded any chunking) and Expect (the body is already here): what a proxy
+// must not pass on. One list, for scan() and strip_hop_by_hop().
+constexpr http::field hop_by_hop_fields[] = {
+    http::field::connection, http::field::keep_alive, http::field::proxy_connection,
+    http::field::te,         http::field::trailer,    http::field::upgrade,
+    http::field::transfer_encoding, http::field::expect};
+
+bool is_hop_by_hop(http::field f) noexcept {
+    for (const auto h : hop_by_hop_fields) {
+        if (f == h) return true;
+    }
+    return false;
+}
+
 }  // namespace
 
 template <class Fields>
@@ -61,25 +76,12 @@ FieldScan ProxyRules::scan(const Fields& f) noexcept {
     std::size_t lengths = 0;
     bool plain = true;
     for (const auto& e : f) {
-        switch (e.name()) {
-            case http::field::connection:
-            case http::field::keep_alive:
-            case http::field::proxy_connection:
-            case http::field::te:
-            case http::field::trailer:
-            case http::field::upgrade:
-            case http::field::transfer_encoding:
-            case http::field::expect:
-                s.hop_by_hop = true;
-                break;
-            case http::field::content_length: {
-                ++lengths;
-                const std::string_view v = e.value();
-                plain = plain && !v.empty() && v.find_first_not_of("0123456789") == v.npos;
-                break;
-            }
-            default:
-                break;
+        if (e.name() == http::field::content_length) {
+            ++lengths;
+            const std::string_view v = e.value();
+            plain = plain && !v.empty() && v.find_first_not_of("0123456789") == v.npos;
+        } else if (is_hop_by_hop(e.name())) {
+            s.hop_by_hop = true;
         }
     }
     s.content_length = lengths == 1 && plain;
@@ -98,12 +100,7 @@ void ProxyRules::strip_hop_by_hop(Fields& f) {
         listed.push_back(',');
     }
     for (const auto token : http::token_list(listed)) f.erase(token);
-    for (const auto name : {http::field::connection, http::field::keep_alive,
-                            http::field::proxy_connection, http::field::te, http::field::trailer,
-                            http::field::upgrade, http::field::transfer_encoding,
-                            http::field::expect}) {
-        f.erase(name);
-    }
+    for (const auto name : hop_by_hop_fields) f.erase(name);
 }
 
 template <class Fields>

@@ -11,6 +11,7 @@
 #include <boost/beast/http/write.hpp>
 
 #include <algorithm>
+#include <cstdio>
 #include <span>
 #include <string_view>
 
@@ -60,6 +61,10 @@ constexpr std::size_t upstream_read_size = 16384;
 // for one large request or answer are released once it is answered, so an
 // idle connection holds tens of KB whatever it sent before.
 constexpr std::size_t idle_keep_bytes = 16384;
+// A proxied body up to this size is read whole before it is forwarded (so a
+// failed try can be repeated elsewhere); a longer or chunked one is streamed
+// through a window of this size.
+constexpr std::size_t stream_threshold = ProxySession::stream_window;
 
 // Releases `s`'s storage when it holds more than an idle connection may keep.
 void trim(std::string& s) {
@@ -195,6 +200,12 @@ void ProxySession::do_read_header() {
     parser_->body_limit(state_.config.max_body_bytes);
     header_bytes_ = 0;
     header_deadline_set_ = false;
+    // Whatever the last request streamed, this one starts with a clean slate
+    // (body_sent_ left over would forbid its retries).
+    streaming_ = false;
+    body_sent_ = false;
+    stream_routed_ = false;
+    piece_pending_ = false;
     parse_header();
 }
 
@@ -257,9 +268,41 @@ void ProxySession::on_read_header(beast::error_code ec, std::size_t) {
         return send_error(rejected->status, rejected->message, true);
     }
     if (parser_->is_done()) return on_request();
+    streaming_ = should_stream();
     const auto expect = parser_->get()[http::field::expect];
     if (beast::iequals(expect, "100-continue")) return do_continue();
-    do_read_body();
+    start_body();
+}
+
+bool ProxySession::should_stream() const {
+    // Admin bodies are small and read whole; a proxied body is held whole
+    // only when it is small enough to keep for a retry.
+    const auto& h = parser_->get();
+    if (state_.serves_admin(listener_, KeySource::path_of(h.target()))) return false;
+    if (listener_ == Listener::admin) return false;  // answered 404 without a body
+    const auto length = parser_->content_length();
+    return !length || *length > stream_threshold;
+}
+
+void ProxySession::start_body() {
+    if (!streaming_) return do_read_body();
+    // The header moves to req_ for routing and forwarding; the parser goes on
+    // with a body that is a window into stream_buf_, so at most that much of
+    // the body is ever held (Beast's http_relay example does the same).
+    client_keep_alive_ = parser_->keep_alive();
+    req_.base() = std::move(parser_->get().base());
+    req_.body().clear();
+    stream_parser_.emplace(static_cast<RequestParser::Base&&>(*parser_));
+    parser_.reset();
+    stream_chunked_ = stream_parser_->chunked();
+    body_sent_ = false;
+    stream_routed_ = false;
+    piece_pending_ = false;
+    if (!stream_buf_) stream_buf_ = std::make_unique<std::array<char, stream_threshold>>();
+    // The first window is read before a replica is chosen: a chunked body
+    // that ends within it is forwarded whole, with its length, like a small
+    // sized one (and can be retried).
+    do_stream_parse();
 }
 
 void ProxySession::do_continue() {
@@ -272,7 +315,7 @@ void ProxySession::do_continue() {
 
 void ProxySession::on_continue(beast::error_code ec, std::size_t) {
     if (ec) return fail(ec, "write 100-continue");
-    do_read_body();
+    start_body();
 }
 
 void ProxySession::do_read_body() {
@@ -409,9 +452,11 @@ void ProxySession::do_route() {
     if (ProxyRules::scan<ArenaFields>(req_).hop_by_hop) {
         const bool chunked = req_.chunked();
         ProxyRules::strip_hop_by_hop<ArenaFields>(req_);
-        if (chunked) req_.content_length(req_.body().size());
+        if (chunked && !streaming_) req_.content_length(req_.body().size());
     }
     if (client_version_ < 11) ProxyRules::ensure_host<ArenaFields>(req_.base());
+    // A streamed chunked body goes on chunked: its length is not known yet.
+    if (streaming_ && stream_chunked_) req_.chunked(true);
     req_.version(11);
     // The header is laid out; the body is sent from where the parser put it.
     WireFormat::write(req_, up_out_, true);
@@ -461,7 +506,100 @@ void ProxySession::do_upstream_write() {
 
 void ProxySession::on_upstream_write(beast::error_code ec, std::size_t) {
     if (ec) return on_upstream_failure(ec, "write");
+    if (streaming_) {
+        if (piece_pending_) {
+            piece_pending_ = false;
+            return do_stream_write(pending_size_);
+        }
+        if (!stream_parser_->is_done()) return do_stream_parse();
+    }
     do_upstream_read();
+}
+
+// ------------------------------------------------------------ streamed bodies
+
+void ProxySession::do_stream_parse() {
+    // Parses what the client sent into the window; a full window, or the end
+    // of the body, goes upstream before more is read.
+    auto& body = stream_parser_->get().body();
+    body.data = stream_buf_->data();
+    body.size = stream_buf_->size();
+    while (buffer_.size() > 0 && !stream_parser_->is_done()) {
+        beast::error_code ec;
+        const std::size_t n = stream_parser_->put(buffer_.data(), ec);
+        buffer_.consume(n);
+        if (ec == http::error::need_buffer) break;  // the window is full
+        if (ec == http::error::need_more) break;
+        if (ec) return on_stream_error(ec);
+        if (n == 0) break;
+    }
+    const std::size_t piece = stream_buf_->size() - body.size;
+    if (piece > 0 || stream_parser_->is_done()) {
+        if (stream_routed_) return do_stream_write(piece);
+        if (stream_parser_->is_done()) {
+            // The whole body fit in the first window: no streaming after all.
+            req_.body().assign(stream_buf_->data(), piece);
+            streaming_ = false;
+            stream_parser_.reset();
+            return do_route();
+        }
+        // The header goes first (do_upstream_write), then this piece.
+        stream_routed_ = true;
+        piece_pending_ = true;
+        pending_size_ = piece;
+        return do_route();
+    }
+    // Each read has header_timeout: a body may be long, but not stalled.
+    expires_after(Phase::client, state_.config.header_timeout);
+    socket_.async_read_some(buffer_.prepare(stream_threshold),
+                            beast::bind_front_handler(&ProxySession::on_stream_bytes,
+                                                      shared_from_this()));
+}
+
+void ProxySession::on_stream_bytes(beast::error_code ec, std::size_t n) {
+    if (ec == asio::error::eof) ec = http::error::partial_message;
+    if (ec) return on_stream_error(ec);
+    buffer_.commit(n);
+    do_stream_parse();
+}
+
+void ProxySession::do_stream_write(std::size_t piece) {
+    // From here the replica has part of this body: the request cannot be
+    // retried elsewhere, and its connection is not reused if it fails.
+    body_sent_ = true;
+    const bool last = stream_parser_->is_done();
+    static constexpr std::string_view crlf = "\r\n";
+    static constexpr std::string_view last_chunk = "0\r\n\r\n";
+    // The buffer sequence is a span over a member: async_write copies the
+    // span, not the array, so the array must outlive the write.
+    auto& out = stream_out_;
+    std::size_t k = 0;
+    if (stream_chunked_ && piece > 0) {
+        // RFC 9112 §7.1: size in hex, CRLF, data, CRLF.
+        const int len = std::snprintf(chunk_head_.data(), chunk_head_.size(), "%zx\r\n", piece);
+        out[k++] = asio::buffer(chunk_head_.data(), static_cast<std::size_t>(len));
+    }
+    if (piece > 0) out[k++] = asio::buffer(stream_buf_->data(), piece);
+    if (stream_chunked_ && piece > 0) out[k++] = asio::buffer(crlf);
+    if (stream_chunked_ && last) out[k++] = asio::buffer(last_chunk);
+    expires_after(Phase::upstream, state_.config.upstream_timeout);
+    asio::async_write(conn_->socket, std::span<const asio::const_buffer>(out.data(), k),
+                      beast::bind_front_handler(&ProxySession::on_upstream_write,
+                                                shared_from_this()));
+}
+
+void ProxySession::on_stream_error(beast::error_code ec) {
+    // The replica has an unfinished request on its connection: that
+    // connection is done for, whatever happens to the client.
+    if (conn_) {
+        beast::error_code ignored;
+        conn_->socket.close(ignored);
+        conn_.reset();
+    }
+    if (pool_) end_try();
+    routes_.reset();
+    pool_ = nullptr;
+    on_read_error(ec);
 }
 
 void ProxySession::do_upstream_read() {
@@ -538,7 +676,7 @@ void ProxySession::on_upstream_failure(beast::error_code ec, const char* what) {
         // A kept-alive connection that the replica closed while it sat idle
         // fails on first use: that says nothing about the replica, so the
         // same request gets one fresh connection to it before anything else.
-        const bool stale = reused_ && !timed_out && !is_protocol_error(ec) &&
+        const bool stale = reused_ && !timed_out && !is_protocol_error(ec) && !body_sent_ &&
                            (idempotent_ || std::string_view(what) == "write");
         if (stale) {
             conn_ = std::make_unique<UpstreamConnection>(worker_.ioc());
@@ -562,7 +700,7 @@ void ProxySession::on_upstream_failure(beast::error_code ec, const char* what) {
     }
     // A request that never reached a replica can go anywhere; one that may
     // have been processed is retried only when repeating it is harmless.
-    if ((connect || idempotent_) && attempt_ + 1 < n_tries_) {
+    if (!body_sent_ && (connect || idempotent_) && attempt_ + 1 < n_tries_) {
         ++attempt_;
         WorkerStats::bump(worker_.stats().retries);
         return do_try();
@@ -570,11 +708,16 @@ void ProxySession::on_upstream_failure(beast::error_code ec, const char* what) {
     const std::string hostname = pool_->hostname();
     routes_.reset();
     pool_ = nullptr;
+    // Part of a streamed body may still be on its way: the connection cannot
+    // carry another request.
+    const bool unread = streaming_ && !stream_parser_->is_done();
     if (timed_out) {
-        return send_error(504, "replica '" + hostname + "' did not answer in time (" + what + ")");
+        return send_error(504, "replica '" + hostname + "' did not answer in time (" + what + ")",
+                          unread);
     }
     send_error(502, "replica '" + hostname + "' failed (" + what + "): " + ec.message() +
-                        (n_tries_ > 1 ? "; every other replica tried failed too" : ""));
+                        (n_tries_ > 1 ? "; every other replica tried failed too" : ""),
+               unread);
 }
 
 void ProxySession::on_upstream_response() {
@@ -684,6 +827,9 @@ void ProxySession::on_write(beast::error_code ec, std::size_t) {
 void ProxySession::release_buffers() {
     // The request and its answer are done with; only a pipelined request may
     // still be in buffer_. What one large message made grow goes back.
+    streaming_ = false;
+    stream_parser_.reset();
+    stream_buf_.reset();
     trim(req_.body());
     trim(res_.body());
     trim(out_);

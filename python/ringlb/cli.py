@@ -10,65 +10,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
 import os
 import sys
 from collections.abc import Sequence
-from typing import Callable
 
+from ringlb import serve_settings
 from ringlb.launcher import Launcher, LauncherConfig
-
-_DEFAULTS = LauncherConfig()
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
-    return value
-
-
-def _int_at_least(low: int) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
-        return value
-
-    parse.__name__ = f"integer >= {low}"
-    return parse
-
-
-def _port(text: str) -> int:
-    value = _int_at_least(0)(text)
-    if value > 65535:
-        raise argparse.ArgumentTypeError(f"must be a port 0..65535, got {value}")
-    return value
-
-
-def _bounded_load(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not (value == 0 or (math.isfinite(value) and value >= 1.0)):
-        raise argparse.ArgumentTypeError(f"must be 0 (off) or at least 1.0, got {text}")
-    return value
-
-
-def _yes_no(text: str) -> bool:
-    value = text.strip().lower()
-    if value in ("yes", "true", "on", "1"):
-        return True
-    if value in ("no", "false", "off", "0"):
-        return False
-    raise argparse.ArgumentTypeError(f"must be yes or no, got {text!r}")
 
 
 def _raise_fd_limit() -> None:
@@ -91,7 +38,6 @@ def _schemes() -> list[str]:
 
 
 def _add_serve(sub: argparse._SubParsersAction) -> None:
-    d = _DEFAULTS
     p = sub.add_parser(
         "serve",
         help="run the load balancer: N replicas, the router and the heartbeat engine",
@@ -100,129 +46,40 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
             "and the heartbeat engine. Dead replicas are replaced with the same id and "
             "hostname; /add and /rm change the membership at run time. Every membership "
             "change and failure is logged in one line. SIGINT/SIGTERM stop accepting, drain, "
-            "and remove the replicas this launcher started."),
+            "and remove the replicas this launcher started; SIGHUP reloads --config."),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        allow_abbrev=False,  # a flag in argv is one of ours, exactly (serve_settings)
     )
-    net = p.add_argument_group("router")
-    net.add_argument("--host", default=d.host, help="address the router listens on")
-    net.add_argument("--port", type=_port, default=d.port,
-                     help="port the router listens on (0: any free port, printed at start)")
-    net.add_argument("--threads", type=_int_at_least(0), default=d.threads,
-                     help="router I/O threads (0: one per core)")
-    net.add_argument("--key", default=d.key,
-                     help="request id source: random | header:NAME | query:NAME | cookie:NAME | "
-                          "path | client-ip")
-    net.add_argument("--retries", type=_int_at_least(0), default=d.retries,
-                     help="further distinct replicas tried when forwarding fails")
-    net.add_argument("--bounded-load", type=_bounded_load, default=d.bounded_load,
-                     help="c of consistent hashing with bounded loads (0: off)")
-    net.add_argument("--connect-timeout", type=_positive_float, default=d.connect_timeout,
-                     help="seconds to connect to a replica before trying the next one")
-    net.add_argument("--upstream-timeout", type=_positive_float, default=d.upstream_timeout,
-                     help="seconds a replica has to answer a forwarded request")
-
-    lim = p.add_argument_group("client limits")
-    lim.add_argument("--header-timeout", type=_positive_float, default=d.header_timeout,
-                     help="seconds a client has to send a request header; a new connection "
-                          "that sends nothing is closed this long after it was accepted")
-    lim.add_argument("--idle-timeout", type=_positive_float, default=d.idle_timeout,
-                     help="seconds a keep-alive connection may wait between requests")
-    lim.add_argument("--max-connections", type=_int_at_least(1), default=d.max_connections,
-                     help="client connections open at once; past it new ones get 503")
-    lim.add_argument("--max-header-bytes", type=_int_at_least(64), default=d.max_header_bytes,
-                     help="bytes of request line and header fields, CRLFs included; beyond: 431")
-    lim.add_argument("--max-body-bytes", type=_int_at_least(0), default=d.max_body_bytes,
-                     help="bytes of request body; beyond: 413")
-    lim.add_argument("--max-idle-upstream", type=_int_at_least(0), default=d.max_idle_upstream,
-                     help="idle keep-alive connections kept open to each replica")
-
-    adm = p.add_argument_group(
-        "admin API", "GET /rep is open. POST /add and DELETE /rm change the membership: "
-                     "without a token they are served on loopback addresses only (403 "
-                     "elsewhere).")
-    adm.add_argument("--admin-token", default=None, metavar="TOKEN",
-                     help="/add and /rm need 'Authorization: Bearer TOKEN' (else 401); default: "
-                          "the environment variable RINGLB_ADMIN_TOKEN, which, unlike a flag, "
-                          "other users cannot read with ps")
-    adm.add_argument("--admin-listen", default=d.admin_listen, metavar="HOST:PORT",
-                     help="a second listener that serves the admin API, e.g. 127.0.0.1:5001 "
-                          "([::1]:5001 for IPv6); empty: none")
-    adm.add_argument("--admin-on-data-port", type=_yes_no, default=d.admin_on_data_port,
-                     metavar="yes|no",
-                     help="serve /add and /rm on the data port too; no: they are proxied to the "
-                          "replicas like any other path")
-    adm.add_argument("--min-replicas", type=_int_at_least(0), default=d.min_replicas,
-                     help="/rm may not leave fewer replicas registered")
-    adm.add_argument("--max-replicas", type=_int_at_least(0), default=d.max_replicas,
-                     help="/add may not make more replicas (one /add adds at most that many); "
-                          "0: the ring's capacity, at most 64")
-
-    ring = p.add_argument_group("hash ring")
-    ring.add_argument("--hash", dest="scheme", default=d.scheme,
-                      help="hash scheme by name (see `ringlb schemes`): assignment, linear, ...")
-    ring.add_argument("--slots", type=_int_at_least(1), default=d.slots,
-                      help="M: slots on the ring (maglev: table size, a prime); "
-                           "None: the scheme's own (512; maglev 65537)")
-    ring.add_argument("--virtual-nodes", type=_int_at_least(1), default=d.virtual_nodes,
-                      help="K: virtual servers per replica (ketama: points per replica); "
-                           "None: the scheme's own (9; ketama 2048)")
-    ring.add_argument("--probing", choices=("linear", "quadratic"), default=d.probing,
-                      help="where a virtual server goes when its slot is taken")
-
-    reps = p.add_argument_group("replicas")
-    reps.add_argument("-n", "--replicas", type=_int_at_least(0), default=d.replicas,
-                      help="N: replicas to keep alive")
-    reps.add_argument("--backend", choices=("auto", "process", "docker"), default=d.backend,
-                      help="where replicas run; auto: docker when its daemon answers")
-    reps.add_argument("--cluster", default=None,
-                      help="label of this launcher's replicas; a launcher restarted with the same "
-                           "cluster adopts the replicas still running (default: lb<PORT>)")
-    reps.add_argument("--keep-replicas", action="store_true",
-                      help="leave the replicas running at shutdown, for a later launcher to adopt")
-    reps.add_argument("--hostname-prefix", default=d.hostname_prefix,
-                      help="names of the replicas the launcher creates: <prefix><id>")
-    reps.add_argument("--replica-threads", type=_int_at_least(1), default=d.replica_threads,
-                      help="I/O threads of each replica")
-    reps.add_argument("--start-timeout", type=_positive_float, default=d.start_timeout,
-                      help="seconds a new replica has to answer /heartbeat")
-    reps.add_argument("--docker-memory", default=d.docker_memory,
-                      help="memory limit of each replica container")
-    reps.add_argument("--docker-cpus", type=_positive_float, default=d.docker_cpus,
-                      help="CPU limit of each replica container")
-
-    hb = p.add_argument_group("health checks")
-    hb.add_argument("--heartbeat-interval", type=_positive_float, default=d.heartbeat_interval,
-                    help="seconds between two probes of GET /heartbeat on each replica")
-    hb.add_argument("--heartbeat-timeout", type=_positive_float, default=d.heartbeat_timeout,
-                    help="seconds a probe may take before it counts as a miss")
-    hb.add_argument("--fall", type=_int_at_least(1), default=d.fall,
-                    help="misses in a row that take a replica off the ring and replace it")
-    hb.add_argument("--rise", type=_int_at_least(1), default=d.rise,
-                    help="successes in a row that bring a replacement onto the ring")
-
+    p.add_argument("--config", metavar="FILE", default=None,
+                   help="TOML file whose keys are the long flag names (replicas = 3, "
+                        "header-timeout = 5, ...); flags on the command line win; SIGHUP "
+                        "reloads it")
+    serve_settings.add_arguments(p)
     p.add_argument("--log-level", default="INFO",
                    choices=("DEBUG", "INFO", "WARNING", "ERROR"), help="logging threshold")
     p.set_defaults(func=_serve)
 
 
+def _serve_config(args: argparse.Namespace, argv: Sequence[str]) -> LauncherConfig:
+    """The launcher's settings: defaults, then --config's file, then the command line."""
+    values = {s.field: getattr(args, s.field) for s in serve_settings.SETTINGS}
+    if values["admin_token"] is None:
+        values["admin_token"] = os.environ.get("RINGLB_ADMIN_TOKEN", "")
+    if args.config:
+        explicit = serve_settings.given_on_command_line(argv)
+        for field, value in serve_settings.load_file(args.config).items():
+            if field not in explicit:
+                values[field] = value
+    return serve_settings.config_from(values)
+
+
 def _serve(args: argparse.Namespace) -> int:
-    cfg = LauncherConfig(
-        host=args.host, port=args.port, replicas=args.replicas, backend=args.backend,
-        scheme=args.scheme, key=args.key, slots=args.slots, virtual_nodes=args.virtual_nodes,
-        probing=args.probing, threads=args.threads, cluster=args.cluster,
-        heartbeat_interval=args.heartbeat_interval, heartbeat_timeout=args.heartbeat_timeout,
-        fall=args.fall, rise=args.rise, retries=args.retries, bounded_load=args.bounded_load,
-        connect_timeout=args.connect_timeout, upstream_timeout=args.upstream_timeout,
-        keep_replicas=args.keep_replicas, replica_threads=args.replica_threads,
-        docker_memory=args.docker_memory, docker_cpus=args.docker_cpus,
-        start_timeout=args.start_timeout, hostname_prefix=args.hostname_prefix,
-        header_timeout=args.header_timeout, idle_timeout=args.idle_timeout,
-        max_connections=args.max_connections, max_header_bytes=args.max_header_bytes,
-        max_body_bytes=args.max_body_bytes, max_idle_upstream=args.max_idle_upstream,
-        admin_token=(args.admin_token if args.admin_token is not None
-                     else os.environ.get("RINGLB_ADMIN_TOKEN", "")),
-        admin_listen=args.admin_listen, admin_on_data_port=args.admin_on_data_port,
-        min_replicas=args.min_replicas, max_replicas=args.max_replicas)
+    argv = args.argv
+    try:
+        cfg = _serve_config(args, argv)
+    except ValueError as e:
+        logging.getLogger("ringlb").error("cannot start: %s", e)
+        return 1
     _raise_fd_limit()
 
     def ready(lb: Launcher) -> None:
@@ -230,11 +87,42 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"ringlb serving on {lb.listen_url} with {lb.target} replicas ({lb.backend_name} "
               f"backend, cluster {lb.cluster}{admin})", flush=True)
 
+    reload = None
+    if args.config:
+        def reload() -> LauncherConfig:
+            return _serve_config(args, argv)
+
     try:
-        Launcher(cfg).serve_forever(ready)
+        Launcher(cfg).serve_forever(ready, reload=reload)
     except (ValueError, RuntimeError, OSError) as e:
         logging.getLogger("ringlb").error("cannot start: %s", e)
         return 1
+    return 0
+
+
+def _add_config(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("config", help="check a config file for `ringlb serve --config`")
+    csub = p.add_subparsers(dest="config_command", metavar="ACTION", required=True)
+    check = csub.add_parser("check", help="validate FILE without starting anything",
+                            description="Exit 0 and print the settings FILE changes when it is "
+                                        "valid; otherwise print what is wrong and exit 2.")
+    check.add_argument("file", metavar="FILE")
+    check.set_defaults(func=_config_check)
+
+
+def _config_check(args: argparse.Namespace) -> int:
+    try:
+        values = serve_settings.load_file(args.file)
+        serve_settings.config_from(values)
+    except ValueError as e:
+        print(f"ringlb: {e}" if str(e).startswith(str(args.file)) else f"ringlb: {args.file}: {e}",
+              file=sys.stderr)
+        return 2
+    print(f"{args.file}: ok ({len(values)} settings)")
+    for field, value in values.items():
+        s = serve_settings.BY_FIELD[field]
+        shown = "<hidden>" if field == "admin_token" else repr(value)
+        print(f"  {s.key} = {shown}")
     return 0
 
 
@@ -324,6 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_image(sub)
     _add_cleanup(sub)
     _add_schemes(sub)
+    _add_config(sub)
     return parser
 
 
@@ -335,6 +224,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _exec_replica(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = argv
     level = getattr(args, "log_level", "INFO")
     logging.basicConfig(level=level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")

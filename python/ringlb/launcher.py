@@ -174,6 +174,10 @@ def _error(message: str, status: int = 500) -> Exception:
 class Launcher:
     """Runs a router, a heartbeat engine and N replicas; keeps N whole until stop()."""
 
+    #: LauncherConfig fields that reload() applies to a running launcher; a
+    #: change to any other field is logged as needing a restart.
+    LIVE_SETTINGS = frozenset({"replicas"})
+
     def __init__(self, config: LauncherConfig | None = None, **overrides: Any) -> None:
         cfg = dataclasses.replace(config or LauncherConfig(), **overrides)
         cfg.validate()
@@ -351,31 +355,94 @@ class Launcher:
                 backend.close()
         self._event("stopped", None, None, f"cluster {self.cluster}")
 
-    def serve_forever(self, ready: Callable[[Launcher], None] | None = None) -> None:
+    def serve_forever(self, ready: Callable[[Launcher], None] | None = None,
+                      reload: Callable[[], LauncherConfig] | None = None) -> None:
         """Start if needed, call `ready(self)`, block until SIGINT or SIGTERM, stop gracefully.
 
-        The handlers are in place before the replicas start, so a signal during
-        start-up still removes them. Call from the main thread (signal handlers
-        can only be set there). Exceptions of start() propagate after cleanup.
+        SIGHUP calls `reload()` for a new configuration and applies it
+        (reload(config)); a launcher never dies of SIGHUP, and a reload that
+        fails leaves the running configuration as it is. The handlers are in
+        place before the replicas start, so a signal during start-up still
+        removes them. Call from the main thread (signal handlers can only be
+        set there). Exceptions of start() propagate after cleanup.
         """
         stop = threading.Event()
+        hup = threading.Event()
 
         def handler(signum: int, _frame: object) -> None:
             log.info("got %s: shutting down", signal.Signals(signum).name)
             stop.set()
 
-        previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+        def on_hup(_signum: int, _frame: object) -> None:
+            hup.set()  # the work is done in the loop below, not in the handler
+
+        signals = {signal.SIGINT: handler, signal.SIGTERM: handler, signal.SIGHUP: on_hup}
+        previous = {s: signal.signal(s, h) for s, h in signals.items()}
         try:
             if not self._started:
                 self.start()
             if ready is not None:
                 ready(self)
-            while not stop.wait(0.5):
-                pass
+            while not stop.wait(0.2):
+                if hup.is_set():
+                    hup.clear()
+                    self._on_sighup(reload)
         finally:
             for s, h in previous.items():
                 signal.signal(s, h)
             self.stop()
+
+    def _on_sighup(self, reload: Callable[[], LauncherConfig] | None) -> None:
+        if reload is None:
+            log.info("got SIGHUP: there is no config file to reload (start with --config FILE)")
+            return
+        try:
+            new = reload()
+        except (ValueError, OSError) as e:
+            log.error("got SIGHUP: reload failed, the running configuration stays: %s", e)
+            return
+        log.info("got SIGHUP: reloading the configuration")
+        self.reload(new)
+
+    def reload(self, new: LauncherConfig) -> list[str]:
+        """Apply `new` to the running launcher: what LIVE_SETTINGS names takes effect
+        now; any other change is logged as needing a restart. Returns one line per change
+        (also logged). A new `replicas` scales N to it, as /add and /rm would: new
+        replicas get the smallest free ids, and the highest ids go first."""
+        new.validate()
+        lines = []
+        for f in dataclasses.fields(LauncherConfig):
+            old_value, new_value = getattr(self.config, f.name), getattr(new, f.name)
+            if old_value == new_value:
+                continue
+            shown = ("<hidden>", "<hidden>") if f.name == "admin_token" else (old_value, new_value)
+            if f.name in self.LIVE_SETTINGS:
+                self._apply_live(f.name, new_value)
+                line = f"{f.name}: {shown[0]!r} -> {shown[1]!r} (applied)"
+                self.config = dataclasses.replace(self.config, **{f.name: new_value})
+            else:
+                line = f"{f.name}: {shown[0]!r} -> {shown[1]!r} (needs a restart)"
+            log.info("reload %s", line)
+            lines.append(line)
+        if not lines:
+            log.info("reload: nothing changed")
+        return lines
+
+    def _apply_live(self, name: str, value: Any) -> None:
+        if name != "replicas":  # LIVE_SETTINGS and this method change together
+            raise AssertionError(f"no live change for {name}")
+        removed: list[ReplicaInfo] = []
+        with self._lock:
+            diff = int(value) - self._target
+            try:
+                if diff > 0:
+                    self._add([hostname for _, hostname in self._fresh_names(diff, [])])
+                elif diff < 0:
+                    by_id = sorted(self.router.replicas(), key=lambda r: -r["id"])
+                    removed = self._remove([r["hostname"] for r in by_id[:-diff]])
+            except ringlb.ControlError as e:
+                self._event("failed", None, None, f"reload replicas={value}: {e}")
+        self._stop_replicas(removed, graceful=True, kind="removed")
 
     # -- queries -----------------------------------------------------------------------------
 

@@ -3,7 +3,33 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 # Let tests import helper modules (ring_reference, ...) that sit next to them.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from control_helpers import remove_process_cluster, unique_cluster
+from router_support import Fleet
+
+
+@pytest.fixture
+def fleet() -> Iterator[Fleet]:
+    """Replica processes started by a test (router tests register them by hand)."""
+    f = Fleet()
+    try:
+        yield f
+    finally:
+        f.stop_all()
+
+
+@pytest.fixture
+def proc_cluster(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A process-backend cluster label of this test alone, removed afterwards."""
+    name = unique_cluster(request.module.__name__.removeprefix("test_")[:8])
+    try:
+        yield name
+    finally:
+        remove_process_cluster(name)

@@ -1,7 +1,8 @@
 """A generic HTTP/1.1 server for tests, built on h11 (a complete HTTP/1.1
 state machine, unlike our replica): it answers every request with 200 and the
-request's target as the body, and records every byte it receives, so that a
-test can see what the router really forwarded and who got which answer."""
+request's target as the body, and records every byte it receives and every
+body, so that a test can see what the router really forwarded and who got
+which answer."""
 
 from __future__ import annotations
 
@@ -9,34 +10,16 @@ import socket
 import threading
 
 import h11
+from router_support import ThreadedServer
 
 
-class GenericBackend:
+class GenericBackend(ThreadedServer):
     def __init__(self) -> None:
         self.received = bytearray()
         self.targets: list[bytes] = []
+        self.bodies: list[bytes] = []
         self._lock = threading.Lock()
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(128)
-        self.sock.settimeout(0.1)  # accept() wakes up to notice close()
-        self.port = int(self.sock.getsockname()[1])
-        self._stop = False
-        self._threads: list[threading.Thread] = []
-        self.thread = threading.Thread(target=self._accept, daemon=True)
-        self.thread.start()
-
-    def _accept(self) -> None:
-        while not self._stop:
-            try:
-                conn, _ = self.sock.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            t = threading.Thread(target=self._serve, args=(conn,), daemon=True)
-            self._threads.append(t)
-            t.start()
+        super().__init__()
 
     def _serve(self, conn: socket.socket) -> None:
         h = h11.Connection(h11.SERVER)
@@ -62,24 +45,27 @@ class GenericBackend:
                 elif isinstance(event, h11.Request):
                     with self._lock:
                         self.targets.append(event.target)
+                        self.bodies.append(b"")
+                elif isinstance(event, h11.Data):
+                    with self._lock:
+                        self.bodies[-1] += event.data
                 elif isinstance(event, h11.EndOfMessage):
-                    target = self.targets[-1]
-                    out = h.send(h11.Response(status_code=200, headers=[
-                        ("Content-Length", str(len(target))), ("Content-Type", "text/plain")]))
-                    out += h.send(h11.Data(data=target)) + h.send(h11.EndOfMessage())
-                    try:
-                        conn.sendall(out)
-                    except OSError:
+                    if not self._answer(h, conn):
                         return
-                    if h.our_state is h11.MUST_CLOSE:
-                        return
-                    h.start_next_cycle()
                 elif isinstance(event, h11.ConnectionClosed):
                     return
 
-    def close(self) -> None:
-        self._stop = True
-        self.thread.join(timeout=5)
-        for t in self._threads:
-            t.join(timeout=5)
-        self.sock.close()
+    def _answer(self, h: h11.Connection, conn: socket.socket) -> bool:
+        """Answers the request just read; False when the connection is done."""
+        target = self.targets[-1]
+        out = h.send(h11.Response(status_code=200, headers=[
+            ("Content-Length", str(len(target))), ("Content-Type", "text/plain")]))
+        out += h.send(h11.Data(data=target)) + h.send(h11.EndOfMessage())
+        try:
+            conn.sendall(out)
+        except OSError:
+            return False
+        if h.our_state is h11.MUST_CLOSE:
+            return False
+        h.start_next_cycle()
+        return True

@@ -229,20 +229,22 @@ def closed_port() -> int:
         return int(s.getsockname()[1])
 
 
-class ScriptedServer:
-    """A real TCP server that answers every HTTP request with fixed raw bytes
-    (chunked, EOF-delimited, broken...) and keeps the requests it received."""
+class ThreadedServer:
+    """A real TCP server on 127.0.0.1 for tests: one thread accepts, one thread
+    per connection runs _serve(conn); close() stops accepting and, with
+    join_on_close, waits for the connection threads (which must then notice
+    _stop within a short recv timeout)."""
 
-    def __init__(self, answer: bytes, close_after: bool = False) -> None:
-        self.answer = answer
-        self.close_after = close_after
-        self.requests: list[bytes] = []
+    join_on_close = True
+
+    def __init__(self) -> None:
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
+        self.sock.listen(128)
         self.sock.settimeout(0.1)  # accept() wakes up to notice close()
         self.port = int(self.sock.getsockname()[1])
         self._stop = False
+        self._threads: list[threading.Thread] = []
         self.thread = threading.Thread(target=self._accept, daemon=True)
         self.thread.start()
 
@@ -254,7 +256,34 @@ class ScriptedServer:
                 continue
             except OSError:
                 return
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+            t = threading.Thread(target=self._serve, args=(conn,), daemon=True)
+            self._threads.append(t)
+            t.start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self._stop = True
+        self.thread.join(timeout=5)
+        for t in self._threads if self.join_on_close else ():
+            t.join(timeout=5)
+        self.sock.close()
+
+
+class ScriptedServer(ThreadedServer):
+    """A real TCP server that answers every HTTP request with fixed raw bytes
+    (chunked, EOF-delimited, broken...) and keeps the requests it received.
+    Its connections may block in recv for 10 s (a router's pooled idle ones):
+    close() does not wait for them."""
+
+    join_on_close = False
+
+    def __init__(self, answer: bytes, close_after: bool = False) -> None:
+        self.answer = answer
+        self.close_after = close_after
+        self.requests: list[bytes] = []
+        super().__init__()
 
     def _serve(self, conn: socket.socket) -> None:
         buf = b""
@@ -282,8 +311,3 @@ class ScriptedServer:
                         return
             except OSError:
                 return
-
-    def close(self) -> None:
-        self._stop = True
-        self.thread.join(timeout=5)
-        self.sock.close()

@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,6 @@ from control_helpers import (
     pid_running,
     process_cluster_pids,
     remove_docker_cluster,
-    remove_process_cluster,
     require_docker,
     unique_cluster,
     wait_for,
@@ -39,7 +37,8 @@ SERVE_FLAGS = ["--host", "--port", "--threads", "--key", "--retries", "--bounded
                "--docker-cpus", "--heartbeat-interval", "--heartbeat-timeout", "--fall", "--rise",
                "--log-level", "--header-timeout", "--idle-timeout", "--max-connections",
                "--max-header-bytes", "--max-body-bytes", "--max-idle-upstream", "--admin-token",
-               "--admin-listen", "--admin-on-data-port", "--min-replicas", "--max-replicas"]
+               "--admin-listen", "--admin-on-data-port", "--min-replicas", "--max-replicas",
+               "--config"]
 
 # Every router limit, with the default `--help` must show for it.
 LIMIT_DEFAULTS = {"--header-timeout": "5.0", "--idle-timeout": "60.0",
@@ -178,15 +177,6 @@ class Serve:
 
     stderr = ""
     stdout_line = ""
-
-
-@pytest.fixture
-def proc_cluster() -> Iterator[str]:
-    name = unique_cluster("clip")
-    try:
-        yield name
-    finally:
-        remove_process_cluster(name)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])

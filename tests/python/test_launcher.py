@@ -22,7 +22,6 @@ from control_helpers import (
     pid_running,
     process_cluster_pids,
     remove_docker_cluster,
-    remove_process_cluster,
     require_docker,
     unique_cluster,
     wait_for,
@@ -88,15 +87,6 @@ def rep(lb: Launcher) -> dict[str, Any]:
 
 
 # -- process backend ---------------------------------------------------------------------------
-
-
-@pytest.fixture
-def proc_cluster() -> Iterator[str]:
-    name = unique_cluster("lbp")
-    try:
-        yield name
-    finally:
-        remove_process_cluster(name)
 
 
 def proc_config(cluster: str, **kw: Any) -> LauncherConfig:

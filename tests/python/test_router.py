@@ -32,15 +32,6 @@ import ringlb
 SERVERS = ["Server1", "Server2", "Server3"]
 
 
-@pytest.fixture
-def fleet() -> Iterator[Fleet]:
-    f = Fleet()
-    try:
-        yield f
-    finally:
-        f.stop_all()
-
-
 def make_cluster(fleet: Fleet, n: int = 3, **kw) -> ringlb.Router:
     router = ringlb.Router(port=0, threads=2, **kw)
     for i in range(1, n + 1):

@@ -66,18 +66,80 @@ def test_smuggling_finds_no_victim_in_1000_interleaved_requests(generic) -> None
 
 def test_a_forwarded_body_is_exactly_the_body_framed(generic) -> None:
     router, backend = generic
-    # Chunked from the client: forwarded with its length, the chunks decoded,
-    # and the hop-by-hop fields (every Connection field and what they name) gone.
+    # A small body with a length: held whole (a retry could resend it) and
+    # forwarded with that length; hop-by-hop fields (every Connection field and
+    # what they name) are gone.
     raw = raw_exchange(router.port, (
-        b"POST /chunked HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
-        b"Connection: X-Hop\r\nConnection: close\r\nX-Hop: 1\r\n\r\n"
-        b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"))
+        b"POST /sized HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\n"
+        b"Connection: X-Hop\r\nConnection: close\r\nX-Hop: 1\r\n\r\nhello world"))
     assert parse_responses(raw)[0][0] == 200
-    sent = bytes(backend.received)
-    head, _, body = sent.partition(b"\r\n\r\n")
+    head, _, body = bytes(backend.received).partition(b"\r\n\r\n")
     assert body == b"hello world"
     assert b"content-length: 11" in head.lower()
-    assert b"x-hop" not in head.lower() and b"transfer-encoding" not in head.lower()
+    assert b"x-hop" not in head.lower() and b"connection" not in head.lower()
+    # Chunked, ending within the first 64 KiB window: decoded and forwarded
+    # whole with its length (longer ones are streamed chunked, see below).
+    raw = raw_exchange(router.port, (
+        b"POST /chunked HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+        b"Connection: close\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"))
+    assert parse_responses(raw)[0][0] == 200
+    assert backend.bodies == [b"hello world", b"hello world"]
+    second = bytes(backend.received).split(b"POST /chunked")[1].lower()
+    assert b"content-length: 11\r\n" in second and b"transfer-encoding" not in second
+
+
+@pytest.fixture
+def streaming() -> Iterator[tuple[ringlb.Router, GenericBackend]]:
+    backend = GenericBackend()
+    try:
+        r = ringlb.Router(port=0, threads=2, retries=0, max_body_bytes=8 << 20)
+        r.add_replica("Generic1", "127.0.0.1", backend.port)
+        with running(r):
+            yield r, backend
+    finally:
+        backend.close()
+
+
+def test_a_large_body_is_streamed_exactly(streaming) -> None:
+    router, backend = streaming
+    body = bytes(range(256)) * (5 * 4096)  # 5 MiB, longer than the 64 KiB window
+    conn = http.client.HTTPConnection("127.0.0.1", router.port, timeout=30)
+    try:
+        conn.request("POST", "/upload", body=body)
+        resp = conn.getresponse()
+        assert (resp.status, resp.read()) == (200, b"/upload")
+        # The connection goes on: the next request is answered as usual.
+        conn.request("GET", "/next")
+        resp = conn.getresponse()
+        assert (resp.status, resp.read()) == (200, b"/next")
+    finally:
+        conn.close()
+    assert backend.bodies == [body, b""]
+    assert b"content-length: %d" % len(body) in bytes(backend.received).lower()
+
+
+def test_a_chunked_body_is_streamed_chunked(streaming) -> None:
+    router, backend = streaming
+    pieces = [bytes([65 + i]) * (50_000 + i) for i in range(6)]  # 300 KB in 6 chunks
+    raw = (b"POST /chunks HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+           b"Connection: close\r\n\r\n"
+           + b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in pieces) + b"0\r\n\r\n")
+    got = parse_responses(raw_exchange(router.port, raw, timeout=20))
+    assert [g[0] for g in got] == [200]
+    assert backend.bodies == [b"".join(pieces)]
+    head = bytes(backend.received).partition(b"\r\n\r\n")[0].lower()
+    assert b"transfer-encoding: chunked" in head and b"content-length" not in head
+
+
+def test_a_streamed_body_past_the_limit_is_a_413_and_a_close(streaming) -> None:
+    router, _backend = streaming
+    chunk = b"z" * (1 << 20)
+    raw = (b"POST /big HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+           + b"%x\r\n%s\r\n" % (len(chunk), chunk) * 9 + b"0\r\n\r\n")
+    status, body = status_of(raw_exchange(router.port, raw, timeout=20))
+    assert status == 413
+    assert body["message"] == f"<Error> request body is larger than {8 << 20} bytes"
+    assert request(router.port, "GET", "/after")[0] == 200
 
 
 @pytest.mark.parametrize(("request_bytes", "message"), [
@@ -201,15 +263,6 @@ def test_duplicate_json_keys_are_refused(generic) -> None:
 
 
 # ------------------------------------------------------------------ admin access
-
-@pytest.fixture
-def fleet() -> Iterator[Fleet]:
-    f = Fleet()
-    try:
-        yield f
-    finally:
-        f.stop_all()
-
 
 def admin_router(fleet: Fleet, **kwargs) -> tuple[ringlb.Router, list]:
     """A router over three replicas whose control handler only records its calls."""

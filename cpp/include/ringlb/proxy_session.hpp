@@ -30,6 +30,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http/buffer_body.hpp>
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/string_body.hpp>
@@ -61,6 +62,10 @@ public:
     ProxySession(const ProxySession&) = delete;
     ProxySession& operator=(const ProxySession&) = delete;
 
+    // A proxied body longer than this (or chunked) is streamed through a
+    // window of this size rather than held whole.
+    static constexpr std::size_t stream_window = 64 * 1024;
+
     void run();
     // Router::stop(): an idle connection closes now, a busy one after its response.
     void shutdown();
@@ -91,6 +96,8 @@ private:
     void parse_header();
     void on_header_bytes(boost::beast::error_code ec, std::size_t n);
     void on_read_header(boost::beast::error_code ec, std::size_t n);
+    bool should_stream() const;
+    void start_body();
     void do_continue();
     void on_continue(boost::beast::error_code ec, std::size_t n);
     void do_read_body();
@@ -116,6 +123,11 @@ private:
     void on_upstream_read(boost::beast::error_code ec);
     void on_upstream_failure(boost::beast::error_code ec, const char* what);
     void end_try() noexcept;
+    // Streamed bodies: parse into the window, write it upstream, repeat.
+    void do_stream_parse();
+    void on_stream_bytes(boost::beast::error_code ec, std::size_t n);
+    void do_stream_write(std::size_t piece);
+    void on_stream_error(boost::beast::error_code ec);
     void on_upstream_response();
 
     // Answers.
@@ -179,6 +191,19 @@ private:
     bool in_flight_ = false;  // counted in the replica's in-flight load
     std::optional<ResponseParser> up_parser_;
     std::unique_ptr<std::array<char, 4096>> linger_buf_;
+
+    // A body being streamed (should_stream()); the window exists only then.
+    bool streaming_ = false;
+    bool stream_chunked_ = false;  // forwarded chunked, as it came
+    bool body_sent_ = false;       // part of it reached the replica: no retry
+    bool stream_routed_ = false;   // past the first window: a replica is chosen
+    bool piece_pending_ = false;   // the first window waits for the header's write
+    std::size_t pending_size_ = 0;
+    std::optional<boost::beast::http::request_parser<boost::beast::http::buffer_body, Allocator>>
+        stream_parser_;
+    std::unique_ptr<std::array<char, stream_window>> stream_buf_;
+    std::array<char, 24> chunk_head_{};
+    std::array<boost::asio::const_buffer, 4> stream_out_{};
     std::size_t linger_left_ = 0;
 };
 

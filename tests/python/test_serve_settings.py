@@ -1,0 +1,143 @@
+"""`ringlb serve`'s settings defined once (serve_settings): flags, the config file,
+`ringlb config check`, precedence, and reloading a running launcher (SIGHUP)."""
+
+from __future__ import annotations
+
+import dataclasses
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from test_cli import Serve
+
+from ringlb import serve_settings
+from ringlb.cli import _serve_config, build_parser
+from ringlb.launcher import Launcher, LauncherConfig
+
+CLI = [sys.executable, "-m", "ringlb.cli"]
+
+
+def test_every_launcher_field_has_exactly_one_setting() -> None:
+    fields = [f.name for f in dataclasses.fields(LauncherConfig)]
+    assert sorted(s.field for s in serve_settings.SETTINGS) == sorted(fields)
+    keys = [s.key for s in serve_settings.SETTINGS]
+    assert len(keys) == len(set(keys))
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "ringlb.toml"
+    p.write_text(text)
+    return p
+
+
+def test_a_file_uses_the_long_flag_names(tmp_path: Path) -> None:
+    p = write(tmp_path, 'replicas = 2\nheader-timeout = 5\nhostname-prefix = "Node"\n'
+                        'admin-on-data-port = false\nkeep-replicas = true\nhash = "xxh3"\n')
+    assert serve_settings.load_file(p) == {
+        "replicas": 2, "header_timeout": 5.0, "hostname_prefix": "Node",
+        "admin_on_data_port": False, "keep_replicas": True, "scheme": "xxh3"}
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("replica = 2\n", "unknown key 'replica'"),
+    ("header_timeout = 2\n", "unknown key 'header_timeout' (did you mean 'header-timeout'?)"),
+    ("header-timeout = -2\n", "'header-timeout' must be a positive number, got -2"),
+    ("replicas = \"three\"\n", "'replicas' not an integer: 'three'"),
+    ("replicas = true\n", "'replicas' must be a number, got True"),
+    ("keep-replicas = 1\n", "'keep-replicas' must be true or false, got 1"),
+    ("backend = \"vm\"\n", "'backend' must be one of auto, process, docker, got 'vm'"),
+    ("replicas = [\n", "not valid TOML"),
+])
+def test_bad_files_name_the_file_and_the_key(tmp_path: Path, text: str, message: str) -> None:
+    p = write(tmp_path, text)
+    with pytest.raises(serve_settings.ConfigError) as e:
+        serve_settings.load_file(p)
+    assert str(e.value).startswith(f"{p}: ")
+    assert message in str(e.value)
+
+
+def test_config_check(tmp_path: Path) -> None:
+    good = write(tmp_path, "replicas = 4\nadmin-token = \"s3cret\"\n")
+    r = subprocess.run([*CLI, "config", "check", str(good)], capture_output=True, text=True,
+                       timeout=60, check=False)
+    assert r.returncode == 0, r.stderr
+    assert "ok (2 settings)" in r.stdout and "s3cret" not in r.stdout
+    # Valid TOML and known keys, but a value only the whole configuration can judge.
+    bad = tmp_path / "bad.toml"
+    bad.write_text('hash = "no-such-scheme"\n')
+    r = subprocess.run([*CLI, "config", "check", str(bad)], capture_output=True, text=True,
+                       timeout=60, check=False)
+    assert r.returncode == 2
+    assert str(bad) in r.stderr and "no-such-scheme" in r.stderr
+    r = subprocess.run([*CLI, "config", "check", str(tmp_path / "missing.toml")],
+                       capture_output=True, text=True, timeout=60, check=False)
+    assert r.returncode == 2 and "cannot read" in r.stderr
+
+
+def test_flags_on_the_command_line_win_over_the_file(tmp_path: Path) -> None:
+    p = write(tmp_path, "replicas = 5\nretries = 4\nheader-timeout = 7\n")
+    argv = ["serve", "--config", str(p), "--retries", "1", "-n", "2"]
+    args = build_parser().parse_args(argv)
+    cfg = _serve_config(args, argv)
+    assert (cfg.replicas, cfg.retries, cfg.header_timeout) == (2, 1, 7.0)
+    assert cfg.idle_timeout == LauncherConfig().idle_timeout  # neither: the default
+
+
+def names(url: str) -> list[str]:
+    return requests.get(url + "/rep", timeout=10).json()["message"]["replicas"]
+
+
+def test_reload_scales_replicas_and_names_what_needs_a_restart(proc_cluster: str) -> None:
+    cfg = LauncherConfig(port=0, replicas=1, backend="process", cluster=proc_cluster)
+    with Launcher(cfg) as lb:
+        lines = lb.reload(dataclasses.replace(cfg, replicas=3, retries=5))
+        assert "replicas: 1 -> 3 (applied)" in lines
+        assert "retries: 2 -> 5 (needs a restart)" in lines
+        assert names(lb.url) == ["Server1", "Server2", "Server3"]
+        assert lb.wait_until_whole(10)
+        # A change that needs a restart is reported until the restart.
+        assert lb.reload(dataclasses.replace(cfg, replicas=2, retries=5)) == [
+            "replicas: 3 -> 2 (applied)", "retries: 2 -> 5 (needs a restart)"]
+        assert names(lb.url) == ["Server1", "Server2"]  # the highest id went
+        assert lb.reload(dataclasses.replace(cfg, replicas=2)) == []
+        assert lb.router.stats()["retries"] == 0
+
+
+def test_sighup_reloads_the_file_and_never_kills_the_launcher(tmp_path: Path,
+                                                                proc_cluster: str) -> None:
+    p = write(tmp_path, "replicas = 1\n")
+    srv = Serve("--backend", "process", "--cluster", proc_cluster, "--config", str(p))
+    try:
+        assert names(srv.url) == ["Server1"]
+        p.write_text("replicas = 3\nidle-timeout = 30\n")
+        srv.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 30
+        while len(names(srv.url)) != 3:
+            assert time.monotonic() < deadline, "SIGHUP did not scale to 3"
+            time.sleep(0.1)
+        p.write_text("replicas = oops\n")  # a broken file changes nothing
+        srv.proc.send_signal(signal.SIGHUP)
+        time.sleep(1.0)
+        assert srv.proc.poll() is None
+        assert len(names(srv.url)) == 3
+    finally:
+        assert srv.stop() == 0
+    assert "replicas: 1 -> 3 (applied)" in srv.stderr
+    assert "idle_timeout: 60.0 -> 30.0 (needs a restart)" in srv.stderr
+    assert "reload failed, the running configuration stays" in srv.stderr
+
+
+def test_sighup_without_a_config_file_is_harmless(proc_cluster: str) -> None:
+    srv = Serve("--backend", "process", "--cluster", proc_cluster, "-n", "1")
+    try:
+        srv.proc.send_signal(signal.SIGHUP)
+        time.sleep(0.6)
+        assert srv.proc.poll() is None
+        assert names(srv.url) == ["Server1"]
+    finally:
+        assert srv.stop() == 0
+    assert "no config file to reload" in srv.stderr
