@@ -178,7 +178,7 @@ void check_forwarded(const ringlb::ArenaRequest& sent, std::string_view body, co
 // ProxySession::do_route's rewriting of the header, laid out as it goes upstream.
 std::string route(ringlb::ArenaRequest& req, bool streaming, bool stream_chunked) {
     if (ProxyRules::scan<ArenaFields>(req).hop_by_hop) {
-        const bool chunked = req.chunked();
+        const bool chunked = req.count(http::field::transfer_encoding) > 0;
         ProxyRules::strip_hop_by_hop<ArenaFields>(req);
         if (chunked && !streaming) req.content_length(req.body().size());
     }
