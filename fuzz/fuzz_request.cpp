@@ -210,7 +210,8 @@ bool stream_body(Parser& parser, ringlb::ArenaRequest& req, beast::flat_buffer& 
     req.base() = std::move(parser.get().base());
     req.body().clear();
     http::request_parser<http::buffer_body, ringlb::FieldAllocator<char>> stream(
-        static_cast<Parser::Base&&>(parser));
+        static_cast<http::request_parser<http::string_body, ringlb::FieldAllocator<char>>&&>(
+            std::move(parser)));
     const bool chunked = stream.chunked();
     std::string window(window_size, '\0');
     bool routed = false;

@@ -93,8 +93,8 @@ void check_host(const std::string& host) {
 Replica replica_arg(const ReplicaTuple& t) {
     const auto& [hostname, host, port, id] = t;
     if (!AdminApi::valid_hostname(hostname)) {
-        throw std::invalid_argument("hostname '" + hostname +
-                                    "' must match ^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$");
+        throw std::invalid_argument("hostname '" + hostname + "' must match " +
+                                    std::string(AdminApi::hostname_pattern));
     }
     check_host(host);
     return Replica{id ? id_arg(*id) : 0, hostname, host, port_arg(port, false)};
@@ -112,7 +112,7 @@ std::shared_ptr<Router> make_router(const std::string& host, std::int64_t port,
                                     std::int64_t max_connections, std::int64_t max_idle_upstream,
                                     const std::string& admin_token, const std::string& admin_listen,
                                     bool admin_on_data_port, std::int64_t min_replicas,
-                                    std::int64_t max_replicas) {
+                                    std::int64_t max_replicas, const std::string& hostname_prefix) {
     RouterConfig c;
     c.host = host;
     c.port = port_arg(port, true);
@@ -136,6 +136,7 @@ std::shared_ptr<Router> make_router(const std::string& host, std::int64_t port,
     c.admin_on_data_port = admin_on_data_port;
     c.min_replicas = size_arg(min_replicas, "min_replicas");
     c.max_replicas = size_arg(max_replicas, "max_replicas");
+    c.hostname_prefix = hostname_prefix;
     return std::shared_ptr<Router>(new Router(std::move(c)), RouterDeleter{});
 }
 
@@ -262,7 +263,7 @@ control handler (set_control_handler). Timeouts are in seconds.
              py::arg("max_connections") = 10000, py::arg("max_idle_upstream") = 64,
              py::arg("admin_token") = "", py::arg("admin_listen") = "",
              py::arg("admin_on_data_port") = true, py::arg("min_replicas") = 1,
-             py::arg("max_replicas") = 0,
+             py::arg("max_replicas") = 0, py::arg("hostname_prefix") = "Server",
              "admin_token: /add and /rm need 'Authorization: Bearer <token>'; without one they "
              "answer 403 on a non-loopback listener. admin_listen: 'HOST:PORT' of a second "
              "listener serving the admin API. admin_on_data_port=False proxies /add and /rm on "
@@ -361,6 +362,21 @@ control handler (set_control_handler). Timeouts are in seconds.
         .def("next_free_id", [](Router& r) { return r.replicas().next_free_id(); },
              "The smallest server id no registered replica uses.")
         .def(
+            "fresh",
+            [](Router& r, std::int64_t n) {
+                if (n < 0 || n > 100000) throw std::invalid_argument("n must be in 0..100000");
+                const auto snap = r.replicas().snapshot();
+                const auto count = static_cast<std::size_t>(n);
+                const auto ids = snap->free_ids(count);
+                const auto names = snap->fresh_names(count, r.config().hostname_prefix);
+                std::vector<std::pair<std::uint32_t, std::string>> out;
+                for (std::size_t i = 0; i < count; ++i) out.emplace_back(ids[i], names[i]);
+                return out;
+            },
+            py::arg("n"),
+            "n (id, hostname) pairs for new replicas: the smallest free ids (SPEC section 2) "
+            "and <hostname_prefix><k> names with the smallest unused k, as /add gives them.")
+        .def(
             "lookup",
             [](Router& r, std::uint64_t request_id) {
                 const auto snap = r.replicas().snapshot();
@@ -434,6 +450,13 @@ control handler (set_control_handler). Timeouts are in seconds.
                    ", key='" + r.config().key + "', running=" + (r.running() ? "True" : "False") +
                    ")";
         });
+
+    // The router's hostname rule, for the Python backends to check names before
+    // they start anything (one implementation: AdminApi::valid_hostname).
+    m.attr("HOSTNAME_PATTERN") = std::string(AdminApi::hostname_pattern);
+    m.def("valid_hostname", &AdminApi::valid_hostname, py::arg("name"),
+          "True when `name` is a replica hostname the router accepts: it matches "
+          "HOSTNAME_PATTERN (SPEC §3).");
 }
 
 }  // namespace ringlb::bindings

@@ -8,9 +8,18 @@
 #include <optional>
 #include <string>
 
+#include "ringlb/errors.hpp"
 #include "ringlb/hash_ring.hpp"
 
 namespace ringlb::bindings {
+
+// A lookup on a ring with no replicas (ringlb.RingEmptyError). Only the
+// binding raises it: the core's lookups answer HashRing::npos, which the
+// router turns into a 503, while Ring.lookup and Router.lookup in Python
+// have a hostname to return or this to raise.
+struct RingEmptyError : Error {
+    using Error::Error;
+};
 
 // Ring options from Python arguments, shared by Ring and Router: None sizes
 // mean the scheme's default (RingOptions' 0). Throws std::invalid_argument for

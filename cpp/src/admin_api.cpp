@@ -168,7 +168,7 @@ Body parse_body(std::string_view text, const char* more_message) {
             const std::string_view name(s.data(), s.size());
             if (!AdminApi::valid_hostname(name)) {
                 reject("hostname '" + std::string(name).substr(0, 100) +
-                       "' is invalid: it must match ^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$");
+                       "' is invalid: it must match " + std::string(AdminApi::hostname_pattern));
             }
             if (!seen.insert(name).second) {
                 reject("hostname '" + std::string(name) + "' appears more than once");
@@ -193,24 +193,18 @@ bool AdminApi::valid_hostname(std::string_view name) noexcept {
 
 std::size_t AdminApi::room_left(const ReplicaSet::Snapshot& snap, std::size_t limit) {
     auto ring = snap.ring;
-    std::set<std::uint32_t> used;
     try {
         for (const auto& r : snap.registered) {
-            used.insert(r->id);
             if (ring->index_of(r->id) == HashRing::npos) ring = ring->with_member({r->id, r->hostname});
         }
     } catch (const RingFullError&) {
         return 0;  // the replicas waiting to come back do not even fit: no room
     }
     std::size_t room = 0;
-    std::uint32_t id = 1;
-    while (room < limit) {
-        while (used.count(id)) ++id;
-        used.insert(id);
+    for (const std::uint32_t id : snap.free_ids(limit)) {
         // A placeholder that no valid hostname can equal.
-        const std::string name = "#room" + std::to_string(id);
         try {
-            ring = ring->with_member({id, name});
+            ring = ring->with_member({id, "#room" + std::to_string(id)});
         } catch (const RingFullError&) {
             break;
         }
@@ -220,7 +214,7 @@ std::size_t AdminApi::room_left(const ReplicaSet::Snapshot& snap, std::size_t li
 }
 
 ControlRequest AdminApi::validate_add(std::string_view body, const ReplicaSet::Snapshot& snap,
-                                      const ReplicaLimits& limits) {
+                                      const ReplicaLimits& limits, std::string_view prefix) {
     Body b = parse_body(body, "Length of hostname list is more than newly added instances");
     const std::size_t registered = snap.registered.size();
     const auto over_max = [&](std::size_t n) {
@@ -242,13 +236,11 @@ ControlRequest AdminApi::validate_add(std::string_view body, const ReplicaSet::S
                std::to_string(room) + " more");
     }
     if (registered + n > limits.max) over_max(n);
-    for (const auto& h : b.hostnames) taken.insert(h);
     ControlRequest req;
     req.op = ControlRequest::Op::add;
     req.hostnames = std::move(b.hostnames);
-    for (std::uint64_t k = 1; req.hostnames.size() < n; ++k) {
-        std::string name = "Server" + std::to_string(k);
-        if (taken.insert(name).second) req.hostnames.push_back(std::move(name));
+    for (auto& name : snap.fresh_names(n - req.hostnames.size(), prefix, req.hostnames)) {
+        req.hostnames.push_back(std::move(name));
     }
     return req;
 }

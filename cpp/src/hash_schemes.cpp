@@ -57,14 +57,12 @@ std::uint64_t xxh3_virtual(std::uint64_t i, std::uint64_t j, std::uint64_t m) no
 }  // namespace
 
 const std::vector<SlotHash>& slot_hashes() noexcept {
+    // The formulas are at each function above.
     static const std::vector<SlotHash> schemes = {
-        {"assignment", "H(i) = i^2 + 2i + 17, Phi(i, j) = i^2 + j^2 + 2j + 25 (mod M)",
-         assignment_request, assignment_virtual},
-        {"linear", "H(i) = 3i + 17, Phi(i, j) = i + 3j + 25 (mod M)", linear_request,
-         linear_virtual},
-        {"splitmix64", "splitmix64 finalizer of i, and of (i, j), mod M", splitmix_request,
-         splitmix_virtual},
-        {"xxh3", "XXH3-64 of i, and of (i, j), mod M", xxh3_request, xxh3_virtual},
+        {"assignment", assignment_request, assignment_virtual},
+        {"linear", linear_request, linear_virtual},
+        {"splitmix64", splitmix_request, splitmix_virtual},
+        {"xxh3", xxh3_request, xxh3_virtual},
     };
     return schemes;
 }

@@ -8,6 +8,7 @@
 
 #include "ringlb/errors.hpp"
 #include "ringlb/hash_schemes.hpp"
+#include "ringlb/ring_registry.hpp"
 
 namespace ringlb {
 namespace {
@@ -46,6 +47,31 @@ const KetamaRing::Scheme* KetamaRing::find_scheme(std::string_view name) noexcep
 
 std::span<const KetamaRing::Scheme> KetamaRing::schemes() noexcept { return kSchemes; }
 
+std::vector<std::string_view> KetamaRing::scheme_names() {
+    std::vector<std::string_view> names;
+    for (const auto& s : kSchemes) names.push_back(s.name);
+    return names;
+}
+
+RingOptions KetamaRing::resolve_options(RingOptions o) {
+    if (o.slots != 0) {
+        throw std::invalid_argument(
+            "slots does not apply to '" + o.scheme +
+            "' (a 64-bit circle); leave it unset (0 or None) and set virtual_nodes, the points per replica");
+    }
+    require_linear_probing(o);
+    if (o.virtual_nodes == 0) o.virtual_nodes = kDefaultPoints;
+    if (o.virtual_nodes > kMaxPoints) {
+        throw std::invalid_argument("virtual_nodes (points per replica) must be between 1 and " +
+                                    std::to_string(kMaxPoints) + " for '" + o.scheme + "'");
+    }
+    return o;
+}
+
+std::shared_ptr<const HashRing> KetamaRing::make_empty(const RingOptions& resolved) {
+    return std::make_shared<KetamaRing>(resolved, *find_scheme(resolved.scheme));
+}
+
 KetamaRing::KetamaRing(RingOptions options, const Scheme& scheme)
     : HashRing(std::move(options), {}), scheme_(&scheme) {}
 
@@ -76,20 +102,9 @@ std::size_t KetamaRing::lookup(std::uint64_t request_id) const noexcept {
     return owners_[rank(slot_of(request_id))];
 }
 
-std::size_t KetamaRing::candidates(std::uint64_t request_id,
-                                   std::span<std::size_t> out) const noexcept {
-    if (out.empty() || size_ == 0) return 0;
-    const std::size_t want = std::min(out.size(), members_.size());
-    const std::size_t p = size_;
-    std::size_t n = 0;
-    std::size_t i = successor(slot_of(request_id));
-    // One lap passes every point, so it finds every replica.
-    for (std::size_t step = 0; step < p && n < want; ++step, i = (i + 1 == p ? 0 : i + 1)) {
-        const std::size_t idx = owners_[i];
-        const auto end = out.begin() + static_cast<std::ptrdiff_t>(n);
-        if (std::find(out.begin(), end, idx) == end) out[n++] = idx;
-    }
-    return n;
+HashRing::OwnerTable KetamaRing::owner_table(std::uint64_t request_id) const noexcept {
+    if (size_ == 0) return {};
+    return {{owners_.data(), size_}, successor(slot_of(request_id))};
 }
 
 bool KetamaRing::point_less(const Point& a, const Point& b) const noexcept {
@@ -156,10 +171,7 @@ std::shared_ptr<const HashRing> KetamaRing::with_member(Member member) const {
 }
 
 std::shared_ptr<const HashRing> KetamaRing::without_member(std::uint32_t id) const {
-    const std::size_t gone = index_of(id);
-    if (gone == npos) {
-        throw std::invalid_argument("no replica with server id " + std::to_string(id));
-    }
+    const std::size_t gone = index_to_remove(id);
     auto next = std::make_shared<KetamaRing>(options_, *scheme_);
     next->members_ = members_;
     next->members_.erase(next->members_.begin() + static_cast<std::ptrdiff_t>(gone));
@@ -179,8 +191,6 @@ std::shared_ptr<const HashRing> KetamaRing::without_member(std::uint32_t id) con
 std::vector<std::int32_t> KetamaRing::slot_owners() const {
     return {owners_.begin(), owners_.begin() + static_cast<std::ptrdiff_t>(size_)};
 }
-
-std::vector<std::int32_t> KetamaRing::slot_servers() const { return slot_owners(); }
 
 RingStats KetamaRing::stats() const {
     return {size_,

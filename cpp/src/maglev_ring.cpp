@@ -7,6 +7,7 @@
 
 #include "ringlb/errors.hpp"
 #include "ringlb/hash_schemes.hpp"
+#include "ringlb/ring_registry.hpp"
 
 namespace ringlb {
 namespace {
@@ -31,6 +32,28 @@ bool MaglevRing::is_prime(std::uint32_t n) noexcept {
     return true;
 }
 
+std::vector<std::string_view> MaglevRing::scheme_names() { return {kSchemeName}; }
+
+RingOptions MaglevRing::resolve_options(RingOptions o) {
+    if (o.virtual_nodes != 0) {
+        throw std::invalid_argument(
+            "virtual_nodes does not apply to 'maglev'; leave it unset (0 or None) and set slots, the table size");
+    }
+    require_linear_probing(o);
+    if (o.slots == 0) o.slots = kDefaultTableSize;
+    if (o.slots > kMaxTableSize || !is_prime(o.slots)) {
+        throw std::invalid_argument(
+            "slots (the Maglev table size) must be a prime no larger than " +
+            std::to_string(kMaxTableSize) + ", got " + std::to_string(o.slots) +
+            " (65537 is the usual choice)");
+    }
+    return o;
+}
+
+std::shared_ptr<const HashRing> MaglevRing::make_empty(const RingOptions& resolved) {
+    return std::make_shared<MaglevRing>(resolved);
+}
+
 MaglevRing::MaglevRing(RingOptions options) : HashRing(std::move(options), {}) {}
 
 std::uint64_t MaglevRing::slot_of(std::uint64_t request_id) const noexcept {
@@ -42,20 +65,10 @@ std::size_t MaglevRing::lookup(std::uint64_t request_id) const noexcept {
     return table_[slot_of(request_id)];
 }
 
-std::size_t MaglevRing::candidates(std::uint64_t request_id,
-                                   std::span<std::size_t> out) const noexcept {
-    if (out.empty() || table_.empty()) return 0;
-    const std::size_t want = std::min(out.size(), members_.size());
-    const std::size_t m = table_.size();
-    std::size_t n = 0;
-    std::size_t e = slot_of(request_id);
+HashRing::OwnerTable MaglevRing::owner_table(std::uint64_t request_id) const noexcept {
     // Every replica owns at least one entry, so one lap finds them all.
-    for (std::size_t step = 0; step < m && n < want; ++step, e = (e + 1 == m ? 0 : e + 1)) {
-        const std::size_t idx = table_[e];
-        const auto end = out.begin() + static_cast<std::ptrdiff_t>(n);
-        if (std::find(out.begin(), end, idx) == end) out[n++] = idx;
-    }
-    return n;
+    if (table_.empty()) return {};
+    return {table_, slot_of(request_id)};
 }
 
 void MaglevRing::populate() {
@@ -63,8 +76,7 @@ void MaglevRing::populate() {
     const std::size_t n = members_.size();
     if (n == 0) return;
     const std::uint64_t m = options_.slots;
-    constexpr std::uint32_t kFree = static_cast<std::uint32_t>(-1);
-    table_.assign(m, kFree);
+    table_.assign(m, kNoOwner);
 
     // Turns go by ascending server id, so the table depends on the member
     // set only, not on the join order.
@@ -90,7 +102,7 @@ void MaglevRing::populate() {
     while (true) {
         for (std::size_t k = 0; k < n; ++k) {
             std::uint64_t c = pos[k];
-            while (table_[c] != kFree) c = step(c, skip[k]);
+            while (table_[c] != kNoOwner) c = step(c, skip[k]);
             table_[c] = order[k];
             pos[k] = step(c, skip[k]);
             if (++filled == m) return;
@@ -113,10 +125,7 @@ std::shared_ptr<const HashRing> MaglevRing::with_member(Member member) const {
 }
 
 std::shared_ptr<const HashRing> MaglevRing::without_member(std::uint32_t id) const {
-    const std::size_t gone = index_of(id);
-    if (gone == npos) {
-        throw std::invalid_argument("no replica with server id " + std::to_string(id));
-    }
+    const std::size_t gone = index_to_remove(id);
     auto next = std::make_shared<MaglevRing>(options_);
     next->members_ = members_;
     next->members_.erase(next->members_.begin() + static_cast<std::ptrdiff_t>(gone));
@@ -128,8 +137,6 @@ std::vector<std::int32_t> MaglevRing::slot_owners() const {
     if (table_.empty()) return std::vector<std::int32_t>(options_.slots, -1);
     return {table_.begin(), table_.end()};
 }
-
-std::vector<std::int32_t> MaglevRing::slot_servers() const { return slot_owners(); }
 
 RingStats MaglevRing::stats() const {
     return {table_.size(),

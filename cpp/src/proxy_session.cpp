@@ -292,7 +292,10 @@ void ProxySession::start_body() {
     client_keep_alive_ = parser_->keep_alive();
     req_.base() = std::move(parser_->get().base());
     req_.body().clear();
-    stream_parser_.emplace(static_cast<RequestParser::Base&&>(*parser_));
+    // As the Beast parser it derives from: the converting constructor takes
+    // exactly a parser<isRequest, OtherBody, Allocator>.
+    stream_parser_.emplace(
+        static_cast<http::request_parser<http::string_body, Allocator>&&>(std::move(*parser_)));
     parser_.reset();
     stream_chunked_ = stream_parser_->chunked();
     body_sent_ = false;
@@ -457,9 +460,9 @@ void ProxySession::do_route() {
         ProxyRules::strip_hop_by_hop<ArenaFields>(req_);
         if (chunked && !streaming_) req_.content_length(req_.body().size());
     }
-    if (client_version_ < 11) ProxyRules::ensure_host<ArenaFields>(req_.base());
     // A streamed chunked body goes on chunked: its length is not known yet.
     if (streaming_ && stream_chunked_) req_.chunked(true);
+    if (client_version_ < 11) ProxyRules::ensure_host<ArenaFields>(req_.base());
     req_.version(11);
     // The header is laid out; the body is sent from where the parser put it.
     WireFormat::write(req_, up_out_, true);

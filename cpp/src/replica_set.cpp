@@ -16,16 +16,32 @@ const ReplicaPtr* find_in(const std::vector<ReplicaPtr>& v, std::uint32_t id) {
     return nullptr;
 }
 
-std::uint32_t smallest_free(const std::set<std::uint32_t>& used) {
-    std::uint32_t want = 1;
-    for (auto id : used) {
-        if (id == want) ++want;
-        else if (id > want) break;
+}  // namespace
+
+std::vector<std::uint32_t> ReplicaSet::Snapshot::free_ids(std::size_t n) const {
+    std::set<std::uint32_t> used;
+    for (const auto& r : registered) used.insert(r->id);
+    std::vector<std::uint32_t> out;
+    out.reserve(n);
+    for (std::uint32_t id = 1; out.size() < n && id != 0; ++id) {
+        if (!used.count(id)) out.push_back(id);
     }
-    return want;
+    return out;
 }
 
-}  // namespace
+std::vector<std::string> ReplicaSet::Snapshot::fresh_names(
+    std::size_t n, std::string_view prefix, const std::vector<std::string>& taken) const {
+    std::set<std::string, std::less<>> used(taken.begin(), taken.end());
+    for (const auto& r : registered) used.insert(r->hostname);
+    std::vector<std::string> out;
+    out.reserve(n);
+    for (std::uint64_t k = 1; out.size() < n; ++k) {
+        std::string name(prefix);
+        name += std::to_string(k);
+        if (!used.count(name)) out.push_back(std::move(name));
+    }
+    return out;
+}
 
 ReplicaSet::ReplicaSet(const RingOptions& options) : options_(resolve_ring_options(options)) {
     std::lock_guard lock(mutex_);
@@ -61,8 +77,15 @@ std::vector<Replica> ReplicaSet::add(std::vector<Replica> replicas) {
     }
     auto ring = snap->ring;
     auto registered = snap->registered;
+    // Candidates for the replicas without an id: an explicit id earlier in
+    // the batch may take one of them, so there are twice as many as needed.
+    const auto candidates = snap->free_ids(2 * replicas.size());
+    std::size_t next = 0;
     for (auto& r : replicas) {
-        if (r.id == 0) r.id = smallest_free(used);
+        if (r.id == 0) {
+            while (used.count(candidates[next])) ++next;
+            r.id = candidates[next];
+        }
         if (used.count(r.id)) {
             throw std::invalid_argument("server id " + std::to_string(r.id) + " is already registered");
         }
@@ -147,11 +170,6 @@ std::optional<Replica> ReplicaSet::find(const std::string& hostname) const {
     return std::nullopt;
 }
 
-std::uint32_t ReplicaSet::next_free_id() const {
-    auto snap = snapshot();
-    std::set<std::uint32_t> used;
-    for (const auto& r : snap->registered) used.insert(r->id);
-    return smallest_free(used);
-}
+std::uint32_t ReplicaSet::next_free_id() const { return snapshot()->free_ids(1).front(); }
 
 }  // namespace ringlb

@@ -26,6 +26,11 @@ const RouterConfig& checked(const RouterConfig& c) {
     positive(c.idle_timeout, "idle_timeout");
     if (c.max_header_bytes < 64) throw std::invalid_argument("max_header_bytes must be >= 64");
     if (c.max_connections < 1) throw std::invalid_argument("max_connections must be >= 1");
+    if (!AdminApi::valid_hostname(c.hostname_prefix + "1")) {
+        throw std::invalid_argument("hostname_prefix '" + c.hostname_prefix +
+                                    "' does not make valid hostnames (<prefix>1 must match "
+                                    "^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$)");
+    }
     if (c.max_replicas != 0 && c.min_replicas > c.max_replicas) {
         throw std::invalid_argument("min_replicas must not exceed max_replicas");
     }
@@ -143,7 +148,7 @@ std::pair<unsigned, std::string> RouterState::run_control(ControlRequest::Op op,
     try {
         const auto snap = replicas.snapshot();
         const ControlRequest req = op == ControlRequest::Op::add
-                                       ? AdminApi::validate_add(body, *snap, limits)
+                                       ? AdminApi::validate_add(body, *snap, limits, config.hostname_prefix)
                                        : AdminApi::validate_remove(body, *snap, control_rng_, limits);
         handler(req);
         return {200, AdminApi::rep_body(*replicas.snapshot())};

@@ -1,6 +1,7 @@
 #include "ringlb/slot_ring.hpp"
 
 #include <algorithm>
+#include <bit>
 #include <stdexcept>
 #include <string>
 
@@ -8,40 +9,51 @@
 
 namespace ringlb {
 
+std::vector<std::string_view> SlotRing::scheme_names() {
+    std::vector<std::string_view> names;
+    for (const auto& h : slot_hashes()) names.push_back(h.name);
+    return names;
+}
+
+RingOptions SlotRing::resolve_options(RingOptions o) {
+    if (o.slots == 0) o.slots = kDefaultSlots;
+    // SPEC §2: K = log2(M); floor for an M that is not a power of two.
+    if (o.virtual_nodes == 0) {
+        o.virtual_nodes = std::max<std::uint32_t>(1, std::bit_width(o.slots) - 1);
+    }
+    // 2^31 - 1 keeps member indices and slot numbers inside int32 tables and
+    // every (x mod M)^2 product inside 64 bits.
+    if (o.slots > 0x7fffffffU) {
+        throw std::invalid_argument("slots must be between 1 and 2147483647");
+    }
+    if (o.virtual_nodes > o.slots) {
+        throw std::invalid_argument("virtual_nodes must be between 1 and slots");
+    }
+    return o;
+}
+
+std::shared_ptr<const HashRing> SlotRing::make_empty(const RingOptions& resolved) {
+    return std::make_shared<SlotRing>(resolved, *find_slot_hash(resolved.scheme));
+}
+
 SlotRing::SlotRing(RingOptions options, const SlotHash& hash)
     : HashRing(std::move(options), {}),
       hash_(&hash),
       free_slots_(options_.slots),
-      owner_(options_.slots, kFree),
-      server_(options_.slots, kFree) {}
+      owner_(options_.slots, kNoOwner),
+      server_(options_.slots, kNoOwner) {}
 
 std::uint64_t SlotRing::slot_of(std::uint64_t request_id) const noexcept {
     return hash_->request_slot(request_id, options_.slots);
 }
 
 std::size_t SlotRing::lookup(std::uint64_t request_id) const noexcept {
-    const std::int32_t s = server_[slot_of(request_id)];
-    return s == kFree ? npos : static_cast<std::size_t>(s);
+    const std::uint32_t s = server_[slot_of(request_id)];
+    return s == kNoOwner ? npos : s;
 }
 
-std::size_t SlotRing::candidates(std::uint64_t request_id,
-                                 std::span<std::size_t> out) const noexcept {
-    if (out.empty() || members_.empty()) return 0;
-    const std::size_t want = std::min(out.size(), members_.size());
-    const std::size_t m = owner_.size();
-    std::size_t n = 0;
-    std::size_t slot = slot_of(request_id);
-    // One lap visits every virtual server, so it finds every replica.
-    for (std::size_t step = 0; step < m && n < want; ++step, slot = (slot + 1 == m ? 0 : slot + 1)) {
-        const std::int32_t o = owner_[slot];
-        if (o == kFree) continue;
-        const auto idx = static_cast<std::size_t>(o);
-        if (std::find(out.begin(), out.begin() + static_cast<std::ptrdiff_t>(n), idx) ==
-            out.begin() + static_cast<std::ptrdiff_t>(n)) {
-            out[n++] = idx;
-        }
-    }
-    return n;
+HashRing::OwnerTable SlotRing::owner_table(std::uint64_t request_id) const noexcept {
+    return {owner_, slot_of(request_id)};
 }
 
 std::uint32_t SlotRing::place(std::uint32_t id, std::uint32_t j) const noexcept {
@@ -52,12 +64,12 @@ std::uint32_t SlotRing::place(std::uint32_t id, std::uint32_t j) const noexcept 
         // for prime M), so after M tries we fall back to a linear scan.
         for (std::uint64_t t = 0; t < m; ++t) {
             const std::uint64_t s = (home + (t % m) * (t % m) % m) % m;
-            if (owner_[s] == kFree) return static_cast<std::uint32_t>(s);
+            if (owner_[s] == kNoOwner) return static_cast<std::uint32_t>(s);
         }
     }
     for (std::uint64_t t = 0; t < m; ++t) {
         const std::uint64_t s = (home + t) % m;
-        if (owner_[s] == kFree) return static_cast<std::uint32_t>(s);
+        if (owner_[s] == kNoOwner) return static_cast<std::uint32_t>(s);
     }
     return 0;  // unreachable: the caller checked that a free slot exists
 }
@@ -70,7 +82,7 @@ std::shared_ptr<const HashRing> SlotRing::with_member(Member member) const {
                             std::to_string(options_.virtual_nodes));
     }
     auto next = std::make_shared<SlotRing>(*this);
-    const auto idx = static_cast<std::int32_t>(next->members_.size());
+    const auto idx = static_cast<std::uint32_t>(next->members_.size());
     for (std::uint32_t j = 0; j < options_.virtual_nodes; ++j) {
         next->owner_[next->place(member.id, j)] = idx;
     }
@@ -81,15 +93,13 @@ std::shared_ptr<const HashRing> SlotRing::with_member(Member member) const {
 }
 
 std::shared_ptr<const HashRing> SlotRing::without_member(std::uint32_t id) const {
-    const std::size_t gone = index_of(id);
-    if (gone == npos) {
-        throw std::invalid_argument("no replica with server id " + std::to_string(id));
-    }
+    const std::size_t gone = index_to_remove(id);
     auto next = std::make_shared<SlotRing>(*this);
-    const auto g = static_cast<std::int32_t>(gone);
+    const auto g = static_cast<std::uint32_t>(gone);
     for (auto& o : next->owner_) {
+        if (o == kNoOwner) continue;  // (above every index: not to be shifted)
         if (o == g) {
-            o = kFree;
+            o = kNoOwner;
             ++next->free_slots_;
         } else if (o > g) {
             --o;  // member indices above the removed one shift down
@@ -104,26 +114,27 @@ void SlotRing::rebuild_servers() {
     const std::size_t m = owner_.size();
     // The owner of the first occupied slot at or after s; the first pass
     // finds the wrap-around owner (the first one on the ring).
-    std::int32_t current = kFree;
+    std::uint32_t current = kNoOwner;
     for (std::size_t s = 0; s < m; ++s) {
-        if (owner_[s] != kFree) {
+        if (owner_[s] != kNoOwner) {
             current = owner_[s];
             break;
         }
     }
     for (std::size_t s = m; s-- > 0;) {
-        if (owner_[s] != kFree) current = owner_[s];
+        if (owner_[s] != kNoOwner) current = owner_[s];
         server_[s] = current;
     }
 }
 
-std::vector<std::int32_t> SlotRing::slot_owners() const { return owner_; }
+// kNoOwner converts to -1 (modulo 2^32), the "free" of slot_owners().
+std::vector<std::int32_t> SlotRing::slot_owners() const { return {owner_.begin(), owner_.end()}; }
 
-std::vector<std::int32_t> SlotRing::slot_servers() const { return server_; }
+std::vector<std::int32_t> SlotRing::slot_servers() const { return {server_.begin(), server_.end()}; }
 
 RingStats SlotRing::stats() const {
     return {owner_.size() - free_slots_,
-            (owner_.capacity() + server_.capacity()) * sizeof(std::int32_t) +
+            (owner_.capacity() + server_.capacity()) * sizeof(std::uint32_t) +
                 members_.capacity() * sizeof(Member)};
 }
 

@@ -15,6 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from ringlb import serve_settings
+from ringlb.backends import backend_names
 from ringlb.launcher import Launcher, LauncherConfig
 
 
@@ -132,12 +133,8 @@ def _add_replica(sub: argparse._SubParsersAction) -> None:
         help="run the replica server (ringlb-replica) in the foreground; "
              "its flags: --id ID --host ADDR --port PORT --threads N",
         description="Runs the static ringlb-replica executable with the arguments given.")
+    # Listed for --help only: main() execs the replica before argparse sees its flags.
     p.add_argument("argv", nargs=argparse.REMAINDER)
-    p.set_defaults(func=_replica)
-
-
-def _replica(args: argparse.Namespace) -> int:
-    return _exec_replica(args.argv)
 
 
 def _exec_replica(argv: Sequence[str]) -> int:
@@ -175,7 +172,7 @@ def _add_cleanup(sub: argparse._SubParsersAction) -> None:
                        description="Remove every replica of a cluster (containers, their network, "
                                    "processes), e.g. after the launcher was killed.")
     p.add_argument("--cluster", required=True, help="the cluster label (see serve --cluster)")
-    p.add_argument("--backend", choices=("auto", "process", "docker"), default="auto",
+    p.add_argument("--backend", choices=backend_names(), default="auto",
                    help="where the replicas run")
     p.set_defaults(func=_cleanup)
 

@@ -35,7 +35,14 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import ringlb
-from ringlb.backends import Backend, BackendError, ReplicaInfo, make_backend
+from ringlb.backends import (
+    Backend,
+    BackendError,
+    ReplicaInfo,
+    backend_from_config,
+    backend_names,
+    make_backend,
+)
 from ringlb.backends.base import validate_cluster, validate_hostname
 
 log = logging.getLogger("ringlb.launcher")
@@ -125,8 +132,8 @@ class LauncherConfig:
         need(self.replicas <= ring.max_members,
              f"replicas must be at most {ring.max_members} with scheme {self.scheme!r} "
              f"(the ring's capacity)")
-        need(self.backend in ("auto", "process", "docker"),
-             "backend must be auto, process or docker")
+        need(self.backend in backend_names(),
+             f"backend must be one of {', '.join(backend_names())}")
         need(self.threads >= 0, "threads must be >= 0")
         for name in ("heartbeat_interval", "heartbeat_timeout", "connect_timeout",
                      "upstream_timeout", "header_timeout", "idle_timeout", "start_timeout",
@@ -282,9 +289,8 @@ class Launcher:
         self._started = True
         cfg = self.config
         try:
-            self.backend = make_backend(
-                cfg.backend, self.cluster, threads=cfg.replica_threads,
-                start_timeout=cfg.start_timeout, memory=cfg.docker_memory, cpus=cfg.docker_cpus)
+            # The backend's registry entry says which config fields it takes.
+            self.backend = backend_from_config(cfg.backend, self.cluster, cfg)
             log.info("cluster %s on the %s backend", self.cluster, self.backend.name)
             self.router = ringlb.Router(
                 host=cfg.host, port=cfg.port, threads=cfg.threads, slots=cfg.slots,
@@ -296,15 +302,17 @@ class Launcher:
                 max_body_bytes=cfg.max_body_bytes, max_idle_upstream=cfg.max_idle_upstream,
                 admin_token=cfg.admin_token, admin_listen=cfg.admin_listen,
                 admin_on_data_port=cfg.admin_on_data_port, min_replicas=cfg.min_replicas,
-                max_replicas=cfg.max_replicas)
-            adopted = self.backend.adopt()
+                max_replicas=cfg.max_replicas, hostname_prefix=cfg.hostname_prefix)
+            adopted = sorted(self.backend.adopt(), key=lambda r: r.id)
             for r in adopted:
                 self._event("adopted", r.id, r.hostname, f"{r.host}:{r.port}")
             self._target = max(cfg.replicas, len(adopted))
-            started = self._start_replicas(self._fresh_names(self._target - len(adopted),
-                                                             adopted))
+            # Adopted ones first, so that the router, which owns the rule, gives
+            # the new ones the smallest ids and names they leave free.
+            self.router.add_replicas([(r.hostname, r.host, r.port, r.id) for r in adopted])
+            started = self._start_replicas(self.router.fresh(self._target - len(adopted)))
             self.router.add_replicas([(r.hostname, r.host, r.port, r.id)
-                                      for r in sorted(adopted + started, key=lambda r: r.id)])
+                                      for r in sorted(started, key=lambda r: r.id)])
             for r in started:
                 self._event("started", r.id, r.hostname, f"{r.host}:{r.port}")
             self.engine = ringlb.HeartbeatEngine(
@@ -436,7 +444,7 @@ class Launcher:
             diff = int(value) - self._target
             try:
                 if diff > 0:
-                    self._add([hostname for _, hostname in self._fresh_names(diff, [])])
+                    self._add([hostname for _, hostname in self.router.fresh(diff)])
                 elif diff < 0:
                     by_id = sorted(self.router.replicas(), key=lambda r: -r["id"])
                     removed = self._remove([r["hostname"] for r in by_id[:-diff]])
@@ -491,23 +499,6 @@ class Launcher:
         self.backend.kill(hostname)
 
     # -- replicas ----------------------------------------------------------------------------
-
-    def _fresh_names(self, n: int, taken: list[ReplicaInfo]) -> list[tuple[int, str]]:
-        """n (id, hostname) pairs with the smallest ids free among `taken` and the router."""
-        used_ids = {r.id for r in taken}
-        used_names = {r.hostname for r in taken}
-        if self.router is not None:
-            for r in self.router.replicas():
-                used_ids.add(r["id"])
-                used_names.add(r["hostname"])
-        out: list[tuple[int, str]] = []
-        candidate = 1
-        while len(out) < n:
-            name = f"{self.config.hostname_prefix}{candidate}"
-            if candidate not in used_ids and name not in used_names:
-                out.append((candidate, name))
-            candidate += 1
-        return out
 
     def _start_replicas(self, todo: list[tuple[int, str]]) -> list[ReplicaInfo]:
         """Start every (id, hostname) in parallel, all or nothing.
@@ -567,9 +558,7 @@ class Launcher:
             if op == "add":
                 self._add(hostnames)
                 return
-            if op != "remove":
-                raise _error(f"unknown control operation {op!r}")
-            removed = self._remove(hostnames)
+            removed = self._remove(hostnames)  # the binding passes "add" or "remove" only
         # Stopped outside the lock: they are off the ring and unregistered, and a
         # graceful stop takes a while that replacements of dead replicas must not wait.
         self._stop_replicas(removed, graceful=True, kind="removed")
@@ -581,12 +570,7 @@ class Launcher:
             except ValueError as e:
                 raise _error(str(e), 400) from None
         # The router chose the names; each gets the smallest free id (SPEC §2).
-        used_ids = {r["id"] for r in self.router.replicas()}
-        ids, candidate = [], 1
-        while len(ids) < len(hostnames):
-            if candidate not in used_ids:
-                ids.append(candidate)
-            candidate += 1
+        ids = [server_id for server_id, _ in self.router.fresh(len(hostnames))]
         try:
             started = self._start_replicas(list(zip(ids, hostnames)))
         except BackendError as e:
@@ -693,14 +677,7 @@ def cleanup(cluster: str, backend: str = "auto") -> int:
     `cluster` left behind. Returns how many replicas were removed."""
     b = make_backend(backend, cluster)
     try:
-        found = b.adopt()
-        for r in found:
-            b.stop(r.hostname, graceful=False)
-        extra = 0
-        remove_all: Callable[[], int] | None = getattr(b, "remove_all", None)
-        if remove_all is not None:
-            extra = remove_all()
-        return len(found) + extra
+        return b.remove_all()
     finally:
         b.close()
 

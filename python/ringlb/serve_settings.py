@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from ringlb.backends import backend_names
 from ringlb.launcher import LauncherConfig
 
 if sys.version_info >= (3, 11):
@@ -180,7 +181,7 @@ SETTINGS: tuple[Setting, ...] = (
             short="-n"),
     Setting("backend", "--backend", REPLICAS,
             "where replicas run; auto: docker when its daemon answers",
-            choices=("auto", "process", "docker")),
+            choices=backend_names()),
     Setting("cluster", "--cluster", REPLICAS,
             "label of this launcher's replicas; a launcher restarted with the same cluster "
             "adopts the replicas still running (default: lb<PORT>)", show_default=False),

@@ -112,3 +112,17 @@ TEST(ReplicaSet, ReadersSeeWholeSnapshotsWhileWritersChurn) {
 }
 
 }  // namespace
+
+TEST(ReplicaSet, FreeIdsAndFreshNamesSkipWhatIsTaken) {
+    ringlb::ReplicaSet set({});
+    set.add({{2, "Node2", "127.0.0.1", 2}, {5, "Other", "127.0.0.1", 5}, {0, "Node1", "127.0.0.1", 1}});
+    const auto snap = set.snapshot();
+    EXPECT_EQ(snap->free_ids(3), (std::vector<std::uint32_t>{3, 4, 6}));
+    EXPECT_EQ(snap->fresh_names(3, "Node"), (std::vector<std::string>{"Node3", "Node4", "Node5"}));
+    EXPECT_EQ(snap->fresh_names(2, "Node", {"Node3"}), (std::vector<std::string>{"Node4", "Node5"}));
+    EXPECT_TRUE(snap->free_ids(0).empty());
+    // add() gives replicas without an id the smallest free ones, batch included.
+    const auto added = set.add({{0, "A", "127.0.0.1", 7}, {0, "B", "127.0.0.1", 8}});
+    EXPECT_EQ(added[0].id, 3u);
+    EXPECT_EQ(added[1].id, 4u);
+}

@@ -38,20 +38,6 @@ TEST(RingOptions, ZeroMeansTheSchemeDefault) {
     }
 }
 
-TEST(RingOptions, ResolvingTwiceChangesNothing) {
-    for (const auto& name : ring_scheme_names()) {
-        RingOptions o;
-        o.scheme = name;
-        const RingOptions once = resolve_ring_options(o);
-        const RingOptions twice = resolve_ring_options(once);
-        EXPECT_EQ(once.slots, twice.slots) << name;
-        EXPECT_EQ(once.virtual_nodes, twice.virtual_nodes) << name;
-        // A built ring reports what it resolved to.
-        EXPECT_EQ(make_ring(o)->options().slots, once.slots) << name;
-        EXPECT_EQ(make_ring(o)->options().virtual_nodes, once.virtual_nodes) << name;
-    }
-}
-
 TEST(RingOptions, UnknownSchemeNamesTheKnownOnes) {
     RingOptions o;
     o.scheme = "md5";

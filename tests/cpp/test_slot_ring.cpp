@@ -1,10 +1,9 @@
 // SlotRing against the assignment's arithmetic, worked independently here.
+// The contract every ring keeps is in test_hash_ring_contract.cpp.
 #include <gtest/gtest.h>
 
-#include <array>
 #include <cstdint>
 #include <limits>
-#include <set>
 #include <vector>
 
 #include "ringlb/errors.hpp"
@@ -82,13 +81,6 @@ TEST(SlotRing, ExactlyOnAPointAndOnePast) {
     EXPECT_EQ(owners[27], -1);
 }
 
-TEST(SlotRing, EmptyRingLooksUpNothing) {
-    auto r = ringlb::make_ring({});
-    EXPECT_EQ(r->lookup(5), HashRing::npos);
-    std::array<std::size_t, 3> out{};
-    EXPECT_EQ(r->candidates(5, out), 0u);
-}
-
 TEST(SlotRing, RemovalMovesNoOtherVirtualServer) {
     auto before = ring_with({1, 2, 3, 4, 5});
     auto after = before->without_member(3);
@@ -123,25 +115,6 @@ TEST(SlotRing, CapacityIsFloorMOverK) {
     EXPECT_EQ(r->stats().occupied_slots, 504u);
 }
 
-TEST(SlotRing, RejectsDuplicatesAndIdZero) {
-    auto r = ring_with({1});
-    EXPECT_THROW(r->with_member({1, "other"}), std::invalid_argument);
-    EXPECT_THROW(r->with_member({2, "Server1"}), std::invalid_argument);
-    EXPECT_THROW(r->with_member({0, "zero"}), std::invalid_argument);
-    EXPECT_THROW(r->without_member(9), std::invalid_argument);
-}
-
-TEST(SlotRing, CandidatesAreDistinctAndStartWithTheOwner) {
-    auto r = ring_with({1, 2, 3});
-    std::array<std::size_t, 5> out{};
-    for (std::uint64_t id = 100000; id < 101000; ++id) {
-        const auto n = r->candidates(id, out);
-        ASSERT_EQ(n, 3u);
-        EXPECT_EQ(out[0], r->lookup(id));
-        EXPECT_EQ(std::set<std::size_t>(out.begin(), out.begin() + 3).size(), 3u);
-    }
-}
-
 TEST(SlotRing, QuadraticProbingPlacesEveryVirtualServer) {
     RingOptions o;
     o.probing = ringlb::Probing::quadratic;
@@ -169,12 +142,6 @@ TEST(SlotRing, BadOptionsAreRejected) {
     o = {};
     o.virtual_nodes = 513;
     EXPECT_THROW(ringlb::make_ring(o), std::invalid_argument);
-}
-
-TEST(SlotRing, NextFreeIdIsTheSmallestUnused) {
-    auto r = ring_with({1, 2, 4});
-    EXPECT_EQ(r->next_free_id(), 3u);
-    EXPECT_EQ(ringlb::make_ring({})->next_free_id(), 1u);
 }
 
 TEST(KeyToRequestId, DecimalKeysAreTheIdItself) {

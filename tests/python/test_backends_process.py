@@ -155,7 +155,7 @@ def test_adopt_ignores_a_reused_pid(cluster: str) -> None:
 
 
 def test_make_backend_and_cluster_validation(cluster: str) -> None:
-    b = make_backend("process", cluster, threads=2, memory="ignored")
+    b = make_backend("process", cluster, threads=2)  # a foreign option: test_backend_registry
     assert isinstance(b, ProcessBackend) and b.threads == 2
     with pytest.raises(ValueError, match="unknown backend"):
         make_backend("podman", cluster)

@@ -141,3 +141,15 @@ def test_sighup_without_a_config_file_is_harmless(proc_cluster: str) -> None:
     finally:
         assert srv.stop() == 0
     assert "no config file to reload" in srv.stderr
+
+
+def test_add_honours_the_hostname_prefix(proc_cluster: str) -> None:
+    cfg = LauncherConfig(port=0, replicas=2, backend="process", cluster=proc_cluster,
+                         hostname_prefix="Node")
+    with Launcher(cfg) as lb:
+        assert names(lb.url) == ["Node1", "Node2"]
+        r = requests.post(lb.url + "/add", json={"n": 2, "hostnames": ["Node4"]}, timeout=30)
+        assert r.status_code == 200, r.text
+        assert names(lb.url) == ["Node1", "Node2", "Node4", "Node3"]
+        assert {r["hostname"]: r["id"] for r in lb.replicas()} == {
+            "Node1": 1, "Node2": 2, "Node4": 3, "Node3": 4}

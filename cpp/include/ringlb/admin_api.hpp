@@ -43,11 +43,13 @@ public:
     static constexpr std::int64_t max_change = 1000;
 
     // Validates an /add body against the replicas registered in `snap`.
-    // Hostnames beyond the given ones are "Server<k>" with the smallest unused
-    // k. Throws AdminError(400, ...) for any bad input (see the file comment).
-    // At most limits.max replicas afterwards (and so at most that many per call).
+    // Hostnames beyond the given ones are <prefix><k> with the smallest unused
+    // k (Snapshot::fresh_names). Throws AdminError(400, ...) for any bad input
+    // (see the file comment). At most limits.max replicas afterwards (and so
+    // at most that many per call).
     static ControlRequest validate_add(std::string_view body, const ReplicaSet::Snapshot& snap,
-                                       const ReplicaLimits& limits = {});
+                                       const ReplicaLimits& limits = {},
+                                       std::string_view prefix = "Server");
 
     // Validates an /rm body; the n - len(hostnames) extra replicas are drawn
     // uniformly from the other registered ones with `rng`. Throws AdminError.
@@ -69,7 +71,9 @@ public:
     // replacement) keep their room. The new ones would take the smallest free ids.
     static std::size_t room_left(const ReplicaSet::Snapshot& snap, std::size_t limit);
 
-    // SPEC §3 hostname rule: ^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$
+    // SPEC §3 hostname rule, as error messages and Python (ringlb._core) show it.
+    static constexpr std::string_view hostname_pattern = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$";
+    // True when `name` matches hostname_pattern (the one implementation of it).
     static bool valid_hostname(std::string_view name) noexcept;
 
     // {"message": {"N": <registered>, "replicas": [...]}, "status": "successful"}

@@ -19,7 +19,8 @@ enum class Probing { linear, quadratic };
 
 // What each field means depends on the scheme; 0 means "the scheme's
 // default", which resolve_ring_options fills in (a built ring's options()
-// always holds the resolved values):
+// always holds the resolved values). Each ring type documents its reading
+// (ring_types(), ring_registry.hpp):
 //   slot schemes ("assignment", "linear", "splitmix64", "xxh3"; SlotRing):
 //       slots = M (default 512), virtual_nodes = K (default floor(log2 M),
 //       9 for 512), probing as set. At most floor(M/K) replicas.
@@ -59,9 +60,9 @@ public:
     // Fills `out` with up to out.size() distinct member indices in the order
     // the ring offers them for request_id: lookup() first, then the next
     // distinct replicas clockwise (the retry order). Returns how many were
-    // written: 0 on an empty ring, at most members().size().
-    virtual std::size_t candidates(std::uint64_t request_id,
-                                   std::span<std::size_t> out) const noexcept = 0;
+    // written: 0 on an empty ring, at most members().size(). One walk for
+    // every ring type, over the table owner_table() hands it.
+    std::size_t candidates(std::uint64_t request_id, std::span<std::size_t> out) const noexcept;
 
     // A new ring with `member` added after the present ones; this ring is not
     // touched. Throws std::invalid_argument when its id or hostname is taken
@@ -79,7 +80,10 @@ public:
     virtual std::vector<std::int32_t> slot_owners() const = 0;
 
     // For each slot, the member index that serves a request hashed there.
-    virtual std::vector<std::int32_t> slot_servers() const = 0;
+    // By default the owner: right for tables where every entry is served by
+    // the replica placed there (points, Maglev entries); a ring with free
+    // slots overrides it.
+    virtual std::vector<std::int32_t> slot_servers() const { return slot_owners(); }
 
     // The slot a request id hashes to (the x axis of slot_owners()).
     virtual std::uint64_t slot_of(std::uint64_t request_id) const noexcept = 0;
@@ -101,11 +105,27 @@ public:
     std::uint32_t next_free_id() const noexcept;
 
 protected:
+    // An owner_table() entry that no replica holds (a free slot).
+    static constexpr std::uint32_t kNoOwner = static_cast<std::uint32_t>(-1);
+
+    // What candidates() walks: the member index at each position of the
+    // ring in clockwise order (kNoOwner where nobody is placed), and the
+    // position where request_id's walk starts, the one lookup() reads.
+    // One lap must pass every member; an empty ring may return no owners.
+    struct OwnerTable {
+        std::span<const std::uint32_t> owners;
+        std::size_t start = 0;
+    };
+    virtual OwnerTable owner_table(std::uint64_t request_id) const noexcept = 0;
+
     HashRing(RingOptions options, std::vector<Member> members)
         : options_(std::move(options)), members_(std::move(members)) {}
 
     // Throws std::invalid_argument unless `m` could join this ring.
     void check_new_member(const Member& m) const;
+    // Index of the member `id` that without_member is asked to remove;
+    // throws std::invalid_argument when no replica has that id.
+    std::size_t index_to_remove(std::uint32_t id) const;
 
     RingOptions options_;
     std::vector<Member> members_;  // in join order
@@ -116,15 +136,16 @@ protected:
 // value the scheme cannot use: slot schemes need slots in 1 .. 2^31-1 and
 // virtual_nodes in 1 .. slots; ketama needs virtual_nodes <= 2^20 and no
 // slots; Maglev needs a prime slots <= 2^24 and no virtual_nodes; probing
-// other than linear applies to slot schemes only.
+// other than linear applies to slot schemes only. Defined with the scheme
+// registry (ring_registry.cpp).
 RingOptions resolve_ring_options(const RingOptions& options);
 
 // An empty ring for `options` (resolved first; throws as
 // resolve_ring_options does).
 std::shared_ptr<const HashRing> make_ring(const RingOptions& options);
 
-// Names accepted by make_ring: the slot schemes, then "ketama",
-// "ketama-xxh3" and "maglev".
+// Names accepted by make_ring, in the registry's order: the slot schemes,
+// then "ketama", "ketama-xxh3" and "maglev".
 std::vector<std::string> ring_scheme_names();
 
 }  // namespace ringlb

@@ -13,7 +13,6 @@ namespace ringlb {
 // (slots >= 1): the ring indexes its table with the result unchecked.
 struct SlotHash {
     std::string_view name;
-    std::string_view description;
     std::uint64_t (*request_slot)(std::uint64_t request_id, std::uint64_t slots) noexcept;
     std::uint64_t (*virtual_slot)(std::uint64_t server_id, std::uint64_t j,
                                   std::uint64_t slots) noexcept;

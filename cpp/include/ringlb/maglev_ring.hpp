@@ -49,19 +49,23 @@ public:
     // True when n is prime (n < 2^32), by trial division.
     static bool is_prime(std::uint32_t n) noexcept;
 
-    // Precondition: options resolved by resolve_ring_options (slots = M, a
-    // prime in 2 .. kMaxTableSize).
+    // The registry entry (ring_registry.hpp): the one scheme "maglev";
+    // slots = the table size M, virtual_nodes unused.
+    static std::vector<std::string_view> scheme_names();
+    static RingOptions resolve_options(RingOptions options);
+    static std::shared_ptr<const HashRing> make_empty(const RingOptions& resolved);
+
+    // Precondition: options resolved by resolve_options (slots = M, a prime
+    // in 2 .. kMaxTableSize).
     explicit MaglevRing(RingOptions options);
 
     std::size_t lookup(std::uint64_t request_id) const noexcept override;
-    std::size_t candidates(std::uint64_t request_id,
-                           std::span<std::size_t> out) const noexcept override;
     // Throws RingFullError when the ring already has M replicas.
     std::shared_ptr<const HashRing> with_member(Member member) const override;
     std::shared_ptr<const HashRing> without_member(std::uint32_t id) const override;
-    // The lookup table: the member index of every entry (all -1 when empty).
+    // The lookup table: the member index of every entry (all -1 when empty);
+    // also slot_servers(), as each entry serves the requests hashed to it.
     std::vector<std::int32_t> slot_owners() const override;
-    std::vector<std::int32_t> slot_servers() const override;
     // The table entry of a request: 0 .. M-1.
     std::uint64_t slot_of(std::uint64_t request_id) const noexcept override;
     RingStats stats() const override;
@@ -69,6 +73,8 @@ public:
     std::size_t max_members() const noexcept override;
 
 private:
+    // The lookup table from the request's entry on (retries, see above).
+    OwnerTable owner_table(std::uint64_t request_id) const noexcept override;
     // Fills table_ from members_ (Maglev's population loop). O(M log M)
     // expected; leaves table_ empty when there are no members.
     void populate();

@@ -27,13 +27,10 @@ template <bool isRequest>
 class MessageParser
     : public boost::beast::http::parser<isRequest, boost::beast::http::string_body,
                                         FieldAllocator<char>> {
-public:
-    // Beast's parser, which this one is. Beast's converting constructor (a
-    // parser for another body type that goes on from this one's header)
-    // takes it, not a class derived from it.
     using Base =
         boost::beast::http::parser<isRequest, boost::beast::http::string_body, FieldAllocator<char>>;
 
+public:
     using Base::Base;
 
 private:

@@ -20,6 +20,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "ringlb/hash_ring.hpp"
@@ -42,6 +43,16 @@ public:
         // Every registered replica, serving or not, in registration order.
         std::vector<std::shared_ptr<const Replica>> registered;
         std::uint64_t version = 0;
+
+        // SPEC §2: a new replica takes the smallest unused id. The n smallest
+        // ids no registered replica uses, ascending. (The one owner of that
+        // rule: the router's /add, ReplicaSet::add and the launcher use it.)
+        std::vector<std::uint32_t> free_ids(std::size_t n) const;
+        // n names <prefix><k>, with the smallest k whose name no registered
+        // replica has and that is not in `taken`: the names /add and the
+        // launcher give replicas nobody named.
+        std::vector<std::string> fresh_names(std::size_t n, std::string_view prefix,
+                                             const std::vector<std::string>& taken = {}) const;
     };
 
     // Throws std::invalid_argument for bad ring options (see make_ring).

@@ -19,12 +19,19 @@ namespace ringlb {
 
 class SlotRing final : public HashRing {
 public:
-    // Precondition: options validated by make_ring; `hash` names options.scheme.
+    // M when RingOptions::slots is 0: the assignment's 512.
+    static constexpr std::uint32_t kDefaultSlots = 512;
+
+    // The registry entry (ring_registry.hpp): one scheme per slot_hashes()
+    // entry; slots = M, virtual_nodes = K (default floor(log2 M)).
+    static std::vector<std::string_view> scheme_names();
+    static RingOptions resolve_options(RingOptions options);
+    static std::shared_ptr<const HashRing> make_empty(const RingOptions& resolved);
+
+    // Precondition: options resolved by resolve_options; `hash` names options.scheme.
     SlotRing(RingOptions options, const SlotHash& hash);
 
     std::size_t lookup(std::uint64_t request_id) const noexcept override;
-    std::size_t candidates(std::uint64_t request_id,
-                           std::span<std::size_t> out) const noexcept override;
     std::shared_ptr<const HashRing> with_member(Member member) const override;
     std::shared_ptr<const HashRing> without_member(std::uint32_t id) const override;
     std::vector<std::int32_t> slot_owners() const override;
@@ -35,7 +42,8 @@ public:
     std::size_t max_members() const noexcept override;
 
 private:
-    static constexpr std::int32_t kFree = -1;
+    // The slot table from H(request id) on, free slots included.
+    OwnerTable owner_table(std::uint64_t request_id) const noexcept override;
 
     // Recomputes server_ from owner_ in two passes over the ring: O(M).
     void rebuild_servers();
@@ -45,8 +53,10 @@ private:
 
     const SlotHash* hash_;
     std::size_t free_slots_;
-    std::vector<std::int32_t> owner_;   // slot -> member index placed there, or kFree
-    std::vector<std::int32_t> server_;  // slot -> member index serving it, or kFree if empty
+    // Member indices as in owner_table(); slot_owners() and slot_servers()
+    // hand them out as int32, where kNoOwner reads -1.
+    std::vector<std::uint32_t> owner_;   // slot -> member index placed there, or kNoOwner
+    std::vector<std::uint32_t> server_;  // slot -> member index serving it, or kNoOwner if empty
 };
 
 }  // namespace ringlb

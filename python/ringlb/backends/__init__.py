@@ -1,9 +1,10 @@
-"""Where replicas run (SPEC §5): `process`, `docker`, or `auto` (docker when the daemon answers)."""
+"""Where replicas run (SPEC §5): `process`, `docker`, or `auto` (docker when the daemon answers).
+
+The backends are registered here, once each (see registry.py); `auto` tries
+docker, which has a probe, and falls back on process, which needs none.
+"""
 
 from __future__ import annotations
-
-import logging
-from typing import Any
 
 from ringlb.backends.base import (
     Backend,
@@ -13,55 +14,43 @@ from ringlb.backends.base import (
     validate_hostname,
 )
 from ringlb.backends.process import ProcessBackend
+from ringlb.backends.registry import (
+    AUTO,
+    BackendEntry,
+    backend_entry,
+    backend_from_config,
+    backend_names,
+    make_backend,
+    register_backend,
+    resolve_backend_name,
+)
 
-log = logging.getLogger("ringlb.backends")
-
-BACKENDS = ("auto", "process", "docker")
+# Without a probe: what `auto` falls back on.
+register_backend(
+    "process", ProcessBackend,
+    options={"threads": "replica_threads", "start_timeout": "start_timeout",
+             "stop_timeout": None, "binary": None})
+# Imported by name: the Docker SDK is loaded only when docker is used or probed.
+register_backend(
+    "docker", "ringlb.backends.docker:DockerBackend",
+    options={"memory": "docker_memory", "cpus": "docker_cpus", "pids_limit": None,
+             "start_timeout": "start_timeout", "stop_timeout": None, "client": None,
+             "binary": None},
+    available="ringlb.backends.docker:docker_available", requires="a Docker daemon")
 
 __all__ = [
-    "BACKENDS",
+    "AUTO",
     "Backend",
+    "BackendEntry",
     "BackendError",
     "ProcessBackend",
     "ReplicaInfo",
+    "backend_entry",
+    "backend_from_config",
+    "backend_names",
     "make_backend",
+    "register_backend",
     "resolve_backend_name",
     "validate_cluster",
     "validate_hostname",
 ]
-
-
-def resolve_backend_name(name: str) -> str:
-    """`process` or `docker` for `name`; `auto` picks docker when its daemon answers a ping.
-
-    Raises ValueError for an unknown name.
-    """
-    if name not in BACKENDS:
-        raise ValueError(f"unknown backend {name!r}: choose one of {', '.join(BACKENDS)}")
-    if name != "auto":
-        return name
-    from ringlb.backends.docker import docker_available
-
-    chosen = "docker" if docker_available() else "process"
-    log.info("backend auto: the Docker daemon %s, using %s",
-             "answers" if chosen == "docker" else "does not answer", chosen)
-    return chosen
-
-
-def make_backend(name: str, cluster: str, **options: Any) -> Backend:
-    """A backend called `name` (see resolve_backend_name) for `cluster`.
-
-    `options` go to the backend's constructor; those it does not take are
-    dropped, so one set of options serves both. Raises ValueError for an
-    unknown name or a bad cluster, BackendError when Docker was asked for and
-    does not answer.
-    """
-    validate_cluster(cluster)
-    chosen = resolve_backend_name(name)
-    if chosen == "docker":
-        from ringlb.backends.docker import DockerBackend
-
-        keys = ("memory", "cpus", "pids_limit", "start_timeout", "stop_timeout", "client", "binary")
-        return DockerBackend(cluster, **{k: v for k, v in options.items() if k in keys})
-    keys = ("threads", "start_timeout", "stop_timeout", "binary")
-    return ProcessBackend(cluster, **{k: v for k, v in options.items() if k in keys})

@@ -13,8 +13,8 @@ import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
-#: SPEC §3: what a replica hostname may look like (also a valid Docker name part).
-HOSTNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+from ringlb import _core
+
 #: Cluster labels end up in container and network names and in a directory name.
 CLUSTER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,47}$")
 
@@ -29,6 +29,9 @@ class ReplicaInfo:
 
     `host`/`port` is where the router reaches it (127.0.0.1 and a published or
     chosen port); `ref` is the backend's own handle (a PID, a container id).
+    Nothing in the backends needs `host` to be an IP literal, but the router
+    does for now (Router.add_replicas refuses a DNS name until it resolves
+    names itself), so a backend returns an address.
     """
 
     id: int
@@ -39,12 +42,22 @@ class ReplicaInfo:
 
 
 def validate_hostname(hostname: object) -> str:
-    """Return `hostname` if it is a string matching SPEC §3's pattern, else raise ValueError."""
-    if not isinstance(hostname, str) or not HOSTNAME_RE.match(hostname):
-        raise ValueError(
-            f"invalid hostname {hostname!r}: must match {HOSTNAME_RE.pattern}"
-        )
+    """Return `hostname` if the router would accept it (SPEC §3), else raise ValueError.
+
+    The rule is the router's own (C++), so that a name a backend starts is
+    never one the router then refuses to register. It is also a valid Docker
+    name part and file name.
+    """
+    if not isinstance(hostname, str) or not _valid_in_router(hostname):
+        raise ValueError(f"invalid hostname {hostname!r}: must match {_core.HOSTNAME_PATTERN}")
     return hostname
+
+
+def _valid_in_router(hostname: str) -> bool:
+    try:
+        return _core.valid_hostname(hostname)
+    except (TypeError, UnicodeError):  # a lone surrogate cannot cross into C++: not a name
+        return False
 
 
 def validate_cluster(cluster: object) -> str:
@@ -142,6 +155,21 @@ class Backend(ABC):
         Replicas that are no longer healthy are removed rather than adopted, so
         nothing leaks. Returns the adopted ones by ascending id.
         """
+
+    def remove_all(self) -> int:
+        """Remove every replica of this cluster, for cleanup after a crashed launcher.
+
+        The ones an earlier launcher left running are adopted first (adopt()
+        removes the unhealthy ones itself), then every managed replica is
+        stopped at once, and close() releases the rest. Returns how many
+        replicas were stopped.
+        """
+        self.adopt()
+        infos = self.list()
+        for info in infos:
+            self.stop(info.hostname, graceful=False)
+        self.close()
+        return len(infos)
 
     def close(self) -> None:
         """Release what the backend holds (not the replicas). Idempotent."""

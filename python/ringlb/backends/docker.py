@@ -349,17 +349,13 @@ class DockerBackend(Backend):
         return adopted
 
     def remove_all(self) -> int:
-        """Remove every container and the network of this cluster, managed here or not.
-
-        For cleanup after a crash; returns how many containers were removed.
-        """
-        n = 0
+        """Backend.remove_all, then every container of this cluster that adopt() did not
+        take (not ours by name, say), and the network; returns how many were removed."""
+        n = super().remove_all()
         for c in self.containers():
             self._remove(c)
             n += 1
-        with self._lock:
-            self._replicas.clear()
-        self.close()
+        self.close()  # again: the network goes once no container uses it
         return n
 
     def close(self) -> None:
