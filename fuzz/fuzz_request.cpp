@@ -1,18 +1,26 @@
 // Fuzzes the router's reading of client requests and its framing decision:
-// the steps of ProxySession from do_read_header to do_route, without sockets.
+// the steps of ProxySession from do_read_header to do_route and the bytes it
+// writes upstream, without sockets. This mirrors proxy_session.cpp step by
+// step (the session owns sockets and timers and cannot run without them):
+// a change to the session's reading or forwarding belongs here too.
 //
-// Input: one byte that picks where the rest is cut in two (at byte * size / 255),
-// then the bytes a client sends on one connection. The two parts arrive as
-// two reads, then the client closes: the header loop sees a header arrive in
-// pieces, and everything after a complete request is the next, pipelined one.
+// Input: a cut byte, a window byte, then the bytes a client sends on one
+// connection. They arrive as two reads, cut at cut * size / 255, then the
+// client closes: the header loop sees headers arrive in pieces, and what
+// follows a complete request is the next, pipelined one. A streamed body goes
+// through a window of `window byte` bytes (0: the router's 64 KiB), so that
+// inputs of a few KiB cross many windows.
 //
 // Per request, as the router does it:
-//   header: the router's parser (MessageParser) on an arena-backed message, with the
-//           router's limits (RouterConfig defaults), put() over the buffer,
-//           the exact-bytes header limit and the blank-line check of parse_header;
+//   header:  the router's parser (MessageParser) on an arena-backed message,
+//            with the router's limits (RouterConfig defaults), put() over the
+//            buffer, the exact-bytes header limit and parse_header's blank-line check;
 //   framing: ProxyRules::check_header_size and check_request on the header as sent;
-//   body:   what http::async_read does (eager parsing, put_eof at the end);
-//   route:  the hop-by-hop strip and the bytes do_route writes upstream.
+//   body:    admin and small sized bodies read whole, as http::async_read does;
+//            chunked and large ones streamed (start_body, do_stream_parse),
+//            forwarded whole after all when they end in the first window;
+//   route:   the hop-by-hop strip, Host for HTTP/1.0, and the bytes do_route
+//            and do_stream_write send upstream.
 // Rejections and parse errors end the connection, as in the router.
 //
 // Findings besides crashes and sanitizer reports: what the router forwards
@@ -21,6 +29,7 @@
 // smuggling), and must pass the router's own framing rules.
 #include <boost/asio/buffer.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http/buffer_body.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/string_body.hpp>
@@ -36,8 +45,10 @@
 #include <string_view>
 
 #include "ringlb/field_arena.hpp"
+#include "ringlb/key_source.hpp"
 #include "ringlb/message_parser.hpp"
 #include "ringlb/proxy_rules.hpp"
+#include "ringlb/proxy_session.hpp"
 #include "ringlb/router.hpp"
 #include "ringlb/wire_format.hpp"
 
@@ -132,8 +143,9 @@ bool read_body(Parser& parser, beast::flat_buffer& buffer, Client& client) {
     return true;
 }
 
-// What a replica makes of the bytes the router forwards.
-void check_forwarded(const ringlb::ArenaRequest& sent, const std::string& wire) {
+// What a replica makes of the bytes the router forwards for `sent`, whose
+// body is `body` (for a streamed one, every piece of it).
+void check_forwarded(const ringlb::ArenaRequest& sent, std::string_view body, const std::string& wire) {
     http::request_parser<http::string_body> replica;
     replica.header_limit(UINT32_MAX);
     replica.body_limit(UINT64_MAX);
@@ -154,7 +166,7 @@ void check_forwarded(const ringlb::ArenaRequest& sent, const std::string& wire) 
     if (!rest.empty()) finding("bytes after the forwarded request (a second request)", wire);
     const auto& got = replica.get();
     if (got.method_string() != sent.method_string() || got.target() != sent.target() ||
-        got.body() != sent.body()) {
+        got.body() != body) {
         finding("the replica reads another method, target or body", wire);
     }
     if (const auto rejected = ProxyRules::check_request(got.base(), replica.chunked())) {
@@ -163,27 +175,102 @@ void check_forwarded(const ringlb::ArenaRequest& sent, const std::string& wire) 
     }
 }
 
-// ProxySession::do_route's rewriting, then the check of what goes upstream.
-void forward(ringlb::ArenaRequest& req) {
+// ProxySession::do_route's rewriting of the header, laid out as it goes upstream.
+std::string route(ringlb::ArenaRequest& req, bool streaming, bool stream_chunked) {
     if (ProxyRules::scan<ArenaFields>(req).hop_by_hop) {
-        const bool chunked = req.chunked();
+        const bool chunked = req.count(http::field::transfer_encoding) > 0;
         ProxyRules::strip_hop_by_hop<ArenaFields>(req);
-        if (chunked) req.content_length(req.body().size());
+        if (chunked && !streaming) req.content_length(req.body().size());
     }
     if (req.version() < 11) ProxyRules::ensure_host<ArenaFields>(req.base());
+    if (streaming && stream_chunked) req.chunked(true);
     req.version(11);
     std::string wire;
     ringlb::WireFormat::write(req, wire, true);
-    wire += req.body();  // sent from where it is, right after the header
-    check_forwarded(req, wire);
+    return wire;
+}
+
+// ProxySession::do_stream_write: one piece of a streamed body as it goes upstream.
+void append_piece(std::string& wire, std::string_view piece, bool chunked, bool last) {
+    if (chunked && !piece.empty()) {
+        char head[24];
+        const int len = std::snprintf(head, sizeof head, "%zx\r\n", piece.size());
+        wire.append(head, static_cast<std::size_t>(len));
+    }
+    wire += piece;
+    if (chunked && !piece.empty()) wire += "\r\n";
+    if (chunked && last) wire += "0\r\n\r\n";
+}
+
+// ProxySession::start_body and do_stream_parse: a body of unknown or large
+// length goes through a window; the first window decides whether it is
+// forwarded whole after all. False where the router answers an error.
+bool stream_body(Parser& parser, ringlb::ArenaRequest& req, beast::flat_buffer& buffer,
+                 Client& client, std::size_t window_size) {
+    req.base() = std::move(parser.get().base());
+    req.body().clear();
+    http::request_parser<http::buffer_body, ringlb::FieldAllocator<char>> stream(
+        static_cast<http::request_parser<http::string_body, ringlb::FieldAllocator<char>>&&>(
+            std::move(parser)));
+    const bool chunked = stream.chunked();
+    std::string window(window_size, '\0');
+    bool routed = false;
+    std::string wire, body;
+    for (;;) {
+        auto& b = stream.get().body();
+        b.data = window.data();
+        b.size = window.size();
+        while (buffer.size() > 0 && !stream.is_done()) {
+            beast::error_code ec;
+            const std::size_t n = stream.put(buffer.data(), ec);
+            buffer.consume(n);
+            if (ec == http::error::need_buffer || ec == http::error::need_more) break;
+            if (ec) return false;  // 400 / 413
+            if (n == 0) break;
+        }
+        const std::string_view piece(window.data(), window.size() - b.size);
+        if (!piece.empty() || stream.is_done()) {
+            if (!routed && stream.is_done()) {
+                // The whole body fit in the first window: forwarded with its length.
+                req.body().assign(piece);
+                std::string whole = route(req, false, chunked);
+                whole += req.body();
+                check_forwarded(req, req.body(), whole);
+                return true;
+            }
+            if (!routed) {
+                routed = true;
+                wire = route(req, true, chunked);
+            }
+            append_piece(wire, piece, chunked, stream.is_done());
+            body += piece;
+            if (stream.is_done()) {
+                check_forwarded(req, body, wire);
+                return true;
+            }
+            continue;
+        }
+        // The client closed in the middle of the body: partial_message, closed.
+        if (!client.read(buffer, buffer.max_size() - buffer.size())) return false;
+    }
+}
+
+// ProxySession::should_stream: admin bodies and small sized ones are read
+// whole; a chunked body or one above the window is streamed.
+bool should_stream(const Parser& parser, bool admin) {
+    if (admin) return false;
+    const auto length = parser.content_length();
+    return !length || *length > ringlb::ProxySession::stream_window;
 }
 
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-    if (size == 0) return 0;
-    const std::string_view bytes(reinterpret_cast<const char*>(data + 1), size - 1);
+    if (size < 2) return 0;
+    const std::string_view bytes(reinterpret_cast<const char*>(data + 2), size - 2);
     const std::size_t cut = static_cast<std::size_t>(data[0]) * bytes.size() / 255;
+    // The router's window is 64 KiB; inputs of a few KiB cross many small ones.
+    const std::size_t window_size = data[1] == 0 ? ringlb::ProxySession::stream_window : data[1];
     Client client(bytes.substr(0, cut), bytes.substr(cut));
 
     const ringlb::RouterConfig config;  // the router's default limits
@@ -205,11 +292,23 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         // ProxySession::on_read_header: framing decided on the header as sent.
         if (ProxyRules::check_header_size(header_bytes, config.max_header_bytes)) break;
         if (ProxyRules::check_request(parser->get().base(), parser->chunked())) break;
-        if (!read_body(*parser, buffer, client)) break;
         const bool keep_alive = parser->keep_alive();
-        req = parser->release();
-        parser.reset();
-        forward(req);
+        const std::string_view path = ringlb::KeySource::path_of(parser->get().target());
+        const bool admin = path == "/rep" || path == "/add" || path == "/rm";
+        if (!parser->is_done() && should_stream(*parser, admin)) {
+            if (!stream_body(*parser, req, buffer, client, window_size)) break;
+            parser.reset();
+        } else {
+            if (!read_body(*parser, buffer, client)) break;
+            req = parser->release();
+            parser.reset();
+            // ProxySession::on_request: the admin API answers these itself.
+            if (!admin) {
+                std::string wire = route(req, false, false);
+                wire += req.body();  // sent from where it is, right after the header
+                check_forwarded(req, req.body(), wire);
+            }
+        }
         if (!keep_alive) break;
     }
     return 0;

@@ -39,6 +39,7 @@ for source in fuzz/fuzz_*.cpp; do
   target="$(basename "$source" .cpp)"
   corpus="$work/$target"
   artifacts="$build/artifacts/$target"
+  rm -rf "$artifacts"  # only this run's findings
   mkdir -p "$corpus" "$artifacts"
   cp -R "fuzz/corpus/$target/." "$corpus/"
   args=(-max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1

@@ -16,6 +16,44 @@ namespace json = boost::json;
 
 [[noreturn]] void reject(const std::string& message) { throw AdminError(400, message); }
 
+// Length of the well-formed UTF-8 sequence at the start of `s` (Unicode
+// Table 3-7: no overlong forms, surrogates or code points past U+10FFFF), or 0.
+std::size_t utf8_sequence(std::string_view s) noexcept {
+    const auto byte = [&](std::size_t i) { return static_cast<unsigned char>(s[i]); };
+    const auto tail = [&](std::size_t i, unsigned lo = 0x80, unsigned hi = 0xBF) {
+        return i < s.size() && byte(i) >= lo && byte(i) <= hi;
+    };
+    const unsigned b = byte(0);
+    if (b < 0x80) return 1;
+    if (b >= 0xC2 && b <= 0xDF) return tail(1) ? 2 : 0;
+    if (b >= 0xE0 && b <= 0xEF) {
+        const unsigned lo = b == 0xE0 ? 0xA0 : 0x80, hi = b == 0xED ? 0x9F : 0xBF;
+        return tail(1, lo, hi) && tail(2) ? 3 : 0;
+    }
+    if (b >= 0xF0 && b <= 0xF4) {
+        const unsigned lo = b == 0xF0 ? 0x90 : 0x80, hi = b == 0xF4 ? 0x8F : 0xBF;
+        return tail(1, lo, hi) && tail(2) && tail(3) ? 4 : 0;
+    }
+    return 0;
+}
+
+// `text` with every byte that is not part of well-formed UTF-8 replaced by
+// U+FFFD. Boost.JSON writes strings as they are, so a message that quotes a
+// client's bytes (a path, a hostname cut at 100 bytes mid-character) would
+// otherwise make the error body invalid JSON.
+void append_valid_utf8(std::string& out, std::string_view text) {
+    while (!text.empty()) {
+        const std::size_t n = utf8_sequence(text);
+        if (n == 0) {
+            out += "\xEF\xBF\xBD";
+            text.remove_prefix(1);
+        } else {
+            out.append(text.data(), n);
+            text.remove_prefix(n);
+        }
+    }
+}
+
 struct Body {
     std::int64_t n = 0;
     std::vector<std::string> hostnames;
@@ -284,7 +322,7 @@ std::string AdminApi::rep_body(const ReplicaSet::Snapshot& snap) {
 std::string AdminApi::error_body(std::string_view message) {
     json::object o;
     std::string text = "<Error> ";
-    text += message;
+    append_valid_utf8(text, message);
     o["message"] = std::move(text);
     o["status"] = "failure";
     return json::serialize(o);

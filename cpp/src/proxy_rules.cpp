@@ -49,6 +49,16 @@ std::optional<Rejection> ProxyRules::check_request(const http::request_header<Fi
     // RFC 9112 §6.3: a request whose last transfer coding is not chunked has
     // no knowable length (else we would wait for an end of stream).
     if (has_te && !chunked) return bad("Transfer-Encoding must end in chunked");
+    // RFC 9112 §6.1: the router decodes chunked and nothing else, and passes
+    // the body on without Transfer-Encoding, so any other coding ("gzip,
+    // chunked", or a field before the one that says chunked) would reach the
+    // replica still applied and unannounced; 501 is what a server SHOULD answer.
+    if (has_te) {
+        const auto te = h.find(http::field::transfer_encoding);
+        if (h.count(http::field::transfer_encoding) > 1 || !beast::iequals(te->value(), "chunked")) {
+            return Rejection{501, "no transfer coding but chunked is supported"};
+        }
+    }
     const auto [first, last] = h.equal_range(http::field::connection);
     for (auto it = first; it != last; ++it) {
         for (const auto token : http::token_list(it->value())) {

@@ -453,7 +453,10 @@ void ProxySession::do_route() {
     // check_request() has made sure no field that frames the request is
     // among those removed: the body that goes is exactly the body framed.
     if (ProxyRules::scan<ArenaFields>(req_).hop_by_hop) {
-        const bool chunked = req_.chunked();
+        // The parser decoded a chunked body if there is Transfer-Encoding at
+        // all (check_request allows no other); message::chunked() reads only
+        // the first field and must not decide whether the body gets a length.
+        const bool chunked = req_.count(http::field::transfer_encoding) > 0;
         ProxyRules::strip_hop_by_hop<ArenaFields>(req_);
         if (chunked && !streaming_) req_.content_length(req_.body().size());
     }

@@ -233,4 +233,37 @@ TEST(AdminApi, AuthorizeWithoutATokenOnlyOnLoopback) {
     EXPECT_NE(std::string(refused->what()).find("--admin-token"), std::string::npos);
 }
 
+// Found by fuzz/fuzz_admin_json: an invalid hostname is quoted cut at 100
+// bytes, which could split a UTF-8 character, and Boost.JSON writes strings
+// as they are: the error body was not JSON. Any bytes a message quotes (a
+// request path too) now come out as well-formed UTF-8.
+TEST(AdminApi, ErrorBodiesAreJsonWhateverTheMessageQuotes) {
+    for (const std::string& message : {std::string("caf\xC3", 4), std::string("\xFF\xFE"),
+                                      std::string("\xED\xA0\x80"),      // a surrogate
+                                      std::string("\xC0\xAF"),          // overlong '/'
+                                      std::string("\xF4\x90\x80\x80"),  // past U+10FFFF
+                                      std::string("a\0b", 3)}) {
+        const std::string body = AdminApi::error_body(message);
+        boost::json::error_code ec;
+        const auto v = boost::json::parse(body, ec);
+        ASSERT_FALSE(ec) << body;
+        EXPECT_TRUE(v.at("message").as_string().starts_with("<Error> ")) << body;
+    }
+    EXPECT_EQ(AdminApi::error_body("caf\xC3"), R"({"message":"<Error> caf)" "\xEF\xBF\xBD" R"(","status":"failure"})");
+    // Well-formed text, ASCII or not, is kept as it is.
+    EXPECT_EQ(AdminApi::error_body("caf\xC3\xA9 \xF0\x9F\x98\x80"),
+              R"({"message":"<Error> caf)" "\xC3\xA9 \xF0\x9F\x98\x80" R"(","status":"failure"})");
+    // The hostname case itself: a 2-byte character across the 100-byte cut.
+    auto owned = make_three();
+    const std::string name = "-" + std::string(98, 'a') + "\xC3\xA9";
+    try {
+        AdminApi::validate_add(R"({"n": 1, "hostnames": [")" + name + R"("]})", *owned->snapshot());
+        FAIL() << "accepted";
+    } catch (const AdminError& e) {
+        boost::json::error_code ec;
+        boost::json::parse(AdminApi::error_body(e.what()), ec);
+        EXPECT_FALSE(ec);
+    }
+}
+
 }  // namespace

@@ -9,6 +9,7 @@
 
 #include <array>
 #include <atomic>
+#include <cstdio>
 #include <mutex>
 #include <string>
 #include <string_view>
@@ -172,6 +173,21 @@ TEST(RouterForwarding, AnAnswerWithAStatusBelow100IsABadGateway) {
         exchange(f.router.port(), "GET /home HTTP/1.1\r\nHost: lb\r\nConnection: close\r\n\r\n");
     EXPECT_EQ(answer.substr(0, 12), "HTTP/1.1 502") << answer;
     EXPECT_NE(answer.find("bad status"), std::string::npos) << answer;
+}
+
+TEST(RouterForwarding, ATransferEncodingBeforeChunkedIsRefusedNotSmuggled) {
+    Fixture f(ok);
+    // The body, once decoded, is a whole request: forwarded without a length
+    // it would be the replica's next request.
+    const std::string body = "GET /smuggled HTTP/1.1\r\nHost: lb\r\n\r\n";
+    char size[16];
+    std::snprintf(size, sizeof size, "%zx", body.size());
+    const std::string answer = exchange(
+        f.router.port(), "POST /s HTTP/1.1\r\nHost: lb\r\nTransfer-Encoding: x\r\n"
+                         "Transfer-Encoding: chunked\r\n\r\n" + std::string(size) + "\r\n" + body +
+                             "\r\n0\r\n\r\n");
+    EXPECT_EQ(answer.substr(0, 12), "HTTP/1.1 501") << answer;
+    EXPECT_EQ(f.replica.received(), "");
 }
 
 }  // namespace

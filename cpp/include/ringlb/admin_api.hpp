@@ -78,7 +78,9 @@ public:
 
     // {"message": {"N": <registered>, "replicas": [...]}, "status": "successful"}
     static std::string rep_body(const ReplicaSet::Snapshot& snap);
-    // {"message": "<Error> <message>", "status": "failure"}
+    // {"message": "<Error> <message>", "status": "failure"}; bytes of
+    // `message` that are not well-formed UTF-8 become U+FFFD, so the body is
+    // JSON whatever the message quotes.
     static std::string error_body(std::string_view message);
 };
 

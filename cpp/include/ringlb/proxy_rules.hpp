@@ -46,6 +46,8 @@ public:
     //   - Content-Length together with Transfer-Encoding;
     //   - a Transfer-Encoding whose last coding is not chunked (`chunked` is
     //     the parser's verdict);
+    //   - 501: a Transfer-Encoding that is anything but one "chunked" (the
+    //     router decodes no other coding);
     //   - a Connection field that names Host, Content-Length or
     //     Transfer-Encoding (stripping those would change the framing).
     // Fields: http::fields or ArenaFields (instantiated in proxy_rules.cpp).
