@@ -25,6 +25,21 @@ constexpr http::field hop_by_hop_fields[] = {
     http::field::te,         http::field::trailer,    http::field::upgrade,
     http::field::transfer_encoding, http::field::expect};
 
+// RFC 9112 §3.2.2: the absolute-form a reverse proxy is sent is an http(s)
+// URI, which RFC 9110 §4.2 says has a non-empty host. The scheme and "://"
+// are checked before Boost.URL sees the target: Boost 1.81's hier-part rule
+// asserts on a rootless path such as "zz:]" (found by fuzz_request), and
+// with "://" only the authority branch, which is sound, is taken.
+std::optional<boost::urls::url_view> absolute_form(std::string_view target) {
+    const std::size_t colon = target.find("://");
+    if (colon == target.npos) return std::nullopt;
+    const std::string_view scheme = target.substr(0, colon);
+    if (!beast::iequals(scheme, "http") && !beast::iequals(scheme, "https")) return std::nullopt;
+    auto uri = boost::urls::parse_absolute_uri(target);
+    if (!uri || !uri->has_authority() || uri->encoded_host().empty()) return std::nullopt;
+    return *uri;
+}
+
 bool is_hop_by_hop(http::field f) noexcept {
     for (const auto h : hop_by_hop_fields) {
         if (f == h) return true;
@@ -37,6 +52,16 @@ bool is_hop_by_hop(http::field f) noexcept {
 template <class Fields>
 std::optional<Rejection> ProxyRules::check_request(const http::request_header<Fields>& h,
                                                    bool chunked) {
+    // RFC 9112 §3.2: origin-form, absolute-form, or "*" for OPTIONS. A
+    // reverse proxy has no use for the authority-form (CONNECT), and any
+    // other target is not HTTP: it would reach the key source and the
+    // replica as is.
+    const std::string_view target = h.target();
+    const bool asterisk = target == "*" && h.method() == http::verb::options;
+    if (!target.starts_with('/') && !asterisk && !absolute_form(target)) {
+        return bad("the request target must be a path (/...), an http(s) URI with a host, "
+                   "or * for OPTIONS");
+    }
     const std::size_t hosts = h.count(http::field::host);
     if (hosts == 0 && h.version() >= 11) return bad("an HTTP/1.1 request needs a Host header field");
     if (hosts > 1) return bad("several Host header fields");
@@ -119,9 +144,7 @@ void ProxyRules::ensure_host(http::request_header<Fields>& h) {
     // A copy: Boost.URL is given a string of its own, not a view into the fields.
     const std::string target(h.target());
     std::string authority;
-    if (const auto uri = boost::urls::parse_absolute_uri(target); uri && uri->has_authority()) {
-        authority = uri->encoded_host_and_port();
-    }
+    if (const auto uri = absolute_form(target)) authority = uri->encoded_host_and_port();
     h.set(http::field::host, authority);
 }
 

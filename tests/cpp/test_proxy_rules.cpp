@@ -48,6 +48,23 @@ TEST(ProxyRules, HostIsRequiredOnceInHttp11) {
               "400 several Host header fields");
 }
 
+// RFC 9112 §3.2. "zz:]" was found by fuzz/fuzz_request: Boost.URL 1.81
+// asserts on it, so it must be refused before Boost.URL is asked.
+TEST(ProxyRules, TheTargetIsAPathAnHttpUriOrAnAsteriskForOptions) {
+    const std::string refused =
+        "400 the request target must be a path (/...), an http(s) URI with a host, or * for "
+        "OPTIONS";
+    EXPECT_EQ(verdict("GET http://lb:5000/a?b HTTP/1.1\r\nHost: lb\r\n\r\n"), "ok");
+    EXPECT_EQ(verdict("GET HTTPS://lb HTTP/1.1\r\nHost: lb\r\n\r\n"), "ok");
+    EXPECT_EQ(verdict("OPTIONS * HTTP/1.1\r\nHost: lb\r\n\r\n"), "ok");
+    for (const char* target : {"zz:]", "home", "*", "ftp://lb/a", "http:///a", "http://",
+                               "lb:443", "http://lb/]", "http:lb"}) {
+        EXPECT_EQ(verdict("GET " + std::string(target) + " HTTP/1.0\r\n\r\n"), refused)
+            << target;
+    }
+    EXPECT_EQ(verdict("CONNECT lb:443 HTTP/1.1\r\nHost: lb:443\r\n\r\n"), refused);
+}
+
 TEST(ProxyRules, ContentLengthOnceAndNeverWithTransferEncoding) {
     // Beast refuses two different lengths itself; two equal ones reach the rule.
     EXPECT_EQ(verdict("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\n"),
@@ -115,6 +132,7 @@ TEST(ProxyRules, EnsureHostGivesAForwardedRequestTheHostHttp11Needs) {
     };
     EXPECT_EQ(host_after("/home"), "");
     EXPECT_EQ(host_after("*"), "");
+    EXPECT_EQ(host_after("zz:]"), "");  // not absolute-form: Boost.URL is not asked
     EXPECT_EQ(host_after("http://lb:5000/home?x=1"), "lb:5000");
     EXPECT_EQ(host_after("http://user:pw@[::1]:80/"), "[::1]:80");
     EXPECT_EQ(host_after("/home", "given"), "given");

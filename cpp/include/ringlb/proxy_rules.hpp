@@ -41,6 +41,8 @@ struct FieldScan {
 class ProxyRules {
 public:
     // RFC 9112 §3.2, §6.1, §6.3 and RFC 9110 §7.6.1, as HAProxy applies them:
+    //   - a request target that is not a path, an http(s) URI with a host,
+    //     or "*" with OPTIONS;
     //   - an HTTP/1.1 request without Host, or with several Host fields;
     //   - several Content-Length fields, even equal ones;
     //   - Content-Length together with Transfer-Encoding;
