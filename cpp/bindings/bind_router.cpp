@@ -286,7 +286,10 @@ control handler (set_control_handler). Timeouts are in seconds.
         .def_property_readonly("min_replicas", &Router::min_replicas)
         .def_property_readonly("max_replicas", &Router::max_replicas,
                                "The most replicas /add may leave registered (resolved).")
-        .def_property_readonly("threads", [](const Router& r) { return r.config().threads; })
+        .def_property_readonly("threads", &Router::threads,
+                               "The I/O threads: as configured, or the CPUs usable when 0.")
+        .def_property_readonly("threads_reason", &Router::threads_reason,
+                               "Why that many threads (affinity mask, cgroup quota, setting).")
         .def_property_readonly("key", [](const Router& r) { return r.config().key; })
         .def(
             "add_replica",

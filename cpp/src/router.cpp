@@ -50,8 +50,8 @@ void run_on(asio::io_context& ioc, Fn fn) {
 
 struct Router::Impl {
     explicit Impl(RouterConfig config) : state(std::move(config)) {
-        workers.reserve(state.threads);
-        for (unsigned i = 0; i < state.threads; ++i) {
+        workers.reserve(state.threads.cpus);
+        for (unsigned i = 0; i < state.threads.cpus; ++i) {
             workers.push_back(std::make_unique<IoWorker>(state, i));
         }
     }
@@ -237,6 +237,10 @@ std::uint16_t Router::admin_port() const noexcept { return impl_->admin.port.loa
 std::size_t Router::min_replicas() const noexcept { return impl_->state.limits.min; }
 
 std::size_t Router::max_replicas() const noexcept { return impl_->state.limits.max; }
+
+unsigned Router::threads() const noexcept { return impl_->state.threads.cpus; }
+
+const std::string& Router::threads_reason() const noexcept { return impl_->state.threads.reason; }
 
 const RouterConfig& Router::config() const noexcept { return impl_->state.config; }
 

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cmath>
 #include <stdexcept>
-#include <thread>
 
 #include "ringlb/admin_api.hpp"
 
@@ -81,10 +80,9 @@ ReplicaLimits resolve_limits(const RouterConfig& c) {
     return l;
 }
 
-unsigned resolve_threads(unsigned t) {
-    if (t != 0) return t;
-    const unsigned cores = std::thread::hardware_concurrency();
-    return cores == 0 ? 1 : cores;
+CpuBudget resolve_threads(unsigned t) {
+    if (t != 0) return {t, "set by threads"};
+    return usable_cpus();
 }
 
 }  // namespace

@@ -245,7 +245,14 @@ class Router:
         ...
     @property
     def threads(self) -> int:
-        ...
+        """
+        The I/O threads: as configured, or the CPUs usable when 0.
+        """
+    @property
+    def threads_reason(self) -> str:
+        """
+        Why that many threads (affinity mask, cgroup quota, setting).
+        """
 class HeartbeatEngine:
     """
     Active and passive health checks of a router's replicas (SPEC section 4).

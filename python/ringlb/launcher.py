@@ -330,6 +330,8 @@ class Launcher:
             raise
         log.info("router listening on %s with %d replicas (%s backend)", self.listen_url,
                  self._target, self.backend.name)
+        log.info("%d I/O thread%s: %s", self.router.threads,
+                 "" if self.router.threads == 1 else "s", self.router.threads_reason)
         if self.router.admin_port:
             log.info("admin API on %s", self.admin_url)
         if not cfg.admin_token and not _loopback(cfg.host) and cfg.admin_on_data_port:

@@ -120,8 +120,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("host", "--host", ROUTER, "address the router listens on"),
     Setting("port", "--port", ROUTER,
             "port the router listens on (0: any free port, printed at start)", port),
-    Setting("threads", "--threads", ROUTER, "router I/O threads (0: one per core)",
-            int_at_least(0)),
+    Setting("threads", "--threads", ROUTER,
+            "router I/O threads (0: one per CPU the process may use, by its affinity mask "
+            "and cgroup CPU quota)", int_at_least(0)),
     Setting("key", "--key", ROUTER,
             "request id source: random | header:NAME | query:NAME | cookie:NAME | path | "
             "client-ip"),

@@ -22,7 +22,7 @@ namespace ringlb {
 struct RouterConfig {
     std::string host = "127.0.0.1";
     std::uint16_t port = 5000;         // 0 = any free port; see Router::port()
-    unsigned threads = 0;              // I/O threads; 0 = the number of cores
+    unsigned threads = 0;              // I/O threads; 0 = the CPUs usable (see cpu_budget.hpp)
     RingOptions ring;                  // M, K, scheme, probing
     std::string key = "random";        // random | header:NAME | query:NAME | cookie:NAME | path | client-ip
     unsigned retries = 2;              // further distinct replicas tried after a failed upstream
@@ -115,6 +115,10 @@ public:
     // The replica bounds /add and /rm enforce (max_replicas resolved).
     std::size_t min_replicas() const noexcept;
     std::size_t max_replicas() const noexcept;
+    // The I/O threads (config.threads, or the usable CPUs when 0), and why
+    // that many, for the log.
+    unsigned threads() const noexcept;
+    const std::string& threads_reason() const noexcept;
     const RouterConfig& config() const noexcept;
 
     ReplicaSet& replicas() noexcept;

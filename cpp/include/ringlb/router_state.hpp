@@ -19,6 +19,7 @@
 
 #include "ringlb/admin_api.hpp"
 #include "ringlb/control_worker.hpp"
+#include "ringlb/cpu_budget.hpp"
 #include "ringlb/key_source.hpp"
 #include "ringlb/replica_set.hpp"
 #include "ringlb/router.hpp"
@@ -37,7 +38,7 @@ public:
     const RouterConfig config;
     const KeySource key;
     const boost::asio::ip::address address;
-    const unsigned threads;  // config.threads resolved (0 -> cores)
+    const CpuBudget threads;  // config.threads, or the usable CPUs when it is 0
     // config.admin_listen parsed; admin_port is meaningful only with has_admin_listener.
     const bool has_admin_listener;
     const boost::asio::ip::address admin_address;
