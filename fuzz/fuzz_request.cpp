@@ -183,6 +183,7 @@ std::string route(ringlb::ArenaRequest& req, bool streaming, bool stream_chunked
         if (chunked && !streaming) req.content_length(req.body().size());
     }
     if (req.version() < 11) ProxyRules::ensure_host<ArenaFields>(req.base());
+    ProxyRules::add_forwarded<ArenaFields>(req.base(), "192.0.2.1");
     if (streaming && stream_chunked) req.chunked(true);
     req.version(11);
     std::string wire;

@@ -33,7 +33,7 @@ unsigned count_arg(std::int64_t n, const char* what) {
 class PyHeartbeatEngine {
 public:
     PyHeartbeatEngine(std::shared_ptr<Router> router, double interval, double timeout,
-                      std::int64_t fall, std::int64_t rise)
+                      std::int64_t fall, std::int64_t rise, std::string path)
         : router_(std::move(router)) {
         if (!router_) throw py::type_error("router must be a ringlb.Router, not None");
         HeartbeatConfig c;
@@ -41,6 +41,7 @@ public:
         c.timeout = millis_arg(timeout, "timeout");
         c.fall = count_arg(fall, "fall");
         c.rise = count_arg(rise, "rise");
+        c.path = std::move(path);
         engine_ = std::make_unique<HeartbeatEngine>(router_->executor(), router_->replicas(), c);
     }
 
@@ -126,22 +127,28 @@ public:
 }  // namespace
 
 void bind_heartbeat(py::module_& m) {
+    m.def("check_health_path", &check_health_path, py::arg("path"),
+          "ValueError unless `path` can be probed as it is: '/' first, no space or control "
+          "character, at most 1024 bytes.");
     py::class_<PyHeartbeatEngine>(m, "HeartbeatEngine", R"doc(
 Active and passive health checks of a router's replicas (SPEC section 4).
 
-Every registered replica's GET /heartbeat is polled every `interval` seconds on
-a keep-alive connection; no 200 within `timeout` is a miss. A request the
+Every registered replica's GET `path` (/heartbeat) is polled every `interval`
+seconds on a keep-alive connection; no 2xx or 3xx answer within `timeout` is a
+miss. A request the
 router fails to forward (refused, reset, timed out) is a miss at once and
 triggers an immediate probe. `fall` misses in a row make a replica "down": it
 leaves the ring at once. `rise` successes in a row bring it back. A replica
 with fewer than `fall` misses is "suspect" (still serving). The engine runs on
 the router's I/O threads; the listener runs on a thread of its own.
 )doc")
-        .def(py::init<std::shared_ptr<Router>, double, double, std::int64_t, std::int64_t>(),
+        .def(py::init<std::shared_ptr<Router>, double, double, std::int64_t, std::int64_t,
+                      std::string>(),
              py::arg("router"), py::arg("interval") = 0.2, py::arg("timeout") = 0.2,
-             py::arg("fall") = 2, py::arg("rise") = 1,
-             "Raises ValueError for interval/timeout outside 0.001..3600 s or fall/rise "
-             "outside 1..1000. The engine keeps the router alive.")
+             py::arg("fall") = 2, py::arg("rise") = 1, py::arg("path") = "/heartbeat",
+             "Raises ValueError for interval/timeout outside 0.001..3600 s, fall/rise "
+             "outside 1..1000, or a path that does not start with '/' or holds a space or "
+             "control character. The engine keeps the router alive.")
         .def("start", &PyHeartbeatEngine::start,
              "Start probing the router's replicas (those registered later too) and count the "
              "router's forwarding failures. The probes run while the router runs. "

@@ -112,7 +112,8 @@ std::shared_ptr<Router> make_router(const std::string& host, std::int64_t port,
                                     std::int64_t max_connections, std::int64_t max_idle_upstream,
                                     const std::string& admin_token, const std::string& admin_listen,
                                     bool admin_on_data_port, std::int64_t min_replicas,
-                                    std::int64_t max_replicas, const std::string& hostname_prefix) {
+                                    std::int64_t max_replicas, const std::string& hostname_prefix,
+                                    bool replica_header) {
     RouterConfig c;
     c.host = host;
     c.port = port_arg(port, true);
@@ -137,6 +138,7 @@ std::shared_ptr<Router> make_router(const std::string& host, std::int64_t port,
     c.min_replicas = size_arg(min_replicas, "min_replicas");
     c.max_replicas = size_arg(max_replicas, "max_replicas");
     c.hostname_prefix = hostname_prefix;
+    c.replica_header = replica_header;
     return std::shared_ptr<Router>(new Router(std::move(c)), RouterDeleter{});
 }
 
@@ -264,11 +266,13 @@ control handler (set_control_handler). Timeouts are in seconds.
              py::arg("admin_token") = "", py::arg("admin_listen") = "",
              py::arg("admin_on_data_port") = true, py::arg("min_replicas") = 1,
              py::arg("max_replicas") = 0, py::arg("hostname_prefix") = "Server",
+             py::arg("replica_header") = true,
              "admin_token: /add and /rm need 'Authorization: Bearer <token>'; without one they "
              "answer 403 on a non-loopback listener. admin_listen: 'HOST:PORT' of a second "
              "listener serving the admin API. admin_on_data_port=False proxies /add and /rm on "
              "the data port like any path. min_replicas / max_replicas bound what /rm and /add "
-             "leave (max 0: the ring's capacity, at most 64). "
+             "leave (max 0: the ring's capacity, at most 64). replica_header=False leaves out "
+             "the X-Ringlb-Replica response field. "
              "Raises ValueError for a bad argument (unknown scheme, probing or key source, "
              "a host that is not an IP address, negative sizes, non-positive timeouts).")
         .def("start", &start_router,

@@ -47,7 +47,9 @@ const char* to_string(Health health) noexcept {
 
 namespace {
 
-// A /heartbeat answer is empty; anything this large is not a replica of ours.
+// ringlb-replica's /heartbeat answer is empty, but a service's health path
+// may be a whole page: beyond this the status decides and the connection
+// is closed rather than read to the end.
 constexpr std::uint64_t kMaxResponseBody = 64 * 1024;
 // How often the engine looks for membership changes it was not told about.
 constexpr std::chrono::milliseconds kMaxPoll{50};
@@ -137,7 +139,7 @@ public:
         if (ec) bad_address_ = "bad address '" + r.host + "'";
         else endpoint_ = tcp::endpoint(address, r.port);
         req_.method(http::verb::get);
-        req_.target("/heartbeat");
+        req_.target(config.path);
         req_.version(11);
         req_.set(http::field::host, r.host + ":" + std::to_string(r.port));
         req_.set(http::field::user_agent, "ringlb-heartbeat");
@@ -201,11 +203,12 @@ private:
 
     void on_read(beast::error_code ec, std::size_t) {
         if (closed_) return;
-        if (ec) return fail("receive", ec);
+        const bool too_long = ec == http::error::body_limit && parser_->is_header_done();
+        if (ec && !too_long) return fail("receive", ec);
         const auto& res = parser_->get();
         const unsigned status = res.result_int();
-        if (!res.keep_alive()) close_socket();
-        if (status != 200) return finish(false, "HTTP " + std::to_string(status));
+        if (too_long || !res.keep_alive()) close_socket();
+        if (status < 200 || status > 399) return finish(false, "HTTP " + std::to_string(status));
         finish(true, {});
     }
 
@@ -494,6 +497,19 @@ void HeartbeatEngine::Impl::notify_loop() {
     }
 }
 
+void check_health_path(const std::string& path) {
+    bool ok = !path.empty() && path.front() == '/' && path.size() <= 1024;
+    for (const char c : path) {
+        const auto u = static_cast<unsigned char>(c);
+        ok = ok && u > 0x20 && u < 0x7f;
+    }
+    if (!ok) {
+        throw std::invalid_argument("health path '" + path +
+                                    "' must start with '/' and hold no space or control "
+                                    "character (at most 1024 bytes)");
+    }
+}
+
 HeartbeatEngine::HeartbeatEngine(asio::any_io_executor executor, ReplicaSet& replicas,
                                  HeartbeatConfig config) {
     if (config.interval.count() <= 0) {
@@ -504,6 +520,7 @@ HeartbeatEngine::HeartbeatEngine(asio::any_io_executor executor, ReplicaSet& rep
     }
     if (config.fall == 0) throw std::invalid_argument("fall must be at least 1");
     if (config.rise == 0) throw std::invalid_argument("rise must be at least 1");
+    check_health_path(config.path);
     impl_ = std::make_shared<Impl>(std::move(executor), replicas, config);
 }
 

@@ -148,6 +148,24 @@ void ProxyRules::ensure_host(http::request_header<Fields>& h) {
     h.set(http::field::host, authority);
 }
 
+template <class Fields>
+void ProxyRules::add_forwarded(http::request_header<Fields>& h, std::string_view client_ip) {
+    std::string chain;
+    const auto [first, last] = h.equal_range("X-Forwarded-For");
+    for (auto it = first; it != last; ++it) {
+        chain.append(it->value());
+        chain.append(", ");
+    }
+    chain.append(client_ip);
+    h.set("X-Forwarded-For", chain);
+    h.set("X-Forwarded-Proto", "http");
+    if (const auto host = h.find(http::field::host); host != h.end() && !host->value().empty()) {
+        h.set("X-Forwarded-Host", std::string(host->value()));
+    } else {
+        h.erase("X-Forwarded-Host");
+    }
+}
+
 bool ProxyRules::idempotent(http::verb v) noexcept {
     switch (v) {
         case http::verb::get:

@@ -94,10 +94,8 @@ ProxySession::~ProxySession() {
 void ProxySession::run() {
     beast::error_code ec;
     socket_.set_option(tcp::no_delay(true), ec);
-    if (state_.key.kind() == KeySource::Kind::client_ip) {
-        const auto peer = socket_.remote_endpoint(ec);
-        if (!ec) client_ip_ = peer.address().to_string();
-    }
+    // Once per connection: the client-ip key source and X-Forwarded-For.
+    if (const auto peer = socket_.remote_endpoint(ec); !ec) client_ip_ = peer.address().to_string();
     if (state_.draining.load(std::memory_order_relaxed)) draining_ = true;
     do_wait_request();
 }
@@ -463,6 +461,7 @@ void ProxySession::do_route() {
     // A streamed chunked body goes on chunked: its length is not known yet.
     if (streaming_ && stream_chunked_) req_.chunked(true);
     if (client_version_ < 11) ProxyRules::ensure_host<ArenaFields>(req_.base());
+    ProxyRules::add_forwarded<ArenaFields>(req_.base(), client_ip_);
     req_.version(11);
     // The header is laid out; the body is sent from where the parser put it.
     WireFormat::write(req_, up_out_, true);
@@ -767,7 +766,7 @@ void ProxySession::on_upstream_response() {
         }
         header_only = bodiless;
     }
-    res_.set("X-Ringlb-Replica", pool_->hostname());
+    if (state_.config.replica_header) res_.set("X-Ringlb-Replica", pool_->hostname());
     routes_.reset();
     pool_ = nullptr;
     res_.version(client_version_);

@@ -6,7 +6,7 @@ import collections.abc
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['ControlError', 'HOSTNAME_PATTERN', 'HeartbeatEngine', 'Ring', 'RingEmptyError', 'RingFullError', 'RinglbError', 'Router', 'key_to_request_id', 'ring_schemes', 'valid_hostname']
+__all__: list[str] = ['ControlError', 'HOSTNAME_PATTERN', 'HeartbeatEngine', 'Ring', 'RingEmptyError', 'RingFullError', 'RinglbError', 'Router', 'check_health_path', 'key_to_request_id', 'ring_schemes', 'valid_hostname']
 class RinglbError(RuntimeError):
     """
     The root of the errors ringlb raises on purpose.
@@ -148,9 +148,9 @@ class Router:
         ...
     def __exit__(self, *args) -> None:
         ...
-    def __init__(self, host: str = '127.0.0.1', port: typing.SupportsInt | typing.SupportsIndex = 5000, threads: typing.SupportsInt | typing.SupportsIndex = 0, slots: typing.SupportsInt | typing.SupportsIndex | None = None, virtual_nodes: typing.SupportsInt | typing.SupportsIndex | None = None, scheme: str = 'assignment', probing: str = 'linear', key: str = 'random', retries: typing.SupportsInt | typing.SupportsIndex = 2, bounded_load: typing.SupportsFloat | typing.SupportsIndex = 0.0, connect_timeout: typing.SupportsFloat | typing.SupportsIndex = 0.3, upstream_timeout: typing.SupportsFloat | typing.SupportsIndex = 5.0, header_timeout: typing.SupportsFloat | typing.SupportsIndex = 5.0, idle_timeout: typing.SupportsFloat | typing.SupportsIndex = 60.0, max_header_bytes: typing.SupportsInt | typing.SupportsIndex = 8192, max_body_bytes: typing.SupportsInt | typing.SupportsIndex = 1048576, max_connections: typing.SupportsInt | typing.SupportsIndex = 10000, max_idle_upstream: typing.SupportsInt | typing.SupportsIndex = 64, admin_token: str = '', admin_listen: str = '', admin_on_data_port: bool = True, min_replicas: typing.SupportsInt | typing.SupportsIndex = 1, max_replicas: typing.SupportsInt | typing.SupportsIndex = 0, hostname_prefix: str = 'Server') -> None:
+    def __init__(self, host: str = '127.0.0.1', port: typing.SupportsInt | typing.SupportsIndex = 5000, threads: typing.SupportsInt | typing.SupportsIndex = 0, slots: typing.SupportsInt | typing.SupportsIndex | None = None, virtual_nodes: typing.SupportsInt | typing.SupportsIndex | None = None, scheme: str = 'assignment', probing: str = 'linear', key: str = 'random', retries: typing.SupportsInt | typing.SupportsIndex = 2, bounded_load: typing.SupportsFloat | typing.SupportsIndex = 0.0, connect_timeout: typing.SupportsFloat | typing.SupportsIndex = 0.3, upstream_timeout: typing.SupportsFloat | typing.SupportsIndex = 5.0, header_timeout: typing.SupportsFloat | typing.SupportsIndex = 5.0, idle_timeout: typing.SupportsFloat | typing.SupportsIndex = 60.0, max_header_bytes: typing.SupportsInt | typing.SupportsIndex = 8192, max_body_bytes: typing.SupportsInt | typing.SupportsIndex = 1048576, max_connections: typing.SupportsInt | typing.SupportsIndex = 10000, max_idle_upstream: typing.SupportsInt | typing.SupportsIndex = 64, admin_token: str = '', admin_listen: str = '', admin_on_data_port: bool = True, min_replicas: typing.SupportsInt | typing.SupportsIndex = 1, max_replicas: typing.SupportsInt | typing.SupportsIndex = 0, hostname_prefix: str = 'Server', replica_header: bool = True) -> None:
         """
-        admin_token: /add and /rm need 'Authorization: Bearer <token>'; without one they answer 403 on a non-loopback listener. admin_listen: 'HOST:PORT' of a second listener serving the admin API. admin_on_data_port=False proxies /add and /rm on the data port like any path. min_replicas / max_replicas bound what /rm and /add leave (max 0: the ring's capacity, at most 64). Raises ValueError for a bad argument (unknown scheme, probing or key source, a host that is not an IP address, negative sizes, non-positive timeouts).
+        admin_token: /add and /rm need 'Authorization: Bearer <token>'; without one they answer 403 on a non-loopback listener. admin_listen: 'HOST:PORT' of a second listener serving the admin API. admin_on_data_port=False proxies /add and /rm on the data port like any path. min_replicas / max_replicas bound what /rm and /add leave (max 0: the ring's capacity, at most 64). replica_header=False leaves out the X-Ringlb-Replica response field. Raises ValueError for a bad argument (unknown scheme, probing or key source, a host that is not an IP address, negative sizes, non-positive timeouts).
         """
     def __repr__(self) -> str:
         ...
@@ -257,17 +257,18 @@ class HeartbeatEngine:
     """
     Active and passive health checks of a router's replicas (SPEC section 4).
     
-    Every registered replica's GET /heartbeat is polled every `interval` seconds on
-    a keep-alive connection; no 200 within `timeout` is a miss. A request the
+    Every registered replica's GET `path` (/heartbeat) is polled every `interval`
+    seconds on a keep-alive connection; no 2xx or 3xx answer within `timeout` is a
+    miss. A request the
     router fails to forward (refused, reset, timed out) is a miss at once and
     triggers an immediate probe. `fall` misses in a row make a replica "down": it
     leaves the ring at once. `rise` successes in a row bring it back. A replica
     with fewer than `fall` misses is "suspect" (still serving). The engine runs on
     the router's I/O threads; the listener runs on a thread of its own.
     """
-    def __init__(self, router: Router, interval: typing.SupportsFloat | typing.SupportsIndex = 0.2, timeout: typing.SupportsFloat | typing.SupportsIndex = 0.2, fall: typing.SupportsInt | typing.SupportsIndex = 2, rise: typing.SupportsInt | typing.SupportsIndex = 1) -> None:
+    def __init__(self, router: Router, interval: typing.SupportsFloat | typing.SupportsIndex = 0.2, timeout: typing.SupportsFloat | typing.SupportsIndex = 0.2, fall: typing.SupportsInt | typing.SupportsIndex = 2, rise: typing.SupportsInt | typing.SupportsIndex = 1, path: str = '/heartbeat') -> None:
         """
-        Raises ValueError for interval/timeout outside 0.001..3600 s or fall/rise outside 1..1000. The engine keeps the router alive.
+        Raises ValueError for interval/timeout outside 0.001..3600 s, fall/rise outside 1..1000, or a path that does not start with '/' or holds a space or control character. The engine keeps the router alive.
         """
     def __repr__(self) -> str:
         ...
@@ -310,6 +311,10 @@ class HeartbeatEngine:
     @property
     def timeout(self) -> float:
         ...
+def check_health_path(path: str) -> None:
+    """
+    ValueError unless `path` can be probed as it is: '/' first, no space or control character, at most 1024 bytes.
+    """
 def key_to_request_id(key: str) -> int:
     """
     The request id for a routing key: a decimal integer below 2**64 is the id itself, anything else is hashed with XXH3-64 (SPEC section 3).

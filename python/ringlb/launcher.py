@@ -43,7 +43,12 @@ from ringlb.backends import (
     backend_names,
     make_backend,
 )
-from ringlb.backends.base import validate_cluster, validate_hostname
+from ringlb.backends.base import (
+    ReplicaCommand,
+    validate_cluster,
+    validate_health_path,
+    validate_hostname,
+)
 
 log = logging.getLogger("ringlb.launcher")
 
@@ -70,6 +75,8 @@ class LauncherConfig:
     virtual_nodes: int | None = None
     probing: str = "linear"
     threads: int = 0
+    #: Name the replica that answered in an X-Ringlb-Replica response field.
+    replica_header: bool = True
     #: Label of this launcher's replicas; a launcher restarted with the same
     #: cluster adopts the replicas still running. None: "lb<port>", or a
     #: random name when port is 0.
@@ -112,8 +119,13 @@ class LauncherConfig:
     #: Docker limits per replica container.
     docker_memory: str = "64m"
     docker_cpus: float = 0.5
-    #: Seconds a new replica has to answer /heartbeat.
+    #: Seconds a new replica has to answer the health path.
     start_timeout: float = 10.0
+    #: Your own service as the replicas: a command template with {port}, {id}
+    #: and {hostname} (backends.base.ReplicaCommand). "": ringlb-replica.
+    replica_command: str = ""
+    #: GET this on each replica to check it; any 2xx or 3xx answer is healthy.
+    health_path: str = "/heartbeat"
     #: Names of the replicas the launcher creates itself: <prefix><id>.
     hostname_prefix: str = "Server"
 
@@ -160,6 +172,9 @@ class LauncherConfig:
         if self.cluster is not None:
             validate_cluster(self.cluster)
         validate_hostname(f"{self.hostname_prefix}1")
+        validate_health_path(self.health_path)
+        if self.replica_command:
+            ReplicaCommand(self.replica_command)
 
 
 def _http_url(host: str, port: int) -> str:
@@ -302,7 +317,8 @@ class Launcher:
                 max_body_bytes=cfg.max_body_bytes, max_idle_upstream=cfg.max_idle_upstream,
                 admin_token=cfg.admin_token, admin_listen=cfg.admin_listen,
                 admin_on_data_port=cfg.admin_on_data_port, min_replicas=cfg.min_replicas,
-                max_replicas=cfg.max_replicas, hostname_prefix=cfg.hostname_prefix)
+                max_replicas=cfg.max_replicas, hostname_prefix=cfg.hostname_prefix,
+                replica_header=cfg.replica_header)
             adopted = sorted(self.backend.adopt(), key=lambda r: r.id)
             for r in adopted:
                 self._event("adopted", r.id, r.hostname, f"{r.host}:{r.port}")
@@ -317,7 +333,7 @@ class Launcher:
                 self._event("started", r.id, r.hostname, f"{r.host}:{r.port}")
             self.engine = ringlb.HeartbeatEngine(
                 self.router, interval=cfg.heartbeat_interval, timeout=cfg.heartbeat_timeout,
-                fall=cfg.fall, rise=cfg.rise)
+                fall=cfg.fall, rise=cfg.rise, path=cfg.health_path)
             self.engine.set_listener(self._on_health)
             self.router.set_control_handler(self._on_control)
             self.router.start()

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ringlb.backends import backend_names
+from ringlb.backends.base import ReplicaCommand, validate_health_path
 from ringlb.launcher import LauncherConfig
 
 if sys.version_info >= (3, 11):
@@ -95,6 +96,27 @@ def text(value: str) -> str:
     return str(value)
 
 
+def on_off(text: str) -> bool:
+    """A setting that is on by default: --FLAG and --no-FLAG on the command line, true or
+    false in a config file."""
+    return yes_no(text)
+
+
+def health_path(value: str) -> str:
+    try:
+        return validate_health_path(str(value))
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def replica_command(value: str) -> str:
+    try:
+        ReplicaCommand(str(value))
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return str(value)
+
+
 @dataclass(frozen=True)
 class Setting:
     field: str                   # LauncherConfig field
@@ -123,6 +145,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("threads", "--threads", ROUTER,
             "router I/O threads (0: one per CPU the process may use, by its affinity mask "
             "and cgroup CPU quota)", int_at_least(0)),
+    Setting("replica_header", "--replica-header", ROUTER,
+            "name the replica that answered in an X-Ringlb-Replica response field "
+            "(--no-replica-header: do not)", on_off),
     Setting("key", "--key", ROUTER,
             "request id source: random | header:NAME | query:NAME | cookie:NAME | path | "
             "client-ip"),
@@ -192,15 +217,24 @@ SETTINGS: tuple[Setting, ...] = (
             "names of the replicas the launcher creates: <prefix><id>"),
     Setting("replica_threads", "--replica-threads", REPLICAS, "I/O threads of each replica",
             int_at_least(1)),
+    Setting("replica_command", "--replica-command", REPLICAS,
+            "run your own service as the replicas instead of ringlb-replica (process backend): "
+            "a command with {port}, {id} and {hostname} (also in the environment as PORT, "
+            "SERVER_ID, HOSTNAME) that listens on 127.0.0.1:{port}, e.g. "
+            "'python3 -m http.server {port} --bind 127.0.0.1'", replica_command,
+            metavar="COMMAND", show_default=False),
     Setting("start_timeout", "--start-timeout", REPLICAS,
-            "seconds a new replica has to answer /heartbeat", positive_float),
+            "seconds a new replica has to answer the health path", positive_float),
     Setting("docker_memory", "--docker-memory", REPLICAS,
             "memory limit of each replica container"),
     Setting("docker_cpus", "--docker-cpus", REPLICAS, "CPU limit of each replica container",
             positive_float),
 
+    Setting("health_path", "--health-path", HEALTH,
+            "the path probed with GET on each replica; any 2xx or 3xx answer is healthy",
+            health_path, metavar="PATH"),
     Setting("heartbeat_interval", "--heartbeat-interval", HEALTH,
-            "seconds between two probes of GET /heartbeat on each replica", positive_float),
+            "seconds between two probes of the health path on each replica", positive_float),
     Setting("heartbeat_timeout", "--heartbeat-timeout", HEALTH,
             "seconds a probe may take before it counts as a miss", positive_float),
     Setting("fall", "--fall", HEALTH,
@@ -223,6 +257,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         kwargs: dict[str, Any] = {"dest": s.field, "help": s.help}
         if s.parse is None:
             kwargs["action"] = "store_true"
+        elif s.parse is on_off:
+            kwargs["action"] = argparse.BooleanOptionalAction
+            kwargs["default"] = getattr(defaults, s.field)
         else:
             default = getattr(defaults, s.field)
             kwargs["default"] = default if s.show_default else None
@@ -240,13 +277,14 @@ def given_on_command_line(argv: Sequence[str]) -> set[str]:
     out = set()
     for s in SETTINGS:
         for a in argv:
-            if a in (s.flag, s.short) or a.startswith(s.flag + "="):
+            if (a in (s.flag, s.short) or a.startswith(s.flag + "=")
+                    or (s.parse is on_off and a == "--no-" + s.key)):
                 out.add(s.field)
     return out
 
 
 def _convert(s: Setting, value: Any, where: str) -> Any:
-    if s.parse is None or s.parse is yes_no:
+    if s.parse is None or s.parse is yes_no or s.parse is on_off:
         if not isinstance(value, bool):
             raise ConfigError(f"{where}: '{s.key}' must be true or false, got {value!r}")
         return value

@@ -138,6 +138,30 @@ TEST(ProxyRules, EnsureHostGivesAForwardedRequestTheHostHttp11Needs) {
     EXPECT_EQ(host_after("/home", "given"), "given");
 }
 
+TEST(ProxyRules, ForwardedFieldsAppendTheClientAndReplaceWhatAClientCouldClaim) {
+    const auto forwarded = [](std::string_view raw) {
+        http::request_parser<http::string_body> p;
+        boost::beast::error_code ec;
+        p.put(boost::asio::buffer(raw.data(), raw.size()), ec);
+        EXPECT_TRUE(p.is_header_done()) << ec.message();
+        auto h = p.release().base();
+        ProxyRules::add_forwarded(h, "10.0.0.9");
+        EXPECT_EQ(h.count("X-Forwarded-For"), 1u);
+        EXPECT_EQ(h.count("X-Forwarded-Proto"), 1u);
+        return std::string(h["X-Forwarded-For"]) + " | " + std::string(h["X-Forwarded-Proto"]) +
+               " | " + std::string(h["X-Forwarded-Host"]) + " | " + std::string(h["Host"]);
+    };
+    EXPECT_EQ(forwarded("GET / HTTP/1.1\r\nHost: lb:5000\r\n\r\n"),
+              "10.0.0.9 | http | lb:5000 | lb:5000");
+    EXPECT_EQ(forwarded("GET / HTTP/1.1\r\nHost: lb\r\nX-Forwarded-For: 1.1.1.1\r\n"
+                        "x-forwarded-for: 2.2.2.2, 3.3.3.3\r\nX-Forwarded-Proto: https\r\n"
+                        "X-Forwarded-Host: evil\r\n\r\n"),
+              "1.1.1.1, 2.2.2.2, 3.3.3.3, 10.0.0.9 | http | lb | lb");
+    // HTTP/1.0 without Host: no X-Forwarded-Host, and a client's is not kept.
+    EXPECT_EQ(forwarded("GET / HTTP/1.0\r\nX-Forwarded-Host: evil\r\n\r\n"),
+              "10.0.0.9 | http |  | ");
+}
+
 // Found by fuzz/fuzz_upstream_response: Beast accepts a replica's
 // "Content-Length: 3, 3" or the field twice with equal values, and the
 // router forwarded them as they were, a framing RFC 9110 §8.6 calls invalid

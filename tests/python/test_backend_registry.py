@@ -113,7 +113,7 @@ def test_a_registered_backend_is_usable_everywhere(scratch_registry: None,
 
 def test_an_unknown_option_is_an_error_naming_it_and_the_backend(proc_cluster: str) -> None:
     with pytest.raises(ValueError, match=r"backend 'process' takes no option 'memory' "
-                                         r"\(its options: binary, start_timeout"):
+                                         r"\(its options: binary, command, health_path, start_timeout"):
         make_backend("process", proc_cluster, threads=2, memory="64m")
     # Checked before anything is contacted: no Docker daemon is needed for this error.
     with pytest.raises(ValueError, match="backend 'docker' takes no option 'memroy'"):

@@ -38,7 +38,8 @@ SERVE_FLAGS = ["--host", "--port", "--threads", "--key", "--retries", "--bounded
                "--log-level", "--header-timeout", "--idle-timeout", "--max-connections",
                "--max-header-bytes", "--max-body-bytes", "--max-idle-upstream", "--admin-token",
                "--admin-listen", "--admin-on-data-port", "--min-replicas", "--max-replicas",
-               "--config"]
+               "--config", "--replica-header", "--no-replica-header", "--replica-command",
+               "--health-path"]
 
 # Every router limit, with the default `--help` must show for it.
 LIMIT_DEFAULTS = {"--header-timeout": "5.0", "--idle-timeout": "60.0",
@@ -102,6 +103,8 @@ def test_console_script_is_installed() -> None:
     ["--port", "70000"], ["--port", "x"], ["--replicas", "-1"], ["--backend", "podman"],
     ["--heartbeat-interval", "0"], ["--heartbeat-timeout", "nan"], ["--fall", "0"],
     ["--bounded-load", "0.5"], ["--probing", "cubic"], ["--unknown-flag"],
+    ["--health-path", "healthz"], ["--health-path", "/a b"], ["--replica-command", "x {nope}"],
+    ["--replica-command", "x '{port}"], ["--replica-header", "yes"],
 ])
 def test_bad_flags_exit_2(bad: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exc:

@@ -10,8 +10,6 @@ import os
 import subprocess
 import sys
 
-import pytest
-
 from ringlb import _core
 from ringlb.launcher import Launcher, LauncherConfig
 

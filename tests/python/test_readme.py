@@ -197,7 +197,7 @@ def test_flag_table_defaults_are_the_parsers() -> None:
     sub = next(a for a in build_parser()._actions if a.dest == "command")
     serve = sub.choices["serve"]  # type: ignore[attr-defined]
     default_of = {o: a.default for a in serve._actions for o in a.option_strings}
-    special = {"cores": 0, "`lb<port>`": None, "0 (off)": 0}  # 0 threads: one per core
+    special = {"usable CPUs": 0, "`lb<port>`": None, "0 (off)": 0}  # 0 threads: one per CPU
     start = README.index("| flag | default | meaning |")
     rows = README[start:].split("\n\n", 1)[0].splitlines()[2:]
     assert len(rows) >= 8

@@ -1,9 +1,9 @@
 // HeartbeatEngine: active and passive health checks of the registered
 // replicas (SPEC §4).
 //
-// Active: every replica's GET /heartbeat is polled every `interval` over a
-// keep-alive connection of its own; an answer other than 200 within
-// `timeout` is a miss. Passive: on_failure(id), wired to the router's
+// Active: every replica's GET /heartbeat (config.path) is polled every
+// `interval` over a keep-alive connection of its own; no 2xx or 3xx answer
+// within `timeout` is a miss. Passive: on_failure(id), wired to the router's
 // failure listener, counts as a miss at once and triggers an immediate probe
 // so that the failure is confirmed (or cleared) without waiting for the next
 // interval.
@@ -48,7 +48,14 @@ struct HeartbeatConfig {
     std::chrono::milliseconds timeout{200};
     unsigned fall = 2;  // misses in a row that make a replica down
     unsigned rise = 1;  // successes in a row that bring a down replica back
+    // The path probed with GET; any 2xx or 3xx answer is healthy (a service's
+    // own health path may redirect, as a login page does).
+    std::string path = "/heartbeat";
 };
+
+// std::invalid_argument unless `path` is an origin-form target the probe can
+// put on its request line as it is: '/' first, no space or control character.
+void check_health_path(const std::string& path);
 
 // What the engine knows about one registered replica.
 struct ReplicaHealth {

@@ -79,6 +79,16 @@ public:
     template <class Fields>
     static void ensure_host(boost::beast::http::request_header<Fields>& header);
 
+    // The de facto proxy fields, as nginx's $proxy_add_x_forwarded_for and
+    // HAProxy's "option forwardfor" write them: X-Forwarded-For gets the
+    // client's address appended (every earlier field folded into one list,
+    // so the replica reads one value), X-Forwarded-Proto is "http" and
+    // X-Forwarded-Host the Host the client sent; those two are replaced, as
+    // a client could claim anything in them. Host itself goes on as sent.
+    template <class Fields>
+    static void add_forwarded(boost::beast::http::request_header<Fields>& header,
+                              std::string_view client_ip);
+
     // RFC 9110 §15: a status code is 100..599; Beast's parser reads any three
     // digits. An answer outside that range is treated as a 5xx (the router
     // answers 502): passed on, "004" would lose its body (below 200 means
@@ -95,7 +105,9 @@ public:
     extern_ template FieldScan ProxyRules::scan<Fields>(const Fields&) noexcept;                  \
     extern_ template void ProxyRules::strip_hop_by_hop<Fields>(Fields&);                         \
     extern_ template void ProxyRules::ensure_host<Fields>(                                        \
-        boost::beast::http::request_header<Fields>&);
+        boost::beast::http::request_header<Fields>&);                                             \
+    extern_ template void ProxyRules::add_forwarded<Fields>(                                      \
+        boost::beast::http::request_header<Fields>&, std::string_view);
 RINGLB_PROXY_RULES_FOR(boost::beast::http::fields, extern)
 RINGLB_PROXY_RULES_FOR(ArenaFields, extern)
 

@@ -29,13 +29,14 @@ from ringlb.backends.registry import (
 register_backend(
     "process", ProcessBackend,
     options={"threads": "replica_threads", "start_timeout": "start_timeout",
-             "stop_timeout": None, "binary": None})
+             "stop_timeout": None, "binary": None, "command": "replica_command",
+             "health_path": "health_path"})
 # Imported by name: the Docker SDK is loaded only when docker is used or probed.
 register_backend(
     "docker", "ringlb.backends.docker:DockerBackend",
     options={"memory": "docker_memory", "cpus": "docker_cpus", "pids_limit": None,
              "start_timeout": "start_timeout", "stop_timeout": None, "client": None,
-             "binary": None},
+             "binary": None, "health_path": "health_path"},
     available="ringlb.backends.docker:docker_available", requires="a Docker daemon")
 
 __all__ = [

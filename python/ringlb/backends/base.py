@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import http.client
 import re
+import shlex
+import string
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from ringlb import _core
@@ -77,28 +80,78 @@ def validate_server_id(server_id: object) -> int:
     return server_id
 
 
-def heartbeat_ok(host: str, port: int, timeout: float = 0.5) -> bool:
-    """True when GET /heartbeat on host:port answers 200 within `timeout` seconds."""
+def validate_health_path(path: str) -> str:
+    """`path`, or ValueError when the health check could not send it (the rule is the
+    heartbeat engine's, in C++)."""
+    _core.check_health_path(path)
+    return path
+
+
+def heartbeat_ok(host: str, port: int, path: str = "/heartbeat", timeout: float = 0.5) -> bool:
+    """True when GET `path` on host:port answers 2xx or 3xx within `timeout` seconds: the
+    heartbeat engine's rule, so a replica the launcher waited for is one the engine keeps."""
     conn = http.client.HTTPConnection(host, port, timeout=timeout)
     try:
-        conn.request("GET", "/heartbeat")
-        return conn.getresponse().status == 200
+        conn.request("GET", path)
+        return 200 <= conn.getresponse().status < 400
     except (OSError, http.client.HTTPException):
         return False
     finally:
         conn.close()
 
 
-def wait_heartbeat(host: str, port: int, timeout: float) -> bool:
-    """Poll /heartbeat until it answers 200 or `timeout` seconds pass; True if it did."""
+def wait_heartbeat(host: str, port: int, timeout: float, path: str = "/heartbeat",
+                   gone: Callable[[], bool] = lambda: False) -> bool:
+    """Poll GET `path` until heartbeat_ok or `timeout` seconds pass, or `gone()` says the
+    replica has exited; True if it answered."""
     deadline = time.monotonic() + timeout
     while True:
         left = deadline - time.monotonic()
-        if heartbeat_ok(host, port, timeout=max(0.05, min(0.5, left))):
+        if heartbeat_ok(host, port, path, timeout=max(0.05, min(0.5, left))):
             return True
-        if time.monotonic() >= deadline:
+        if time.monotonic() >= deadline or gone():
             return False
         time.sleep(0.02)
+
+
+class ReplicaCommand:
+    """A replica command template: `{port}`, `{id}` and `{hostname}` in any argument.
+
+    The template is split like a shell would (shlex) before the values go in, so
+    a hostname can never become a second argument or a shell command; the same
+    values are in the environment as PORT, SERVER_ID and HOSTNAME. A process
+    replica must listen on 127.0.0.1:{port}; in a container, {port} is the
+    service's port inside it.
+    """
+
+    FIELDS = ("port", "id", "hostname")
+
+    def __init__(self, template: str) -> None:
+        try:
+            self.argv = shlex.split(template)
+        except ValueError as e:
+            raise ValueError(f"replica command {template!r}: {e}") from None
+        if not self.argv:
+            raise ValueError("replica command is empty")
+        for arg in self.argv:
+            try:
+                names = [f for _, f, _, _ in string.Formatter().parse(arg) if f is not None]
+            except ValueError as e:
+                raise ValueError(f"replica command argument {arg!r}: {e}") from None
+            unknown = [n for n in names if n not in self.FIELDS]
+            if unknown:
+                raise ValueError(f"replica command: unknown placeholder {{{unknown[0]}}} "
+                                 f"(known: {{port}}, {{id}}, {{hostname}}; "
+                                 f"write {{{{ and }}}} for braces)")
+        self.template = template
+
+    def argv_for(self, port: int, server_id: int, hostname: str) -> list[str]:
+        return [a.format(port=port, id=server_id, hostname=hostname) for a in self.argv]
+
+    @staticmethod
+    def variables(port: int, server_id: int, hostname: str) -> dict[str, str]:
+        """The environment variables a replica gets besides its own."""
+        return {"PORT": str(port), "SERVER_ID": str(server_id), "HOSTNAME": hostname}
 
 
 class Backend(ABC):

@@ -29,6 +29,7 @@ from ringlb.backends.base import (
     BackendError,
     ReplicaInfo,
     heartbeat_ok,
+    validate_health_path,
     validate_hostname,
     validate_server_id,
     wait_heartbeat,
@@ -117,8 +118,10 @@ class DockerBackend(Backend):
         stop_timeout: float = 2.0,
         client: docker.DockerClient | None = None,
         binary: Path | None = None,
+        health_path: str = "/heartbeat",
     ) -> None:
         super().__init__(cluster)
+        self.health_path = validate_health_path(health_path)
         if cpus <= 0:
             raise ValueError("cpus must be positive")
         self.memory = memory
@@ -246,11 +249,11 @@ class DockerBackend(Backend):
             port = self._published_port(container)
             if port is None:
                 raise BackendError(f"replica '{hostname}': Docker published no port")
-            if not wait_heartbeat(_HOST, port, self.start_timeout):
+            if not wait_heartbeat(_HOST, port, self.start_timeout, self.health_path):
                 container.reload()
                 logs = container.logs(tail=5).decode(errors="replace").strip()
                 raise BackendError(
-                    f"replica '{hostname}' did not answer /heartbeat within "
+                    f"replica '{hostname}' did not answer GET {self.health_path} within "
                     f"{self.start_timeout:g} s (state {container.status}){': ' + logs if logs else ''}"
                 )
         except BaseException as e:
@@ -336,7 +339,7 @@ class DockerBackend(Backend):
                     continue
             port = self._published_port(c) if c.status == "running" else None
             if (port is None or server_id in seen_ids or c.name != self.container_name(hostname)
-                    or not heartbeat_ok(_HOST, port)):
+                    or not heartbeat_ok(_HOST, port, self.health_path)):
                 log.warning("removing leftover container %s (%s)", c.name, c.status)
                 self._remove(c)
                 continue

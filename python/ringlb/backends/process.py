@@ -1,6 +1,8 @@
 """The `process` backend: each replica is a child process on 127.0.0.1 (SPEC §5).
 
-It needs nothing but the package's static `ringlb-replica`. Every replica gets
+By default a replica is the package's static `ringlb-replica`; with
+`command`, it is any program, started from a template such as
+`python3 -m http.server {port} --bind 127.0.0.1` (see ReplicaCommand). Every replica gets
 a small state directory entry (its id, port and PID, and its stdout/stderr
 files) under the system temp dir, keyed by cluster, so that a launcher that
 restarts after a crash can adopt the replicas still running instead of leaking
@@ -13,6 +15,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import subprocess
 import tempfile
 import threading
@@ -23,10 +26,13 @@ from pathlib import Path
 from ringlb.backends.base import (
     Backend,
     BackendError,
+    ReplicaCommand,
     ReplicaInfo,
     heartbeat_ok,
+    validate_health_path,
     validate_hostname,
     validate_server_id,
+    wait_heartbeat,
 )
 from ringlb.paths import replica_binary
 
@@ -58,6 +64,47 @@ class _Replica:
     info: ReplicaInfo
     pid: int
     proc: subprocess.Popen[bytes] | None  # None for an adopted process that is not our child
+    start: int = 0  # _start_time(pid) when it was started: tells it from a reused PID
+
+
+def _free_port() -> int:
+    """A port nothing listens on now, for a command that must be told its port.
+
+    Another process may take it before the replica binds; the replica then fails
+    to start, which start() reports (and the launcher retries).
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((_HOST, 0))
+        return int(s.getsockname()[1])
+
+
+def _start_time(pid: int) -> int:
+    """The process's start time in clock ticks since boot (proc(5), field 22); 0 if gone.
+
+    A PID and its start time name one process for good: a replica file never
+    leads to stopping a process that merely got the same PID later.
+    """
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return int(f.read().rsplit(b")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def _signal_group(pid: int, sig: int) -> bool:
+    """Send `sig` to the replica's process group (it leads one: start_new_session), so that a
+    command's own children go with it. False when the group is gone."""
+    try:
+        os.killpg(pid, sig)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        # Not a group leader we own (an adopted PID from an older layout): the process alone.
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            return False
+    return True
 
 
 def _pid_alive(pid: int) -> bool:
@@ -75,21 +122,6 @@ def _pid_alive(pid: int) -> bool:
         return True
 
 
-def _is_our_replica(pid: int, server_id: int) -> bool:
-    """True when `pid` runs ringlb-replica with `--id server_id` (guards against PID reuse)."""
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            argv = f.read().split(b"\0")
-    except OSError:
-        return False
-    return (
-        bool(argv)
-        and argv[0].endswith(b"ringlb-replica")
-        and b"--id" in argv
-        and argv[argv.index(b"--id") + 1 : argv.index(b"--id") + 2] == [str(server_id).encode()]
-    )
-
-
 class ProcessBackend(Backend):
     """Replicas as child processes listening on 127.0.0.1 and a port of their choosing."""
 
@@ -103,10 +135,14 @@ class ProcessBackend(Backend):
         start_timeout: float = 5.0,
         stop_timeout: float = 2.0,
         binary: Path | None = None,
+        command: str = "",
+        health_path: str = "/heartbeat",
     ) -> None:
         super().__init__(cluster)
         if threads < 1:
             raise ValueError("threads must be at least 1")
+        self.command = ReplicaCommand(command) if command else None
+        self.health_path = validate_health_path(health_path)
         self.threads = threads
         self.start_timeout = start_timeout
         self.stop_timeout = stop_timeout
@@ -148,31 +184,50 @@ class ProcessBackend(Backend):
     def _spawn(self, server_id: int, hostname: str) -> _Replica:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         meta, out, err = self._files(hostname)
-        argv = [str(self.binary), "--id", str(server_id), "--host", _HOST, "--port", "0",
-                "--threads", str(self.threads)]
+        env = None
+        if self.command is None:
+            port = 0  # ringlb-replica picks one and prints it
+            argv = [str(self.binary), "--id", str(server_id), "--host", _HOST, "--port", "0",
+                    "--threads", str(self.threads)]
+        else:
+            port = _free_port()
+            argv = self.command.argv_for(port, server_id, hostname)
+            env = {**os.environ, **ReplicaCommand.variables(port, server_id, hostname)}
         with open(out, "wb") as fout, open(err, "wb") as ferr:
             try:
                 # A session of its own: Ctrl-C in the launcher's terminal must not
-                # kill the replicas before the launcher removes them in order.
+                # kill the replicas before the launcher removes them in order,
+                # and a command's children are stopped with it (its process group).
                 proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=fout, stderr=ferr,
-                                        start_new_session=True)
+                                        env=env, start_new_session=True)
             except OSError as e:
                 self._forget_files(hostname)
                 raise BackendError(f"cannot start replica '{hostname}': {e}") from e
         with _children_lock:
             _children[proc.pid] = proc
-        port = self._read_port(proc, out)
-        if port is None:
+        if self.command is None:
+            ready = self._read_port(proc, out)
+        elif wait_heartbeat(_HOST, port, self.start_timeout, self.health_path,
+                            gone=lambda: proc.poll() is not None):
+            ready = port
+        else:
+            ready = None
+        if ready is None:
             self._terminate(proc.pid, proc, force=True)
-            why = err.read_text(errors="replace").strip() or "no port printed"
+            why = err.read_text(errors="replace").strip()[-2000:] or (
+                "no port printed" if self.command is None else
+                f"GET {self.health_path} on {_HOST}:{port} gave no 2xx or 3xx answer within "
+                f"{self.start_timeout:g} s")
             self._forget_files(hostname)
             raise BackendError(f"replica '{hostname}' failed to start: {why}")
+        port = ready
+        start = _start_time(proc.pid)
         info = ReplicaInfo(server_id, hostname, _HOST, port, str(proc.pid))
         meta.write_text(json.dumps({"id": server_id, "hostname": hostname, "host": _HOST,
-                                    "port": port, "pid": proc.pid}))
+                                    "port": port, "pid": proc.pid, "start": start}))
         log.debug("started replica %s (id %d) as pid %d on port %d", hostname, server_id,
                   proc.pid, port)
-        return _Replica(info, proc.pid, proc)
+        return _Replica(info, proc.pid, proc, start)
 
     def _read_port(self, proc: subprocess.Popen[bytes], out: Path) -> int | None:
         """The port from the replica's first stdout line; None if it exits or says nothing."""
@@ -192,15 +247,12 @@ class ProcessBackend(Backend):
     def _terminate(self, pid: int, proc: subprocess.Popen[bytes] | None, force: bool) -> None:
         """Send SIGTERM (or SIGKILL when `force`), escalate after stop_timeout, reap the child."""
         sig = signal.SIGKILL if force else signal.SIGTERM
-        try:
-            os.kill(pid, sig)
-        except ProcessLookupError:
-            pass
+        _signal_group(pid, sig)
         if proc is not None:
             try:
                 proc.wait(timeout=self.stop_timeout)
             except subprocess.TimeoutExpired:
-                proc.kill()
+                _signal_group(pid, signal.SIGKILL)
                 proc.wait()
             with _children_lock:
                 _children.pop(pid, None)
@@ -208,9 +260,7 @@ class ProcessBackend(Backend):
         deadline = time.monotonic() + self.stop_timeout
         while _pid_alive(pid):
             if time.monotonic() > deadline:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
+                if not _signal_group(pid, signal.SIGKILL):
                     break
                 deadline = time.monotonic() + self.stop_timeout
             time.sleep(0.01)
@@ -231,9 +281,7 @@ class ProcessBackend(Backend):
             replica = self._replicas.get(hostname)
         if replica is None or not replica.pid:
             raise KeyError(f"no replica named '{hostname}' in cluster {self.cluster}")
-        try:
-            os.kill(replica.pid, signal.SIGKILL)
-        except ProcessLookupError:
+        if not _signal_group(replica.pid, signal.SIGKILL):
             return
         if replica.proc is not None:
             replica.proc.wait()  # reap at once: SIGKILL cannot be ignored
@@ -247,7 +295,7 @@ class ProcessBackend(Backend):
             return False
         if replica.proc is not None:
             return replica.proc.poll() is None
-        return _pid_alive(replica.pid) and _is_our_replica(replica.pid, replica.info.id)
+        return _pid_alive(replica.pid) and _start_time(replica.pid) == replica.start
 
     def list(self) -> list[ReplicaInfo]:
         with self._lock:
@@ -264,19 +312,20 @@ class ProcessBackend(Backend):
             try:
                 data = json.loads(meta.read_text())
                 server_id, pid, port = int(data["id"]), int(data["pid"]), int(data["port"])
+                start = int(data["start"])
             except (OSError, ValueError, KeyError, TypeError):
                 log.warning("ignoring unreadable state file %s", meta)
                 self._forget_files(hostname)
                 continue
-            ours = _pid_alive(pid) and _is_our_replica(pid, server_id)
+            ours = _pid_alive(pid) and start != 0 and _start_time(pid) == start
             with self._lock:
                 known = hostname in self._replicas
             if known:
                 continue
-            if ours and server_id not in seen_ids and heartbeat_ok(_HOST, port):
+            if ours and server_id not in seen_ids and heartbeat_ok(_HOST, port, self.health_path):
                 info = ReplicaInfo(server_id, hostname, _HOST, port, str(pid))
                 with self._lock:
-                    self._replicas[hostname] = _Replica(info, pid, _child(pid))
+                    self._replicas[hostname] = _Replica(info, pid, _child(pid), start)
                 seen_ids.add(server_id)
                 adopted.append(info)
                 log.info("adopted replica %s (id %d, pid %d, port %d)", hostname, server_id, pid,

@@ -1,0 +1,43 @@
+"""A third-party service for tests: an aiohttp app run as a ringlb replica.
+
+    python echo_app.py PORT
+
+GET /headers answers the request's header fields as JSON (what the replica
+received from ringlb); /login redirects (302), /broken answers 500, /home
+answers "home of SERVER_ID" (the id ringlb gave it, from the environment).
+"""
+
+import os
+import sys
+
+from aiohttp import web
+
+
+async def headers(request: web.Request) -> web.Response:
+    fields: dict[str, list[str]] = {}
+    for name, value in request.headers.items():
+        fields.setdefault(name.lower(), []).append(value)
+    return web.json_response({"fields": fields, "server_id": os.environ.get("SERVER_ID")})
+
+
+async def login(_request: web.Request) -> web.Response:
+    raise web.HTTPFound("/home")
+
+
+async def broken(_request: web.Request) -> web.Response:
+    return web.Response(status=500, text="broken")
+
+
+async def home(_request: web.Request) -> web.Response:
+    return web.Response(text=f"home of {os.environ.get('SERVER_ID')}")
+
+
+def main() -> None:
+    app = web.Application()
+    app.add_routes([web.get("/headers", headers), web.get("/login", login),
+                    web.get("/broken", broken), web.get("/home", home)])
+    web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,126 @@
+"""Your own service behind ringlb (issue 13): third-party servers as process replicas,
+the health path, and the proxy header fields a service expects.
+
+The replicas here are not ringlb-replica: Python's http.server and an aiohttp
+app (apps/echo_app.py), started by the process backend from a command template.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from ringlb.backends import BackendError, ProcessBackend
+from ringlb.backends.base import ReplicaCommand
+from ringlb.launcher import Launcher, LauncherConfig
+
+APP = Path(__file__).resolve().parent / "apps" / "echo_app.py"
+ECHO = f"{shlex.quote(sys.executable)} {shlex.quote(str(APP))} {{port}}"
+
+
+def get(port: int, path: str, headers: dict[str, str] | None = None,
+        ) -> tuple[int, dict[str, str], bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("GET", path, headers=headers or {})
+        res = conn.getresponse()
+        return res.status, {k.lower(): v for k, v in res.getheaders()}, res.read()
+    finally:
+        conn.close()
+
+
+def config(cluster: str, command: str, **kw: object) -> LauncherConfig:
+    return LauncherConfig(**{"port": 0, "replicas": 2, "backend": "process", "cluster": cluster,
+                             "threads": 1, "replica_command": command, "start_timeout": 20.0,
+                             **kw})
+
+
+def test_python_http_server_as_the_replicas(proc_cluster: str, tmp_path: Path) -> None:
+    (tmp_path / "home").write_text("static home\n")
+    command = (f"{shlex.quote(sys.executable)} -m http.server {{port}} --bind 127.0.0.1 "
+               f"--directory {shlex.quote(str(tmp_path))}")
+    with Launcher(config(proc_cluster, command, health_path="/")) as lb:
+        seen = set()
+        for _ in range(20):
+            status, headers, body = get(lb.port, "/home")
+            assert (status, body) == (200, b"static home\n")
+            seen.add(headers["x-ringlb-replica"])
+        assert seen <= {"Server1", "Server2"} and seen
+        # The launcher keeps N: a killed service is replaced by a new one of the same name.
+        lb.kill("Server1")
+        assert lb.wait_until_whole(timeout=30)
+        assert {r["hostname"] for r in lb.replicas()} == {"Server1", "Server2"}
+        assert get(lb.port, "/home")[0] == 200
+
+
+def test_an_aiohttp_app_sees_the_forwarded_fields_and_its_own_id(proc_cluster: str) -> None:
+    with Launcher(config(proc_cluster, ECHO, health_path="/login")) as lb:
+        status, headers, body = get(lb.port, "/headers", {
+            "Host": "shop.example:8080", "X-Forwarded-For": "203.0.113.7",
+            "X-Forwarded-Proto": "https", "X-Forwarded-Host": "forged"})
+        assert status == 200
+        seen = json.loads(body)
+        fields = seen["fields"]
+        assert fields["host"] == ["shop.example:8080"]           # Host passed through
+        assert fields["x-forwarded-for"] == ["203.0.113.7, 127.0.0.1"]  # appended
+        assert fields["x-forwarded-proto"] == ["http"]           # replaced: ringlb speaks http
+        assert fields["x-forwarded-host"] == ["shop.example:8080"]  # replaced by the real Host
+        # The service got its id from the environment; the response names its replica.
+        replica = next(r for r in lb.replicas() if r["hostname"] == headers["x-ringlb-replica"])
+        assert seen["server_id"] == str(replica["id"])
+        # A redirecting health path counts as healthy: both replicas stay on the ring.
+        time.sleep(0.5)
+        assert all(r["state"] == "up" for r in lb.replicas()), lb.replicas()
+
+
+def test_no_replica_header(proc_cluster: str) -> None:
+    with Launcher(config(proc_cluster, ECHO, replicas=1, health_path="/home",
+                         replica_header=False)) as lb:
+        status, headers, body = get(lb.port, "/home")
+        assert status == 200 and body.startswith(b"home of ")
+        assert "x-ringlb-replica" not in headers
+
+
+def test_a_health_path_that_fails_keeps_the_service_from_starting(proc_cluster: str) -> None:
+    backend = ProcessBackend(proc_cluster, command=ECHO, health_path="/broken",
+                             start_timeout=3.0)
+    try:
+        with pytest.raises(BackendError, match=r"GET /broken .* no 2xx or 3xx answer"):
+            backend.start(1, "Web1")
+        assert backend.list() == []
+    finally:
+        backend.remove_all()
+
+
+def test_a_command_that_exits_fails_at_once_with_its_error(proc_cluster: str) -> None:
+    command = f"{shlex.quote(sys.executable)} -c 'import sys; sys.exit(\"no config file\")'"
+    backend = ProcessBackend(proc_cluster, command=command, start_timeout=30.0)
+    try:
+        started = time.monotonic()
+        with pytest.raises(BackendError, match="failed to start: no config file"):
+            backend.start(1, "Web1")
+        assert time.monotonic() - started < 10  # not the whole start_timeout
+    finally:
+        backend.remove_all()
+
+
+def test_command_templates_are_checked_and_values_cannot_add_arguments() -> None:
+    cmd = ReplicaCommand("serve --port={port} --name '{hostname}' --id {id}")
+    assert cmd.argv_for(8080, 7, "a b;rm") == ["serve", "--port=8080", "--name", "a b;rm",
+                                               "--id", "7"]
+    assert ReplicaCommand.variables(8080, 7, "Web7") == {"PORT": "8080", "SERVER_ID": "7",
+                                                         "HOSTNAME": "Web7"}
+    for bad, why in [("", "empty"), ("serve {nope}", "unknown placeholder {nope}"),
+                     ("serve '{port}", "No closing quotation"), ("serve {port", "argument")]:
+        with pytest.raises(ValueError, match=why):
+            ReplicaCommand(bad)
+    with pytest.raises(ValueError, match="health path"):
+        LauncherConfig(health_path="healthz").validate()
+    with pytest.raises(ValueError, match="unknown placeholder"):
+        LauncherConfig(replica_command="x {ID}").validate()
