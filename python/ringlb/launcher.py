@@ -45,6 +45,7 @@ from ringlb.backends import (
 )
 from ringlb.backends.base import (
     ReplicaCommand,
+    parse_env,
     validate_cluster,
     validate_health_path,
     validate_hostname,
@@ -123,7 +124,16 @@ class LauncherConfig:
     start_timeout: float = 10.0
     #: Your own service as the replicas: a command template with {port}, {id}
     #: and {hostname} (backends.base.ReplicaCommand). "": ringlb-replica.
+    #: Docker: the container's command (its image's when "").
     replica_command: str = ""
+    #: Docker: your service's local image ("": ringlb/replica), the port it
+    #: listens on inside the container, KEY=VALUE environment, a read-only
+    #: root filesystem (on by default), and the user it runs as ("": the image's).
+    replica_image: str = ""
+    replica_port: int = 5000
+    replica_env: tuple[str, ...] = ()
+    replica_read_only: bool = True
+    replica_user: str = ""
     #: GET this on each replica to check it; any 2xx or 3xx answer is healthy.
     health_path: str = "/heartbeat"
     #: Names of the replicas the launcher creates itself: <prefix><id>.
@@ -175,6 +185,9 @@ class LauncherConfig:
         validate_health_path(self.health_path)
         if self.replica_command:
             ReplicaCommand(self.replica_command)
+        need(isinstance(self.replica_port, int) and 1 <= self.replica_port <= 65535,
+             "replica_port must be in 1..65535")
+        parse_env(self.replica_env)
 
 
 def _http_url(host: str, port: int) -> str:

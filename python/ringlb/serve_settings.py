@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ringlb.backends import backend_names
-from ringlb.backends.base import ReplicaCommand, validate_health_path
+from ringlb.backends.base import ReplicaCommand, parse_env, validate_health_path
 from ringlb.launcher import LauncherConfig
 
 if sys.version_info >= (3, 11):
@@ -109,6 +109,14 @@ def health_path(value: str) -> str:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
+def env_pair(value: str) -> str:
+    try:
+        parse_env([str(value)])
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return str(value)
+
+
 def replica_command(value: str) -> str:
     try:
         ReplicaCommand(str(value))
@@ -129,6 +137,7 @@ class Setting:
     choices: tuple[str, ...] | None = None
     metavar: str | None = None
     show_default: bool = True    # False: secrets
+    repeat: bool = False         # given any number of times (a list in a config file)
 
     @property
     def key(self) -> str:
@@ -218,11 +227,26 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("replica_threads", "--replica-threads", REPLICAS, "I/O threads of each replica",
             int_at_least(1)),
     Setting("replica_command", "--replica-command", REPLICAS,
-            "run your own service as the replicas instead of ringlb-replica (process backend): "
-            "a command with {port}, {id} and {hostname} (also in the environment as PORT, "
-            "SERVER_ID, HOSTNAME) that listens on 127.0.0.1:{port}, e.g. "
+            "run your own service as the replicas instead of ringlb-replica: a command with "
+            "{port}, {id} and {hostname} (also in the environment as PORT, SERVER_ID, "
+            "HOSTNAME); process backend: it listens on 127.0.0.1:{port}, docker: the "
+            "container's command, {port} the --replica-port; e.g. "
             "'python3 -m http.server {port} --bind 127.0.0.1'", replica_command,
             metavar="COMMAND", show_default=False),
+    Setting("replica_image", "--replica-image", REPLICAS,
+            "run your own service as the replicas (docker backend): a local image, which "
+            "ringlb never pulls", metavar="IMAGE", show_default=False),
+    Setting("replica_port", "--replica-port", REPLICAS,
+            "the port your service listens on inside its container (docker)", port),
+    Setting("replica_env", "--replica-env", REPLICAS,
+            "KEY=VALUE in each replica's environment (docker; repeatable)", env_pair,
+            metavar="KEY=VALUE", repeat=True),
+    Setting("replica_read_only", "--replica-read-only", REPLICAS,
+            "run each replica container with a read-only root filesystem "
+            "(--no-replica-read-only: writable, for services that write)", on_off),
+    Setting("replica_user", "--replica-user", REPLICAS,
+            "the user each replica container runs as (docker; default: the image's)",
+            metavar="USER", show_default=False),
     Setting("start_timeout", "--start-timeout", REPLICAS,
             "seconds a new replica has to answer the health path", positive_float),
     Setting("docker_memory", "--docker-memory", REPLICAS,
@@ -257,6 +281,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         kwargs: dict[str, Any] = {"dest": s.field, "help": s.help}
         if s.parse is None:
             kwargs["action"] = "store_true"
+        elif s.repeat:
+            kwargs.update(action="append", default=[], type=s.parse, metavar=s.metavar)
         elif s.parse is on_off:
             kwargs["action"] = argparse.BooleanOptionalAction
             kwargs["default"] = getattr(defaults, s.field)
@@ -284,6 +310,10 @@ def given_on_command_line(argv: Sequence[str]) -> set[str]:
 
 
 def _convert(s: Setting, value: Any, where: str) -> Any:
+    if s.repeat:
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: '{s.key}' must be a list of strings, got {value!r}")
+        return tuple(_convert(dataclasses.replace(s, repeat=False), v, where) for v in value)
     if s.parse is None or s.parse is yes_no or s.parse is on_off:
         if not isinstance(value, bool):
             raise ConfigError(f"{where}: '{s.key}' must be true or false, got {value!r}")
@@ -327,6 +357,8 @@ def load_file(path: str | Path) -> dict[str, Any]:
 
 def config_from(values: Mapping[str, Any]) -> LauncherConfig:
     """A validated LauncherConfig from {field: value} (missing fields: defaults)."""
+    values = {f: tuple(v) if BY_FIELD[f].repeat and v is not None else v
+              for f, v in values.items()}
     cfg = dataclasses.replace(LauncherConfig(), **values)
     cfg.validate()
     return cfg

@@ -39,7 +39,8 @@ SERVE_FLAGS = ["--host", "--port", "--threads", "--key", "--retries", "--bounded
                "--max-header-bytes", "--max-body-bytes", "--max-idle-upstream", "--admin-token",
                "--admin-listen", "--admin-on-data-port", "--min-replicas", "--max-replicas",
                "--config", "--replica-header", "--no-replica-header", "--replica-command",
-               "--health-path"]
+               "--health-path", "--replica-image", "--replica-port", "--replica-env",
+               "--replica-read-only", "--no-replica-read-only", "--replica-user"]
 
 # Every router limit, with the default `--help` must show for it.
 LIMIT_DEFAULTS = {"--header-timeout": "5.0", "--idle-timeout": "60.0",
@@ -105,6 +106,7 @@ def test_console_script_is_installed() -> None:
     ["--bounded-load", "0.5"], ["--probing", "cubic"], ["--unknown-flag"],
     ["--health-path", "healthz"], ["--health-path", "/a b"], ["--replica-command", "x {nope}"],
     ["--replica-command", "x '{port}"], ["--replica-header", "yes"],
+    ["--replica-env", "1X=y"], ["--replica-env", "novalue"], ["--replica-port", "x"],
 ])
 def test_bad_flags_exit_2(bad: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exc:

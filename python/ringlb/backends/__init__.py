@@ -36,7 +36,9 @@ register_backend(
     "docker", "ringlb.backends.docker:DockerBackend",
     options={"memory": "docker_memory", "cpus": "docker_cpus", "pids_limit": None,
              "start_timeout": "start_timeout", "stop_timeout": None, "client": None,
-             "binary": None, "health_path": "health_path"},
+             "binary": None, "health_path": "health_path", "image": "replica_image",
+             "port": "replica_port", "env": "replica_env", "command": "replica_command",
+             "read_only": "replica_read_only", "user": "replica_user"},
     available="ringlb.backends.docker:docker_available", requires="a Docker daemon")
 
 __all__ = [

@@ -13,7 +13,7 @@ import shlex
 import string
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ringlb import _core
@@ -152,6 +152,22 @@ class ReplicaCommand:
     def variables(port: int, server_id: int, hostname: str) -> dict[str, str]:
         """The environment variables a replica gets besides its own."""
         return {"PORT": str(port), "SERVER_ID": str(server_id), "HOSTNAME": hostname}
+
+
+def parse_env(pairs: Sequence[str]) -> dict[str, str]:
+    """{KEY: VALUE} from "KEY=VALUE" strings (--replica-env); ValueError for a bad one.
+
+    A later pair wins, as with `docker run -e`; the values ringlb sets itself
+    (PORT, SERVER_ID, HOSTNAME) win over both.
+    """
+    env: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = str(pair).partition("=")
+        if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+            raise ValueError(f"replica environment {pair!r} must be KEY=VALUE with KEY a "
+                             f"variable name ([A-Za-z_][A-Za-z0-9_]*)")
+        env[key] = value
+    return env
 
 
 class Backend(ABC):

@@ -17,6 +17,7 @@ import logging
 import shutil
 import tempfile
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +28,10 @@ import requests.exceptions
 from ringlb.backends.base import (
     Backend,
     BackendError,
+    ReplicaCommand,
     ReplicaInfo,
     heartbeat_ok,
+    parse_env,
     validate_health_path,
     validate_hostname,
     validate_server_id,
@@ -119,9 +122,27 @@ class DockerBackend(Backend):
         client: docker.DockerClient | None = None,
         binary: Path | None = None,
         health_path: str = "/heartbeat",
+        image: str = "",
+        port: int = CONTAINER_PORT,
+        env: Sequence[str] = (),
+        command: str = "",
+        read_only: bool = True,
+        user: str = "",
     ) -> None:
         super().__init__(cluster)
         self.health_path = validate_health_path(health_path)
+        # Your own service: any local image, the port it listens on inside the
+        # container, its environment and command. The hardening (no
+        # capabilities, no new privileges, limits) stays; a read-only root and
+        # the image's user become choices, since real services may write.
+        if not 1 <= port <= 65535:
+            raise ValueError(f"replica port must be in 1..65535, got {port}")
+        self.custom_image = image
+        self.port = port
+        self.env = parse_env(env)
+        self.command = ReplicaCommand(command) if command else None
+        self.read_only = read_only
+        self.user = user
         if cpus <= 0:
             raise ValueError("cpus must be positive")
         self.memory = memory
@@ -160,9 +181,19 @@ class DockerBackend(Backend):
         return f"ringlb-{self.cluster}-{hostname}"
 
     def image(self) -> str:
-        """The image reference replicas run, built on first use."""
+        """The image reference replicas run: the one given, which must be here (nothing is
+        pulled), or ringlb/replica, built on first use."""
         if self._image is None:
-            self._image = ensure_image(self.client, self.binary)
+            if self.custom_image:
+                try:
+                    self.client.images.get(self.custom_image)
+                except docker.errors.ImageNotFound:
+                    raise BackendError(
+                        f"image {self.custom_image!r} is not on this Docker host: build or load "
+                        f"it first (ringlb pulls nothing)") from None
+                self._image = self.custom_image
+            else:
+                self._image = ensure_image(self.client, self.binary)
         return self._image
 
     def _network(self) -> Any:
@@ -175,10 +206,9 @@ class DockerBackend(Backend):
             return self.client.networks.create(self.network_name, driver="bridge",
                                                labels=self.labels(), check_duplicate=True)
 
-    @staticmethod
-    def _published_port(container: Any) -> int | None:
+    def _published_port(self, container: Any) -> int | None:
         ports = (container.attrs.get("NetworkSettings") or {}).get("Ports") or {}
-        for binding in ports.get(f"{CONTAINER_PORT}/tcp") or []:
+        for binding in ports.get(f"{self.port}/tcp") or []:
             if binding.get("HostIp") in (_HOST, "") and binding.get("HostPort"):
                 return int(binding["HostPort"])
         return None
@@ -220,14 +250,20 @@ class DockerBackend(Backend):
                 self._remove(self.client.containers.get(name))
             except docker.errors.NotFound:
                 pass
+            extra: dict[str, Any] = {}
+            if self.command is not None:
+                extra["command"] = self.command.argv_for(self.port, server_id, hostname)
+            if self.user:
+                extra["user"] = self.user
             container = self.client.containers.run(
                 image,
                 detach=True,
                 name=name,
                 hostname=hostname,
-                environment={"SERVER_ID": str(server_id)},
+                environment={**self.env,
+                             **ReplicaCommand.variables(self.port, server_id, hostname)},
                 labels=self.labels(server_id, hostname),
-                ports={f"{CONTAINER_PORT}/tcp": (_HOST, None)},
+                ports={f"{self.port}/tcp": (_HOST, None)},
                 network=net.name,
                 networking_config={
                     net.name: self.client.api.create_endpoint_config(aliases=[hostname])
@@ -236,10 +272,11 @@ class DockerBackend(Backend):
                 memswap_limit=self.memory,
                 nano_cpus=int(self.cpus * 1e9),
                 pids_limit=self.pids_limit,
-                read_only=True,
+                read_only=self.read_only,
                 cap_drop=["ALL"],
                 security_opt=["no-new-privileges"],
                 restart_policy={"Name": "no"},
+                **extra,
             )
         except DOCKER_ERRORS as e:
             self._cleanup(hostname)

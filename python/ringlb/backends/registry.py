@@ -150,5 +150,19 @@ def backend_from_config(name: str, cluster: str, config: object) -> Backend:
     backend `name` resolves to; the launcher knows no backend's options by name."""
     validate_cluster(cluster)
     entry = _entries[resolve_backend_name(name)]
+    _warn_unused(entry, config)
     return entry.backend_class()(cluster, **entry.config_options(config))
+
+
+def _warn_unused(entry: BackendEntry, config: Any) -> None:
+    """Log each setting given a value that only other backends use (--replica-image with
+    the process backend, say): not an error, since `auto` may have fallen back."""
+    default = type(config)()
+    mine = set(entry.options.values())
+    for other in _entries.values():
+        for field in other.options.values():
+            if (field and field not in mine and hasattr(config, field)
+                    and getattr(config, field) != getattr(default, field)):
+                log.warning("%s is ignored: only the %s backend uses it, and this one is %s",
+                            field, other.name, entry.name)
 
