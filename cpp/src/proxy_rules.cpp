@@ -166,6 +166,18 @@ void ProxyRules::add_forwarded(http::request_header<Fields>& h, std::string_view
     }
 }
 
+template <class Fields>
+std::string ProxyRules::upgrade_requested(const http::request_header<Fields>& h) {
+    if (h.version() < 11) return {};  // RFC 9110 §7.8: ignored in HTTP/1.0
+    const auto upgrade = h.find(http::field::upgrade);
+    if (upgrade == h.end() || upgrade->value().empty()) return {};
+    const auto [first, last] = h.equal_range(http::field::connection);
+    for (auto it = first; it != last; ++it) {
+        if (http::token_list(it->value()).exists("upgrade")) return std::string(upgrade->value());
+    }
+    return {};
+}
+
 bool ProxyRules::idempotent(http::verb v) noexcept {
     switch (v) {
         case http::verb::get:

@@ -102,7 +102,7 @@ void ProxySession::run() {
 
 void ProxySession::shutdown() {
     draining_ = true;
-    if (!busy_) close();
+    if (!busy_ || tunnel_) close();  // a tunnel has no response to wait for
 }
 
 void ProxySession::close() noexcept {
@@ -450,6 +450,10 @@ void ProxySession::do_route() {
     // what concerns only the client's hop.
     // check_request() has made sure no field that frames the request is
     // among those removed: the body that goes is exactly the body framed.
+    // Read before the hop-by-hop fields go: the request asks for them.
+    upgrade_ = streaming_ || !req_.body().empty()
+                   ? std::string()
+                   : ProxyRules::upgrade_requested<ArenaFields>(req_.base());
     if (ProxyRules::scan<ArenaFields>(req_).hop_by_hop) {
         // The parser decoded a chunked body if there is Transfer-Encoding at
         // all (check_request allows no other); message::chunked() reads only
@@ -460,6 +464,10 @@ void ProxySession::do_route() {
     }
     // A streamed chunked body goes on chunked: its length is not known yet.
     if (streaming_ && stream_chunked_) req_.chunked(true);
+    if (!upgrade_.empty()) {
+        req_.set(http::field::connection, "upgrade");
+        req_.set(http::field::upgrade, upgrade_);
+    }
     if (client_version_ < 11) ProxyRules::ensure_host<ArenaFields>(req_.base());
     ProxyRules::add_forwarded<ArenaFields>(req_.base(), client_ip_);
     req_.version(11);
@@ -655,6 +663,12 @@ void ProxySession::on_upstream_read(beast::error_code ec) {
     const auto status = up_parser_->get().result_int();
     if (!ProxyRules::valid_status(status)) return on_upstream_failure(http::error::bad_status, "read");
     if (status >= 100 && status < 200 && status != 101) return do_upstream_read();  // interim
+    if (status == 101) {
+        // A switch nobody asked for leaves the connection in a protocol the
+        // router does not know: the replica is broken for this request.
+        if (upgrade_.empty()) return on_upstream_failure(http::error::bad_status, "read");
+        return on_switching_protocols();
+    }
     on_upstream_response();
 }
 
@@ -783,6 +797,41 @@ void ProxySession::on_upstream_response() {
     expires_after(Phase::client, state_.config.idle_timeout);
     asio::async_write(socket_, asio::buffer(out_),
                       beast::bind_front_handler(&ProxySession::on_write, shared_from_this()));
+}
+
+void ProxySession::on_switching_protocols() {
+    end_try();
+    pool_->counters().requests.fetch_add(1, std::memory_order_relaxed);
+    WorkerStats::bump(worker_.stats().proxied);
+    res_ = up_parser_->release();
+    up_parser_.reset();
+    // The replica's Upgrade names the protocol it switched to (RFC 9110 §7.8).
+    std::string protocol(res_[http::field::upgrade]);
+    if (protocol.empty()) protocol = upgrade_;
+    ProxyRules::strip_hop_by_hop<ArenaFields>(res_);
+    res_.set(http::field::connection, "upgrade");
+    res_.set(http::field::upgrade, protocol);
+    if (state_.config.replica_header) res_.set("X-Ringlb-Replica", pool_->hostname());
+    routes_.reset();
+    pool_ = nullptr;
+    res_.version(11);
+    WireFormat::write(res_, out_, true);
+    WorkerStats::bump(worker_.stats().requests);
+    expires_after(Phase::client, state_.config.idle_timeout);
+    asio::async_write(socket_, asio::buffer(out_),
+                      beast::bind_front_handler(&ProxySession::on_upgrade_written,
+                                                shared_from_this()));
+}
+
+void ProxySession::on_upgrade_written(beast::error_code ec, std::size_t) {
+    if (ec) return fail(ec, "write");
+    if (draining_ || closed_) return close();
+    // The replica's connection is the tunnel's now: never back to the pool.
+    tunnel_ = std::make_unique<Tunnel>(
+        socket_, conn_->socket,
+        [this] { expires_after(Phase::client, state_.config.idle_timeout); },
+        [this] { close(); });
+    tunnel_->start(shared_from_this(), buffer_, conn_->buffer);
 }
 
 // ------------------------------------------------------------------- answers

@@ -8,6 +8,7 @@
 #include <boost/beast/http.hpp>
 
 #include <array>
+#include <chrono>
 #include <atomic>
 #include <cstdio>
 #include <mutex>
@@ -24,12 +25,13 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = asio::ip::tcp;
 
-// Answers each connection's first request with `answer`, then closes it; keeps
-// the bytes of the last request it read.
+// Answers each connection's first request with `answer`, then closes it (or,
+// with `echo`, sends back every byte it gets until the client ends its
+// stream); keeps the bytes of the last request it read.
 class RawReplica {
 public:
-    explicit RawReplica(std::string answer)
-        : answer_(std::move(answer)), acceptor_(ioc_, {asio::ip::make_address("127.0.0.1"), 0}) {
+    explicit RawReplica(std::string answer, bool echo = false)
+        : answer_(std::move(answer)), echo_(echo), acceptor_(ioc_, {asio::ip::make_address("127.0.0.1"), 0}) {
         port_ = acceptor_.local_endpoint().port();
         thread_ = std::thread([this] { serve(); });
     }
@@ -66,6 +68,10 @@ private:
                 received_ = bytes;
             }
             asio::write(s, asio::buffer(answer_), ec);
+            while (echo_ && !ec) {
+                const std::size_t n = s.read_some(asio::buffer(chunk), ec);
+                if (!ec) asio::write(s, asio::buffer(chunk.data(), n), ec);
+            }
             s.shutdown(tcp::socket::shutdown_both, ec);
         }
     }
@@ -84,6 +90,7 @@ private:
     }
 
     std::string answer_;
+    bool echo_ = false;
     asio::io_context ioc_;
     tcp::acceptor acceptor_;
     std::uint16_t port_ = 0;
@@ -112,11 +119,14 @@ std::size_t occurrences(const std::string& s, const std::string& what) {
 }
 
 struct Fixture {
-    explicit Fixture(std::string answer) : replica(std::move(answer)), router([] {
+    explicit Fixture(std::string answer, bool echo = false,
+                     std::chrono::milliseconds idle = std::chrono::milliseconds{60000})
+        : replica(std::move(answer), echo), router([idle] {
         ringlb::RouterConfig c;
         c.port = 0;
         c.threads = 1;
         c.retries = 0;
+        c.idle_timeout = idle;
         return c;
     }()) {
         router.replicas().add({{1, "Raw", "127.0.0.1", replica.port()}});
@@ -189,6 +199,70 @@ TEST(RouterForwarding, ATransferEncodingBeforeChunkedIsRefusedNotSmuggled) {
                              "\r\n0\r\n\r\n");
     EXPECT_EQ(answer.substr(0, 12), "HTTP/1.1 501") << answer;
     EXPECT_EQ(f.replica.received(), "");
+}
+
+// RFC 9110 §7.8: the 101 reaches the client with the protocol's fields,
+// then bytes go both ways unread: what the client sent right behind its
+// request, what the replica sent right behind its 101, and the rest; the
+// client's end of stream is passed on and the replica's close ends it.
+TEST(RouterForwarding, AnUpgradedConnectionBecomesATunnelToTheReplica) {
+    Fixture f("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: echo\r\n"
+              "\r\nhello;",
+              true);
+    asio::io_context ioc;
+    tcp::socket s(ioc);
+    s.connect({asio::ip::make_address("127.0.0.1"), f.router.port()});
+    asio::write(s, asio::buffer(std::string_view(
+                       "GET /ws HTTP/1.1\r\nHost: lb\r\nConnection: keep-alive, Upgrade\r\n"
+                       "Upgrade: echo\r\nKeep-Alive: 5\r\n\r\nearly;")));
+    std::string got;
+    beast::error_code ec;
+    const auto read_until = [&](std::string_view what) {
+        std::array<char, 4096> chunk;
+        while (got.find(what) == std::string::npos) {
+            const std::size_t n = s.read_some(asio::buffer(chunk), ec);
+            if (ec) return;
+            got.append(chunk.data(), n);
+        }
+    };
+    read_until("early;");
+    ASSERT_FALSE(ec) << ec.message() << got;
+    EXPECT_TRUE(got.starts_with("HTTP/1.1 101 Switching Protocols\r\n")) << got;
+    EXPECT_NE(got.find("\r\nConnection: upgrade\r\n"), std::string::npos) << got;
+    EXPECT_NE(got.find("\r\nUpgrade: echo\r\n"), std::string::npos) << got;
+    EXPECT_NE(got.find("\r\n\r\nhello;"), std::string::npos) << got;
+    asio::write(s, asio::buffer(std::string_view("ping")));
+    read_until("ping");
+    ASSERT_FALSE(ec) << ec.message();
+    s.shutdown(tcp::socket::shutdown_send);  // the replica sees the end and closes
+    std::string rest;
+    asio::read(s, asio::dynamic_buffer(rest), ec);
+    EXPECT_EQ(ec, asio::error::eof);
+    const std::string sent = f.replica.received();
+    EXPECT_NE(sent.find("\r\nConnection: upgrade\r\n"), std::string::npos) << sent;
+    EXPECT_NE(sent.find("\r\nUpgrade: echo\r\n"), std::string::npos) << sent;
+    EXPECT_EQ(sent.find("Keep-Alive"), std::string::npos) << sent;
+}
+
+TEST(RouterForwarding, ATunnelIdleForLongerThanTheIdleTimeoutIsClosed) {
+    Fixture f("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: x\r\n\r\n",
+              true, std::chrono::milliseconds{300});
+    const auto started = std::chrono::steady_clock::now();
+    const std::string answer = exchange(
+        f.router.port(), "GET / HTTP/1.1\r\nHost: lb\r\nConnection: upgrade\r\nUpgrade: x\r\n\r\n");
+    EXPECT_TRUE(answer.starts_with("HTTP/1.1 101 ")) << answer;
+    EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(5));
+}
+
+TEST(RouterForwarding, ASwitchNobodyAskedForIsABadGateway) {
+    Fixture f("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: x\r\n\r\n");
+    const std::string answer =
+        exchange(f.router.port(), "GET / HTTP/1.1\r\nHost: lb\r\nConnection: close\r\n\r\n");
+    EXPECT_TRUE(answer.starts_with("HTTP/1.1 502 ")) << answer;
+    // An HTTP/1.0 request cannot ask for one (RFC 9110 §7.8): Upgrade is dropped.
+    Fixture g(ok);
+    exchange(g.router.port(), "GET / HTTP/1.0\r\nConnection: upgrade\r\nUpgrade: x\r\n\r\n");
+    EXPECT_EQ(g.replica.received().find("Upgrade"), std::string::npos) << g.replica.received();
 }
 
 }  // namespace

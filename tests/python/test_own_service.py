@@ -124,3 +124,59 @@ def test_command_templates_are_checked_and_values_cannot_add_arguments() -> None
         LauncherConfig(health_path="healthz").validate()
     with pytest.raises(ValueError, match="unknown placeholder"):
         LauncherConfig(replica_command="x {ID}").validate()
+
+
+def test_websockets_are_tunnelled_and_the_key_makes_them_sticky(proc_cluster: str) -> None:
+    """Upgrade (issue 13.4): a socket.io-style app keeps each user on one replica."""
+    import asyncio
+
+    import aiohttp
+
+    async def session_of(port: int, user: str) -> list[str]:
+        async with aiohttp.ClientSession() as http_session, http_session.ws_connect(
+                f"http://127.0.0.1:{port}/ws?user={user}") as sock:
+            answers = []
+            for i in range(3):
+                await sock.send_str(f"{user}-{i}")
+                answers.append((await sock.receive(timeout=10)).data)
+            return answers
+
+    async def drive(port: int) -> dict[str, list[list[str]]]:
+        users = [f"user{k}" for k in range(6)]
+        rounds = [await asyncio.gather(*(session_of(port, u) for u in users)) for _ in range(2)]
+        return {u: [r[i] for r in rounds] for i, u in enumerate(users)}
+
+    with Launcher(config(proc_cluster, ECHO, replicas=3, health_path="/home",
+                         key="query:user", scheme="xxh3")) as lb:
+        seen = asyncio.run(drive(lb.port))
+        ids = {str(r["id"]) for r in lb.replicas()}
+    servers_used = set()
+    for user, rounds in seen.items():
+        # Every message of every connection of one user came back from one replica.
+        servers = {answer.split(":", 1)[0] for answers in rounds for answer in answers}
+        assert len(servers) == 1 and servers <= ids, (user, rounds)
+        assert [a.split(":", 1)[1] for a in rounds[0]] == [f"{user}-{i}" for i in range(3)]
+        servers_used |= servers
+    assert len(servers_used) >= 2  # six users spread over the ring
+
+
+def test_an_idle_websocket_is_closed_after_the_idle_timeout(proc_cluster: str) -> None:
+    import asyncio
+
+    import aiohttp
+
+    async def idle(port: int) -> float:
+        async with aiohttp.ClientSession() as http_session, http_session.ws_connect(
+                f"http://127.0.0.1:{port}/ws", autoping=False, heartbeat=None) as sock:
+            await sock.send_str("hi")
+            assert (await sock.receive(timeout=10)).data.endswith(":hi")
+            started = time.monotonic()
+            msg = await sock.receive(timeout=10)  # nothing more comes: the router ends it
+            assert msg.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSE,
+                                aiohttp.WSMsgType.ERROR), msg
+            return time.monotonic() - started
+
+    with Launcher(config(proc_cluster, ECHO, replicas=1, health_path="/home",
+                         idle_timeout=1.0)) as lb:
+        waited = asyncio.run(idle(lb.port))
+    assert 0.5 < waited < 5.0, waited

@@ -89,6 +89,13 @@ public:
     static void add_forwarded(boost::beast::http::request_header<Fields>& header,
                               std::string_view client_ip);
 
+    // RFC 9110 §7.8: the protocol an HTTP/1.1 request asks to switch to (its
+    // Upgrade field, when a Connection field names "upgrade"), or empty.
+    // Read before strip_hop_by_hop() removes both; the caller puts them back
+    // for the replica.
+    template <class Fields>
+    static std::string upgrade_requested(const boost::beast::http::request_header<Fields>& header);
+
     // RFC 9110 §15: a status code is 100..599; Beast's parser reads any three
     // digits. An answer outside that range is treated as a 5xx (the router
     // answers 502): passed on, "004" would lose its body (below 200 means
@@ -107,7 +114,9 @@ public:
     extern_ template void ProxyRules::ensure_host<Fields>(                                        \
         boost::beast::http::request_header<Fields>&);                                             \
     extern_ template void ProxyRules::add_forwarded<Fields>(                                      \
-        boost::beast::http::request_header<Fields>&, std::string_view);
+        boost::beast::http::request_header<Fields>&, std::string_view);                           \
+    extern_ template std::string ProxyRules::upgrade_requested<Fields>(                           \
+        const boost::beast::http::request_header<Fields>&);
 RINGLB_PROXY_RULES_FOR(boost::beast::http::fields, extern)
 RINGLB_PROXY_RULES_FOR(ArenaFields, extern)
 

@@ -14,6 +14,8 @@
 //        read (upstream_timeout) -> on a refused / reset / timed-out upstream:
 //        report it, try the next distinct replica clockwise
 //   -> write the response (idle_timeout) -> wait_request again, or close
+//   -> or, after a 101 to an Upgrade request: a Tunnel until either side
+//      closes (idle_timeout between transfers)
 //
 // Requests on one connection are answered strictly in order: the next
 // request is read only when the previous response is written, so pipelined
@@ -47,6 +49,7 @@
 #include "ringlb/message_parser.hpp"
 #include "ringlb/router.hpp"
 #include "ringlb/router_state.hpp"
+#include "ringlb/tunnel.hpp"
 #include "ringlb/upstream_pool.hpp"
 
 namespace ringlb {
@@ -129,6 +132,10 @@ private:
     void do_stream_write(std::size_t piece);
     void on_stream_error(boost::beast::error_code ec);
     void on_upstream_response();
+    // Upgrade (WebSocket and the like): the 101 goes to the client, then the
+    // connection becomes a Tunnel to the replica.
+    void on_switching_protocols();
+    void on_upgrade_written(boost::beast::error_code ec, std::size_t n);
 
     // Answers.
     // A new answer whose fields live in the session's arena.
@@ -190,6 +197,8 @@ private:
     bool reused_ = false;     // conn_ came from the idle pool
     bool in_flight_ = false;  // counted in the replica's in-flight load
     std::optional<ResponseParser> up_parser_;
+    std::string upgrade_;             // the protocol the request asks to switch to, or empty
+    std::unique_ptr<Tunnel> tunnel_;  // after a 101: the connection is a tunnel
     std::unique_ptr<std::array<char, 4096>> linger_buf_;
 
     // A body being streamed (should_stream()); the window exists only then.

@@ -4,7 +4,8 @@
 
 GET /headers answers the request's header fields as JSON (what the replica
 received from ringlb); /login redirects (302), /broken answers 500, /home
-answers "home of SERVER_ID" (the id ringlb gave it, from the environment).
+answers "home of SERVER_ID" (the id ringlb gave it, from the environment),
+and /ws is a WebSocket that answers each text message with "SERVER_ID:message".
 """
 
 import os
@@ -32,10 +33,19 @@ async def home(_request: web.Request) -> web.Response:
     return web.Response(text=f"home of {os.environ.get('SERVER_ID')}")
 
 
+async def ws(request: web.Request) -> web.WebSocketResponse:
+    sock = web.WebSocketResponse()
+    await sock.prepare(request)
+    async for msg in sock:
+        if msg.type == web.WSMsgType.TEXT:
+            await sock.send_str(f"{os.environ.get('SERVER_ID')}:{msg.data}")
+    return sock
+
+
 def main() -> None:
     app = web.Application()
     app.add_routes([web.get("/headers", headers), web.get("/login", login),
-                    web.get("/broken", broken), web.get("/home", home)])
+                    web.get("/broken", broken), web.get("/home", home), web.get("/ws", ws)])
     web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None)
 
 
