@@ -191,16 +191,15 @@ std::string route(ringlb::ArenaRequest& req, bool streaming, bool stream_chunked
     return wire;
 }
 
-// ProxySession::do_stream_write: one piece of a streamed body as it goes upstream.
+// ProxySession::do_stream_write: one piece of a streamed body as it goes
+// upstream, framed by the router's own WireFormat::frame_piece.
 void append_piece(std::string& wire, std::string_view piece, bool chunked, bool last) {
-    if (chunked && !piece.empty()) {
-        char head[24];
-        const int len = std::snprintf(head, sizeof head, "%zx\r\n", piece.size());
-        wire.append(head, static_cast<std::size_t>(len));
+    std::array<boost::asio::const_buffer, 4> out;
+    std::array<char, 24> head;
+    const std::size_t k = ringlb::WireFormat::frame_piece(out, head, piece, chunked, last);
+    for (std::size_t i = 0; i < k; ++i) {
+        wire.append(static_cast<const char*>(out[i].data()), out[i].size());
     }
-    wire += piece;
-    if (chunked && !piece.empty()) wire += "\r\n";
-    if (chunked && last) wire += "0\r\n\r\n";
 }
 
 // ProxySession::start_body and do_stream_parse: a body of unknown or large
@@ -210,7 +209,7 @@ bool stream_body(Parser& parser, ringlb::ArenaRequest& req, beast::flat_buffer& 
                  Client& client, std::size_t window_size) {
     req.base() = std::move(parser.get().base());
     req.body().clear();
-    http::request_parser<http::buffer_body, ringlb::FieldAllocator<char>> stream(
+    ringlb::StreamRequestParser stream(
         static_cast<http::request_parser<http::string_body, ringlb::FieldAllocator<char>>&&>(
             std::move(parser)));
     const bool chunked = stream.chunked();

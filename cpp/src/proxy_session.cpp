@@ -31,9 +31,6 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = asio::ip::tcp;
 
-// A replica's answer may be larger than what clients may send us, but not
-// without bound: beyond this the router answers 502.
-constexpr std::uint64_t max_upstream_body = 64ull << 20;
 constexpr std::uint32_t max_upstream_header = 64u << 10;
 // Bytes asked for by the read that waits for a new request.
 constexpr std::size_t first_read_size = 8192;
@@ -53,6 +50,9 @@ bool is_protocol_error(const beast::error_code& ec) {
     return is_http_error(ec) && ec != http::error::end_of_stream &&
            ec != http::error::partial_message;
 }
+
+// An admin request's body (/add, /rm JSON) may be no longer than this.
+constexpr std::uint64_t admin_body_limit = 64 * 1024;
 
 // Bytes asked for per read of a replica's answer.
 constexpr std::size_t upstream_read_size = 16384;
@@ -195,7 +195,10 @@ void ProxySession::do_read_header() {
     // limit is counted here in header_bytes_; Beast's is only a backstop above it.
     parser_->header_limit(static_cast<std::uint32_t>(
         std::min<std::size_t>(state_.config.max_header_bytes + 1, UINT32_MAX)));
-    parser_->body_limit(state_.config.max_body_bytes);
+    // max_body_bytes 0: no limit on a proxied body, which is streamed anyway.
+    body_limit_ = state_.config.max_body_bytes;
+    if (body_limit_ == 0) parser_->body_limit(boost::none);
+    else parser_->body_limit(body_limit_);
     header_bytes_ = 0;
     header_deadline_set_ = false;
     // Whatever the last request streamed, this one starts with a clean slate
@@ -266,6 +269,13 @@ void ProxySession::on_read_header(beast::error_code ec, std::size_t) {
         return send_error(rejected->status, rejected->message, true);
     }
     if (parser_->is_done()) return on_request();
+    // An admin body is read whole and parsed as JSON: it keeps a small limit
+    // whatever proxied bodies may be.
+    if (state_.serves_admin(listener_, KeySource::path_of(parser_->get().target())) &&
+        (body_limit_ == 0 || body_limit_ > admin_body_limit)) {
+        body_limit_ = admin_body_limit;
+        parser_->body_limit(body_limit_);
+    }
     streaming_ = should_stream();
     const auto expect = parser_->get()[http::field::expect];
     if (beast::iequals(expect, "100-continue")) return do_continue();
@@ -340,8 +350,8 @@ void ProxySession::on_read_error(beast::error_code ec) {
                           true);
     }
     if (ec == http::error::body_limit) {
-        return send_error(413, "request body is larger than " +
-                                   std::to_string(state_.config.max_body_bytes) + " bytes",
+        return send_error(413, "request body is larger than " + std::to_string(body_limit_) +
+                                   " bytes",
                           true);
     }
     if (ec == http::error::end_of_stream || ec == http::error::partial_message) return close();
@@ -581,20 +591,11 @@ void ProxySession::do_stream_write(std::size_t piece) {
     // retried elsewhere, and its connection is not reused if it fails.
     body_sent_ = true;
     const bool last = stream_parser_->is_done();
-    static constexpr std::string_view crlf = "\r\n";
-    static constexpr std::string_view last_chunk = "0\r\n\r\n";
     // The buffer sequence is a span over a member: async_write copies the
     // span, not the array, so the array must outlive the write.
     auto& out = stream_out_;
-    std::size_t k = 0;
-    if (stream_chunked_ && piece > 0) {
-        // RFC 9112 §7.1: size in hex, CRLF, data, CRLF.
-        const int len = std::snprintf(chunk_head_.data(), chunk_head_.size(), "%zx\r\n", piece);
-        out[k++] = asio::buffer(chunk_head_.data(), static_cast<std::size_t>(len));
-    }
-    if (piece > 0) out[k++] = asio::buffer(stream_buf_->data(), piece);
-    if (stream_chunked_ && piece > 0) out[k++] = asio::buffer(crlf);
-    if (stream_chunked_ && last) out[k++] = asio::buffer(last_chunk);
+    const std::size_t k = WireFormat::frame_piece(
+        out, chunk_head_, std::string_view(stream_buf_->data(), piece), stream_chunked_, last);
     expires_after(Phase::upstream, state_.config.upstream_timeout);
     asio::async_write(conn_->socket, std::span<const asio::const_buffer>(out.data(), k),
                       beast::bind_front_handler(&ProxySession::on_upstream_write,
@@ -618,9 +619,14 @@ void ProxySession::on_stream_error(beast::error_code ec) {
 void ProxySession::do_upstream_read() {
     res_.body().clear();  // as in do_read_header: reuse the last answer's body capacity
     up_parser_.emplace(std::move(res_));
-    up_parser_->eager(true);
+    // Not eager: the parser stops after the header, so that a long body can
+    // still be switched to streaming before any of it is parsed.
+    up_parser_->eager(false);
+    up_header_seen_ = false;
     up_parser_->header_limit(max_upstream_header);
-    up_parser_->body_limit(max_upstream_body);
+    // No body limit: an answer is read whole only when its length is at most
+    // a window (should_stream_response), and streamed otherwise.
+    up_parser_->body_limit(boost::none);
     if (head_) up_parser_->skip(true);  // RFC 9110 §9.3.2: no body follows
     parse_upstream();
 }
@@ -637,6 +643,10 @@ void ProxySession::parse_upstream() {
         if (ec == http::error::need_more) break;
         if (ec) return on_upstream_read(ec);
         if (up_parser_->is_done()) return on_upstream_read({});
+        if (up_parser_->is_header_done() && !up_header_seen_) {
+            up_header_seen_ = true;
+            if (should_stream_response()) return start_response_stream();
+        }
         if (n == 0) break;
     }
     conn_->socket.async_read_some(buffer.prepare(upstream_read_size),
@@ -740,11 +750,18 @@ void ProxySession::on_upstream_failure(beast::error_code ec, const char* what) {
 }
 
 void ProxySession::on_upstream_response() {
+    end_upstream(up_parser_->keep_alive());
+    res_ = up_parser_->release();
+    up_parser_.reset();
+    answer_upstream();
+}
+
+void ProxySession::end_upstream(bool keep_alive) {
     end_try();
     pool_->counters().requests.fetch_add(1, std::memory_order_relaxed);
     WorkerStats::bump(worker_.stats().proxied);
     // Bytes after the answer mean the connection is out of step: not reused.
-    if (up_parser_->keep_alive() && !take_expired(Phase::upstream) && conn_->buffer.size() == 0) {
+    if (keep_alive && !take_expired(Phase::upstream) && conn_->buffer.size() == 0) {
         const auto peer = conn_->peer;
         pool_->release(std::move(conn_), peer);
     } else {
@@ -752,8 +769,9 @@ void ProxySession::on_upstream_response() {
         conn_->socket.close(ignored);
         conn_.reset();
     }
-    res_ = up_parser_->release();
-    up_parser_.reset();
+}
+
+void ProxySession::answer_upstream() {
     bool header_only = head_;
     if (res_.result() == http::status::not_found) {
         // SPEC §3: a path no replica knows is the client's error.
@@ -832,6 +850,145 @@ void ProxySession::on_upgrade_written(beast::error_code ec, std::size_t) {
         [this] { expires_after(Phase::client, state_.config.idle_timeout); },
         [this] { close(); });
     tunnel_->start(shared_from_this(), buffer_, conn_->buffer);
+}
+
+// ----------------------------------------------------------- streamed answers
+
+bool ProxySession::should_stream_response() const {
+    const auto& p = *up_parser_;
+    const unsigned status = p.get().result_int();
+    if (head_ || status < 200 || status == 204 || status == 304) return false;  // no body
+    const auto length = p.content_length();
+    return !length || *length > stream_threshold;
+}
+
+void ProxySession::start_response_stream() {
+    if (up_parser_->get().result() == http::status::not_found) {
+        // SPEC §3 replaces a 404's body: a long one is not read at all, and
+        // the connection it is still coming on is closed.
+        end_upstream(false);
+        res_ = up_parser_->release();
+        up_parser_.reset();
+        return answer_upstream();
+    }
+    // As the request side does: the parser goes on with a body that is a
+    // window, so an answer of any size holds at most one window here.
+    up_stream_.emplace(
+        static_cast<http::response_parser<http::string_body, Allocator>&&>(std::move(*up_parser_)));
+    up_parser_.reset();
+    up_stream_->body_limit(boost::none);  // streamed: no reason to cut it off
+    res_header_sent_ = false;
+    if (!stream_buf_) stream_buf_ = std::make_unique<std::array<char, stream_threshold>>();
+    do_response_parse();
+}
+
+void ProxySession::do_response_parse() {
+    auto& body = up_stream_->get().body();
+    body.data = stream_buf_->data();
+    body.size = stream_buf_->size();
+    auto& buffer = conn_->buffer;
+    while (buffer.size() > 0 && !up_stream_->is_done()) {
+        beast::error_code ec;
+        const std::size_t n = up_stream_->put(buffer.data(), ec);
+        buffer.consume(n);
+        if (ec == http::error::need_buffer || ec == http::error::need_more) break;
+        if (ec) return on_response_stream_error(ec);
+        if (n == 0) break;
+    }
+    const std::size_t piece = stream_buf_->size() - body.size;
+    if (piece > 0 || up_stream_->is_done()) return do_response_write(piece);
+    expires_after(Phase::upstream, state_.config.upstream_timeout);
+    conn_->socket.async_read_some(buffer.prepare(upstream_read_size),
+                                  beast::bind_front_handler(&ProxySession::on_response_bytes,
+                                                            shared_from_this()));
+}
+
+void ProxySession::on_response_bytes(beast::error_code ec, std::size_t n) {
+    if (ec == asio::error::eof) {
+        // The end of an answer delimited by the close; any other is cut short.
+        up_stream_->put_eof(ec);
+        if (!ec && !up_stream_->is_done()) ec = http::error::partial_message;
+        if (!ec) return do_response_parse();
+    }
+    if (ec) return on_response_stream_error(ec);
+    conn_->buffer.commit(n);
+    do_response_parse();
+}
+
+void ProxySession::do_response_write(std::size_t piece) {
+    const bool last = up_stream_->is_done();
+    if (!res_header_sent_ && last) {
+        // It all fit in the first window: answered whole, with its length.
+        end_upstream(up_stream_->keep_alive());
+        res_.base() = std::move(up_stream_->get().base());
+        res_.body().assign(stream_buf_->data(), piece);
+        up_stream_.reset();
+        return answer_upstream();
+    }
+    std::size_t k = 0;
+    auto& out = stream_out_;
+    if (!res_header_sent_) {
+        // The try has its answer: from here on it cannot be repeated.
+        end_try();
+        pool_->counters().requests.fetch_add(1, std::memory_order_relaxed);
+        WorkerStats::bump(worker_.stats().proxied);
+        res_.base() = std::move(up_stream_->get().base());
+        res_.body().clear();
+        const auto length = up_stream_->content_length();
+        ProxyRules::strip_hop_by_hop<ArenaFields>(res_);
+        // The length the replica gave, else chunked to an HTTP/1.1 client,
+        // else (HTTP/1.0) the close ends the body.
+        res_chunked_ = !length && client_version_ == 11;
+        if (length) res_.content_length(*length);
+        else if (res_chunked_) res_.chunked(true);
+        if (state_.config.replica_header) res_.set("X-Ringlb-Replica", pool_->hostname());
+        res_.version(client_version_);
+        res_keep_ = client_keep_alive_ && !draining_ && (length || res_chunked_);
+        if (!res_keep_ || client_version_ != 11) res_.keep_alive(res_keep_);
+        WireFormat::write(res_, out_, true);
+        out[k++] = asio::buffer(out_);
+        res_header_sent_ = true;
+        WorkerStats::bump(worker_.stats().requests);
+    }
+    k += WireFormat::frame_piece(std::span(out).subspan(k), chunk_head_,
+                                 std::string_view(stream_buf_->data(), piece), res_chunked_, last);
+    expires_after(Phase::client, state_.config.idle_timeout);
+    asio::async_write(socket_, std::span<const asio::const_buffer>(out.data(), k),
+                      beast::bind_front_handler(&ProxySession::on_response_write,
+                                                shared_from_this()));
+}
+
+void ProxySession::on_response_write(beast::error_code ec, std::size_t) {
+    if (ec) return fail(ec, "write");
+    if (!up_stream_->is_done()) return do_response_parse();
+    // Bytes after the answer mean the connection is out of step: not reused.
+    if (up_stream_->keep_alive() && !take_expired(Phase::upstream) && conn_->buffer.size() == 0) {
+        const auto peer = conn_->peer;
+        pool_->release(std::move(conn_), peer);
+    }
+    conn_.reset();
+    up_stream_.reset();
+    routes_.reset();
+    pool_ = nullptr;
+    busy_ = false;
+    answered_ = true;
+    if (!res_keep_ || draining_) return close();
+    release_buffers();
+    do_wait_request();
+}
+
+void ProxySession::on_response_stream_error(beast::error_code ec) {
+    if (!res_header_sent_) {
+        // Nothing reached the client yet: a failed try like any other.
+        up_stream_.reset();
+        return on_upstream_failure(ec, "read");
+    }
+    // Part of the answer is out: all the client can be told is the close.
+    WorkerStats::bump(worker_.stats().upstream_failures);
+    up_stream_.reset();
+    routes_.reset();
+    pool_ = nullptr;
+    close();
 }
 
 // ------------------------------------------------------------------- answers

@@ -3,6 +3,8 @@
 #include <boost/beast/core/buffers_range.hpp>
 #include <boost/beast/http/serializer.hpp>
 
+#include <cstdio>
+
 namespace ringlb {
 namespace {
 
@@ -87,5 +89,21 @@ void WireFormat::write(const Response<Fields>& res, std::string& out, bool heade
 
 RINGLB_WIRE_FORMAT_FOR(http::fields, )
 RINGLB_WIRE_FORMAT_FOR(ArenaFields, )
+
+std::size_t WireFormat::frame_piece(std::span<boost::asio::const_buffer> out,
+                                    std::array<char, 24>& head, std::string_view piece,
+                                    bool chunked, bool last) {
+    static constexpr std::string_view crlf = "\r\n";
+    static constexpr std::string_view last_chunk = "0\r\n\r\n";
+    std::size_t k = 0;
+    if (chunked && !piece.empty()) {
+        const int len = std::snprintf(head.data(), head.size(), "%zx\r\n", piece.size());
+        out[k++] = boost::asio::buffer(head.data(), static_cast<std::size_t>(len));
+    }
+    if (!piece.empty()) out[k++] = boost::asio::buffer(piece.data(), piece.size());
+    if (chunked && !piece.empty()) out[k++] = boost::asio::buffer(crlf);
+    if (chunked && last) out[k++] = boost::asio::buffer(last_chunk);
+    return k;
+}
 
 }  // namespace ringlb

@@ -180,7 +180,8 @@ SETTINGS: tuple[Setting, ...] = (
             "bytes of request line and header fields, CRLFs included; beyond: 431",
             int_at_least(64)),
     Setting("max_body_bytes", "--max-body-bytes", LIMITS,
-            "bytes of request body; beyond: 413 (bodies over 64 KiB are streamed, not held)",
+            "bytes of a request body; beyond: 413; 0: no limit (admin bodies keep 64 KiB). "
+            "Bodies over 64 KiB are streamed both ways, not held",
             int_at_least(0)),
     Setting("max_idle_upstream", "--max-idle-upstream", LIMITS,
             "idle keep-alive connections kept open to each replica", int_at_least(0)),

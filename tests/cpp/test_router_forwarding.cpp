@@ -265,4 +265,62 @@ TEST(RouterForwarding, ASwitchNobodyAskedForIsABadGateway) {
     EXPECT_EQ(g.replica.received().find("Upgrade"), std::string::npos) << g.replica.received();
 }
 
+// Issue 13.5: an answer longer than a window, chunked or delimited by the
+// replica's close goes to the client as it arrives, framed for the client.
+std::string pattern(std::size_t n) {
+    std::string s(n, '\0');
+    for (std::size_t i = 0; i < n; ++i) s[i] = static_cast<char>('a' + i % 26);
+    return s;
+}
+
+std::string body_of(const std::string& answer, bool chunked) {
+    const std::string body = answer.substr(answer.find("\r\n\r\n") + 4);
+    if (!chunked) return body;
+    std::string out;
+    for (std::size_t at = 0;;) {
+        const std::size_t line = body.find("\r\n", at);
+        const std::size_t n = std::stoul(body.substr(at, line - at), nullptr, 16);
+        if (n == 0) return out;
+        out += body.substr(line + 2, n);
+        at = line + 2 + n + 2;
+    }
+}
+
+TEST(RouterForwarding, ALongAnswerIsStreamedWithTheFramingTheClientReads) {
+    const std::string big = pattern(300 * 1024);
+    // Delimited by the close: chunked to an HTTP/1.1 client, as it came to 1.0.
+    Fixture f("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n" + big);
+    std::string answer =
+        exchange(f.router.port(), "GET /big HTTP/1.1\r\nHost: lb\r\nConnection: close\r\n\r\n");
+    EXPECT_NE(answer.find("\r\nTransfer-Encoding: chunked\r\n"), std::string::npos);
+    EXPECT_EQ(body_of(answer, true), big);
+    answer = exchange(f.router.port(), "GET /big HTTP/1.0\r\n\r\n");
+    EXPECT_EQ(answer.find("Transfer-Encoding"), std::string::npos);
+    EXPECT_EQ(answer.find("Content-Length"), std::string::npos);
+    EXPECT_EQ(body_of(answer, false), big);
+    // With a length: the length, and the bytes as they are.
+    Fixture g("HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(big.size()) + "\r\n\r\n" +
+              big);
+    answer = exchange(g.router.port(), "GET /big HTTP/1.1\r\nHost: lb\r\nConnection: close\r\n\r\n");
+    EXPECT_NE(answer.find("\r\nContent-Length: 307200\r\n"), std::string::npos);
+    EXPECT_EQ(body_of(answer, false), big);
+}
+
+TEST(RouterForwarding, AStreamedAnswerCutShortClosesTheClientConnection) {
+    // 300 KiB promised, 200 KiB sent, then the replica closes.
+    Fixture f("HTTP/1.1 200 OK\r\nContent-Length: 307200\r\n\r\n" + pattern(200 * 1024));
+    const std::string answer =
+        exchange(f.router.port(), "GET /big HTTP/1.1\r\nHost: lb\r\n\r\n");
+    EXPECT_TRUE(answer.starts_with("HTTP/1.1 200 OK\r\n"));
+    EXPECT_LT(body_of(answer, false).size(), 307200u);  // and exchange() saw the close
+}
+
+TEST(RouterForwarding, ALong404IsStillTheSpecs400WithoutReadingItsBody) {
+    Fixture f("HTTP/1.1 404 Not Found\r\nContent-Length: 10000000\r\n\r\n" + pattern(100000));
+    const std::string answer =
+        exchange(f.router.port(), "GET /nope HTTP/1.1\r\nHost: lb\r\nConnection: close\r\n\r\n");
+    EXPECT_TRUE(answer.starts_with("HTTP/1.1 400 ")) << answer.substr(0, 200);
+    EXPECT_NE(answer.find("'/nope' endpoint does not exist in server replicas"), std::string::npos);
+}
+
 }  // namespace

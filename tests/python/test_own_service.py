@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import shlex
 import sys
 import time
@@ -180,3 +181,72 @@ def test_an_idle_websocket_is_closed_after_the_idle_timeout(proc_cluster: str) -
                          idle_timeout=1.0)) as lb:
         waited = asyncio.run(idle(lb.port))
     assert 0.5 < waited < 5.0, waited
+
+
+def rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def test_large_bodies_stream_both_ways_in_bounded_memory(proc_cluster: str,
+                                                        tmp_path: Path) -> None:
+    """Issue 13.5: a download and an upload larger than anything the router may hold
+    (max_body_bytes 0: no limit on proxied bodies) go through; the router runs in this
+    process, whose memory grows by far less than the body."""
+    import hashlib
+
+    sys.path.insert(0, str(APP.parent))
+    from echo_app import PATTERN
+
+    mib = 192
+    with Launcher(config(proc_cluster, ECHO, replicas=1, health_path="/home",
+                         max_body_bytes=0)) as lb:
+        before = rss_bytes()
+        conn = http.client.HTTPConnection("127.0.0.1", lb.port, timeout=60)
+        conn.request("GET", f"/download?mib={mib}")
+        res = conn.getresponse()
+        assert res.status == 200 and res.getheader("Transfer-Encoding") == "chunked"
+        digest, size = hashlib.sha256(), 0
+        while piece := res.read(1 << 20):
+            digest.update(piece)
+            size += len(piece)
+        assert size == mib << 20
+        assert digest.hexdigest() == hashlib.sha256(PATTERN * mib).hexdigest()
+        # The same connection goes on: the streamed answer ended where it should.
+        conn.request("GET", "/home")
+        assert conn.getresponse().read().startswith(b"home of ")
+
+        def body():
+            for _ in range(mib):
+                yield PATTERN
+        conn.request("POST", "/upload", body=body(), headers={"Content-Length": str(mib << 20)})
+        res = conn.getresponse()
+        assert res.status == 200, res.read()
+        assert json.loads(res.read()) == {"bytes": mib << 20,
+                                          "sha256": hashlib.sha256(PATTERN * mib).hexdigest()}
+        conn.close()
+        grown = rss_bytes() - before
+    assert grown < 64 << 20, f"RSS grew by {grown >> 20} MiB for {mib} MiB each way"
+
+
+def test_a_sized_download_larger_than_the_old_64_mib_cap(proc_cluster: str,
+                                                         tmp_path: Path) -> None:
+    """http.server sends a file with its Content-Length: it keeps it, byte for byte."""
+    big = tmp_path / "big.bin"
+    with open(big, "wb") as f:
+        for i in range(80):
+            f.write(bytes([i]) * (1 << 20))
+    command = (f"{shlex.quote(sys.executable)} -m http.server {{port}} --bind 127.0.0.1 "
+               f"--directory {shlex.quote(str(tmp_path))}")
+    with Launcher(config(proc_cluster, command, replicas=1, health_path="/")) as lb:
+        conn = http.client.HTTPConnection("127.0.0.1", lb.port, timeout=60)
+        conn.request("GET", "/big.bin")
+        res = conn.getresponse()
+        assert res.status == 200 and res.getheader("Content-Length") == str(80 << 20)
+        got = 0
+        for i in range(80):
+            piece = res.read(1 << 20)
+            assert piece == bytes([i]) * (1 << 20), i
+            got += len(piece)
+        assert got == 80 << 20
+        conn.close()

@@ -15,6 +15,7 @@
 
 #include <boost/beast/core/error.hpp>
 #include <boost/beast/core/string.hpp>
+#include <boost/beast/http/buffer_body.hpp>
 #include <boost/beast/http/field.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/string_body.hpp>
@@ -23,12 +24,12 @@
 
 namespace ringlb {
 
-template <bool isRequest>
-class MessageParser
-    : public boost::beast::http::parser<isRequest, boost::beast::http::string_body,
-                                        FieldAllocator<char>> {
-    using Base =
-        boost::beast::http::parser<isRequest, boost::beast::http::string_body, FieldAllocator<char>>;
+// Body: string_body for a message read whole, buffer_body for one streamed
+// through a window (the converting constructor takes the string_body parser
+// once its header is done).
+template <bool isRequest, class Body = boost::beast::http::string_body>
+class MessageParser : public boost::beast::http::parser<isRequest, Body, FieldAllocator<char>> {
+    using Base = boost::beast::http::parser<isRequest, Body, FieldAllocator<char>>;
 
 public:
     using Base::Base;
@@ -46,5 +47,7 @@ private:
 
 using RequestParser = MessageParser<true>;
 using ResponseParser = MessageParser<false>;
+using StreamRequestParser = MessageParser<true, boost::beast::http::buffer_body>;
+using StreamResponseParser = MessageParser<false, boost::beast::http::buffer_body>;
 
 }  // namespace ringlb

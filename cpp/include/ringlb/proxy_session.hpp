@@ -132,6 +132,20 @@ private:
     void do_stream_write(std::size_t piece);
     void on_stream_error(boost::beast::error_code ec);
     void on_upstream_response();
+    // Gives the try's replica connection back (or closes it) and counts the
+    // try as answered.
+    void end_upstream(bool keep_alive);
+    // res_ holds the replica's whole answer: rewrite it for the client, send it.
+    void answer_upstream();
+    // Streamed answers: a replica's body that is longer than a window,
+    // chunked or delimited by its close goes to the client as it arrives.
+    bool should_stream_response() const;
+    void start_response_stream();
+    void do_response_parse();
+    void on_response_bytes(boost::beast::error_code ec, std::size_t n);
+    void do_response_write(std::size_t piece);
+    void on_response_write(boost::beast::error_code ec, std::size_t n);
+    void on_response_stream_error(boost::beast::error_code ec);
     // Upgrade (WebSocket and the like): the 101 goes to the client, then the
     // connection becomes a Tunnel to the replica.
     void on_switching_protocols();
@@ -175,6 +189,7 @@ private:
     std::string scratch_;  // percent-decoded keys
     bool header_deadline_set_ = false;  // the header being read has its deadline
     std::size_t header_bytes_ = 0;      // of the header being read, parsed so far
+    std::uint64_t body_limit_ = 0;      // of the request being read; 0: none
     bool answered_ = false;             // a response was written: idle, not new
     bool busy_ = false;         // between a complete request header and its response
     bool draining_ = false;     // stop(): close after the current response
@@ -197,6 +212,12 @@ private:
     bool reused_ = false;     // conn_ came from the idle pool
     bool in_flight_ = false;  // counted in the replica's in-flight load
     std::optional<ResponseParser> up_parser_;
+    bool up_header_seen_ = false;  // up_parser_'s header was looked at for streaming
+    // A streamed answer (should_stream_response()); it uses the window too.
+    std::optional<StreamResponseParser> up_stream_;
+    bool res_header_sent_ = false;  // the client has the streamed answer's header
+    bool res_chunked_ = false;      // the streamed answer goes to the client chunked
+    bool res_keep_ = false;         // and the client connection stays open after it
     std::string upgrade_;             // the protocol the request asks to switch to, or empty
     std::unique_ptr<Tunnel> tunnel_;  // after a 101: the connection is a tunnel
     std::unique_ptr<std::array<char, 4096>> linger_buf_;
@@ -208,11 +229,10 @@ private:
     bool stream_routed_ = false;   // past the first window: a replica is chosen
     bool piece_pending_ = false;   // the first window waits for the header's write
     std::size_t pending_size_ = 0;
-    std::optional<boost::beast::http::request_parser<boost::beast::http::buffer_body, Allocator>>
-        stream_parser_;
+    std::optional<StreamRequestParser> stream_parser_;
     std::unique_ptr<std::array<char, stream_window>> stream_buf_;
     std::array<char, 24> chunk_head_{};
-    std::array<boost::asio::const_buffer, 4> stream_out_{};
+    std::array<boost::asio::const_buffer, 5> stream_out_{};  // a header and a framed piece
     std::size_t linger_left_ = 0;
 };
 

@@ -32,7 +32,7 @@ struct RouterConfig {
     std::chrono::milliseconds header_timeout{5000};  // a client must send its headers within this
     std::chrono::milliseconds idle_timeout{60000};   // keep-alive connection with no request
     std::size_t max_header_bytes = 8 * 1024;         // beyond: 431
-    std::size_t max_body_bytes = 1024 * 1024;        // beyond: 413
+    std::size_t max_body_bytes = 1024 * 1024;        // beyond: 413; 0: no limit (admin: 64 KiB)
     std::size_t max_connections = 10000;             // client connections open at once
     std::size_t max_idle_upstream = 64;              // idle keep-alive connections kept per replica
     // Who may change the membership. /rep is open everywhere; /add and /rm:

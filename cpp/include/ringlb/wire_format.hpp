@@ -10,10 +10,14 @@
 // Beast's serializer.
 #pragma once
 
+#include <boost/asio/buffer.hpp>
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
 
+#include <array>
+#include <span>
 #include <string>
+#include <string_view>
 
 #include "ringlb/field_arena.hpp"
 
@@ -36,6 +40,15 @@ public:
     // out (an answer to HEAD keeps its Content-Length but sends no body).
     template <class Fields>
     static void write(const Response<Fields>& res, std::string& out, bool header_only = false);
+
+    // One piece of a streamed body as it goes on the wire, without a copy:
+    // the piece itself, or with `chunked` (RFC 9112 §7.1) its size line,
+    // the piece and CRLF, plus the last chunk when `last`. Fills `out` from
+    // its start (at least 4 entries) and returns how many it used; `head`
+    // holds the size line and must outlive the write, as must the piece.
+    static std::size_t frame_piece(std::span<boost::asio::const_buffer> out,
+                                   std::array<char, 24>& head, std::string_view piece,
+                                   bool chunked, bool last);
 };
 
 #define RINGLB_WIRE_FORMAT_FOR(Fields, extern_)                                                    \
