@@ -165,11 +165,13 @@ def start_replicas(n: int, cpu: str) -> tuple[list[subprocess.Popen], list[int]]
 
 
 def start_ringlb(ports: list[int], cpu: str, threads: int, scheme: str = "xxh3",
-                 quota: CpuQuota | None = None) -> tuple[subprocess.Popen, int]:
+                 quota: CpuQuota | None = None,
+                 max_body_bytes: int | None = None) -> tuple[subprocess.Popen, int]:
     """ringlb's router in its own process pinned to `cpu` (see serve_ringlb)."""
+    extra = [] if max_body_bytes is None else ["--max-body-bytes", str(max_body_bytes)]
     proc = subprocess.Popen(
         ["taskset", "-c", cpu, sys.executable, str(Path(__file__).resolve()), "--serve-ringlb",
-         ",".join(map(str, ports)), "--threads", str(threads), "--scheme", scheme],
+         ",".join(map(str, ports)), "--threads", str(threads), "--scheme", scheme, *extra],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
         preexec_fn=quota.join if quota else None)
     assert proc.stdout is not None
@@ -180,7 +182,7 @@ def start_ringlb(ports: list[int], cpu: str, threads: int, scheme: str = "xxh3",
     return proc, int(line)
 
 
-def serve_ringlb(ports: str, threads: int, scheme: str) -> None:
+def serve_ringlb(ports: str, threads: int, scheme: str, max_body_bytes: int = 1 << 20) -> None:
     """Child mode: run a Router in front of the replicas until stdin closes."""
     import ringlb
 
@@ -188,7 +190,7 @@ def serve_ringlb(ports: str, threads: int, scheme: str) -> None:
     # does by default (nginx.conf.tmpl sets the same): with 256 clients a cap
     # of 64 per replica would close and reopen connections all the time.
     router = ringlb.Router(host="127.0.0.1", port=0, threads=threads, key="query:id",
-                           scheme=scheme, max_idle_upstream=1024)
+                           scheme=scheme, max_idle_upstream=1024, max_body_bytes=max_body_bytes)
     for i, port in enumerate(ports.split(","), start=1):
         router.add_replica(f"Server{i}", "127.0.0.1", int(port))
     router.start()
@@ -319,10 +321,11 @@ def main() -> int:
                          "root), so that the proxy and not the load core limits req/s")
     ap.add_argument("--json", type=Path, help="also write the runs and summary here")
     ap.add_argument("--serve-ringlb", metavar="PORTS", help=argparse.SUPPRESS)
+    ap.add_argument("--max-body-bytes", type=int, default=1 << 20, help=argparse.SUPPRESS)
     args = ap.parse_args()
 
     if args.serve_ringlb:
-        serve_ringlb(args.serve_ringlb, args.threads, args.scheme)
+        serve_ringlb(args.serve_ringlb, args.threads, args.scheme, args.max_body_bytes)
         return 0
     for tool in ("taskset", "wrk"):
         if not shutil.which(tool):

@@ -898,7 +898,8 @@ void ProxySession::do_response_parse() {
     const std::size_t piece = stream_buf_->size() - body.size;
     if (piece > 0 || up_stream_->is_done()) return do_response_write(piece);
     expires_after(Phase::upstream, state_.config.upstream_timeout);
-    conn_->socket.async_read_some(buffer.prepare(upstream_read_size),
+    // A window per read: fewer, larger pieces for a body that keeps coming.
+    conn_->socket.async_read_some(buffer.prepare(stream_threshold),
                                   beast::bind_front_handler(&ProxySession::on_response_bytes,
                                                             shared_from_this()));
 }
@@ -963,6 +964,7 @@ void ProxySession::on_response_write(beast::error_code ec, std::size_t) {
     if (!up_stream_->is_done()) return do_response_parse();
     // Bytes after the answer mean the connection is out of step: not reused.
     if (up_stream_->keep_alive() && !take_expired(Phase::upstream) && conn_->buffer.size() == 0) {
+        conn_->buffer.shrink_to_fit();  // window-sized reads grew it: an idle one keeps little
         const auto peer = conn_->peer;
         pool_->release(std::move(conn_), peer);
     }

@@ -234,8 +234,7 @@ def test_a_sized_download_larger_than_the_old_64_mib_cap(proc_cluster: str,
     """http.server sends a file with its Content-Length: it keeps it, byte for byte."""
     big = tmp_path / "big.bin"
     with open(big, "wb") as f:
-        for i in range(80):
-            f.write(bytes([i]) * (1 << 20))
+        f.writelines(bytes([i]) * (1 << 20) for i in range(80))
     command = (f"{shlex.quote(sys.executable)} -m http.server {{port}} --bind 127.0.0.1 "
                f"--directory {shlex.quote(str(tmp_path))}")
     with Launcher(config(proc_cluster, command, replicas=1, health_path="/")) as lb:

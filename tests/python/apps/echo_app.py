@@ -74,7 +74,7 @@ def main() -> None:
     app.add_routes([web.get("/headers", headers), web.get("/login", login),
                     web.get("/broken", broken), web.get("/home", home), web.get("/ws", ws),
                     web.get("/download", download), web.post("/upload", upload)])
-    app._client_max_size = 0  # noqa: SLF001 - no cap on /upload: it streams
+    app._client_max_size = 0
     web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None)
 
 

@@ -1,0 +1,185 @@
+#!/usr/bin/env python3
+"""Streaming benchmark (issue 13.7): a large download and a large upload through ringlb,
+HAProxy and nginx, against the same origin without a proxy.
+
+The origin is nginx serving one file from memory (/dev/shm) and discarding
+uploads; each proxy runs with the configuration bench/proxy.py gives it (the
+nginx peer with its default buffering: it spools a large answer to disk, as it
+would in production), pinned to one core while curl and the origin share the
+other. For each target and direction the table shows the median MB/s of the
+rounds and the proxy's peak memory growth (VmHWM at the end minus VmRSS before,
+summed over its processes): what the body cost it to hold.
+
+    python bench/streaming.py                   # 1 GiB each way, 3 rounds
+    python bench/streaming.py --mib 256 --rounds 1 --json out.json
+
+Targets: MB/s >= 0.9x direct, RSS growth < 64 MB. Needs curl, nginx, haproxy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from proxy import free_port, start_haproxy, start_nginx, start_ringlb, stop, wait_listening
+
+ORIGIN_CONF = """daemon off;
+worker_processes 1;
+pid {prefix}/origin.pid;
+error_log stderr error;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    client_body_temp_path {prefix}/body;
+    sendfile on;
+    client_max_body_size 0;
+    server {{
+        listen 127.0.0.1:{port};
+        location /download {{ alias {file}; }}
+        # Read and dropped: what the upload costs is the proxies' business.
+        location /upload {{ return 200 "ok\\n"; }}
+    }}
+}}
+"""
+
+
+@dataclass
+class Row:
+    target: str
+    direction: str
+    mb_per_s: float
+    rss_growth_mb: float | None
+
+
+def tree(pid: int) -> list[int]:
+    """`pid` and its descendants (nginx's worker is its master's child)."""
+    out = [pid]
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{tid}/children") as f:
+                for child in f.read().split():
+                    out += tree(int(child))
+    except FileNotFoundError:
+        pass
+    return out
+
+
+def status_kb(pid: int, key: str) -> int:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1])
+    except FileNotFoundError:
+        pass
+    return 0
+
+
+def curl(args: list[str], cpu: str) -> float:
+    """Runs curl pinned to `cpu`; returns the bytes/s it reports."""
+    out = subprocess.run(["taskset", "-c", cpu, "curl", "-sS", "--fail", "-o", "/dev/null",
+                          *args], capture_output=True, text=True, timeout=600, check=True)
+    return float(out.stdout.strip())
+
+
+def transfer(port: int, direction: str, file: Path, cpu: str) -> float:
+    url = f"http://127.0.0.1:{port}/{direction}"
+    if direction == "download":
+        return curl(["-w", "%{speed_download}", url], cpu)
+    # -T streams the file (PUT); --data-binary would read it into curl's memory first.
+    return curl(["-w", "%{speed_upload}", "-T", str(file), url], cpu)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--mib", type=int, default=1024, help="body size in MiB (default 1024)")
+    ap.add_argument("--rounds", type=int, default=3, help="rounds (default 3)")
+    ap.add_argument("--targets", default="direct,ringlb,haproxy,nginx")
+    ap.add_argument("--proxy-cpu", default="0")
+    ap.add_argument("--load-cpu", default="1")
+    ap.add_argument("--json", type=Path, help="also write the rows here")
+    args = ap.parse_args()
+    targets = [t for t in args.targets.split(",") if t]
+    for tool in ("curl", "nginx", "taskset", *(t for t in targets if t == "haproxy")):
+        if not shutil.which(tool):
+            sys.exit(f"streaming.py needs {tool} (apt-get install {tool})")
+
+    shm = Path("/dev/shm") if Path("/dev/shm").is_dir() else Path(tempfile.gettempdir())
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory(prefix="ringlb-stream-") as tmp, \
+            tempfile.NamedTemporaryFile(dir=shm, prefix="ringlb-stream-") as body:
+        pattern = bytes(range(256)) * 4096
+        for _ in range(args.mib):
+            body.write(pattern)
+        body.flush()
+        # nginx's workers run as nobody when it starts as root: they must reach the file
+        # and the directories where the nginx peer spools a large answer.
+        os.chmod(body.name, 0o644)
+        os.chmod(tmp, 0o755)
+        port = free_port()
+        conf = Path(tmp) / "origin.conf"
+        conf.write_text(ORIGIN_CONF.format(prefix=tmp, port=port, file=body.name))
+        origin = subprocess.Popen(["taskset", "-c", args.load_cpu, "nginx", "-p", tmp,
+                                   "-c", str(conf)])
+        procs: dict[str, tuple[subprocess.Popen | None, int]] = {}
+        try:
+            wait_listening(port, origin)
+            for t in targets:
+                if t == "direct":
+                    procs[t] = (None, port)
+                elif t == "ringlb":
+                    procs[t] = start_ringlb([port], args.proxy_cpu, 1, max_body_bytes=0)
+                elif t == "haproxy":
+                    procs[t] = start_haproxy([port], args.proxy_cpu, Path(tmp))
+                elif t == "nginx":
+                    procs[t] = start_nginx([port], args.proxy_cpu, Path(tmp))
+                else:
+                    sys.exit(f"unknown target {t}")
+            samples: dict[tuple[str, str], list[float]] = {}
+            growth: dict[tuple[str, str], float | None] = {}
+            for direction in ("download", "upload"):
+                for t in targets:
+                    proc, tport = procs[t]
+                    pids = tree(proc.pid) if proc else []
+                    before = sum(status_kb(p, "VmRSS") for p in pids)
+                    for _ in range(args.rounds):
+                        rate = transfer(tport, direction, Path(body.name), args.load_cpu)
+                        samples.setdefault((t, direction), []).append(rate)
+                    # VmHWM only grows: measured per direction on fresh proxies would be
+                    # cleaner, but the download runs first, so the upload's row is at least it.
+                    peak = sum(status_kb(p, "VmHWM") for p in tree(proc.pid)) if proc else 0
+                    growth[(t, direction)] = (peak - before) / 1024 if proc else None
+            for (t, direction), rates in samples.items():
+                rows.append(Row(t, direction, statistics.median(rates) / 1e6,
+                                growth[(t, direction)]))
+        finally:
+            for proc, _ in procs.values():
+                if proc is not None:
+                    if proc.stdin:
+                        proc.stdin.close()
+                    stop(proc)
+            stop(origin)
+
+    direct = {r.direction: r.mb_per_s for r in rows if r.target == "direct"}
+    print(f"{args.mib} MiB per transfer, median of {args.rounds} round(s)")
+    print("| target | direction | MB/s | vs direct | RSS growth (MB) |")
+    print("|---|---|---:|---:|---:|")
+    for r in rows:
+        ratio = f"{r.mb_per_s / direct[r.direction]:.2f}x" if r.direction in direct else "-"
+        rss = "-" if r.rss_growth_mb is None else f"{r.rss_growth_mb:.1f}"
+        print(f"| {r.target} | {r.direction} | {r.mb_per_s:.0f} | {ratio} | {rss} |")
+    if args.json:
+        args.json.write_text(json.dumps([asdict(r) for r in rows], indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
