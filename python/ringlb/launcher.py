@@ -55,7 +55,7 @@ log = logging.getLogger("ringlb.launcher")
 
 #: Event kinds, in the order a replica usually meets them.
 EVENT_KINDS = ("started", "adopted", "added", "suspect", "down", "killed", "replaced", "up",
-               "removed", "failed", "stopped")
+               "removed", "failed", "stopped", "moved")
 
 
 @dataclass
@@ -134,6 +134,10 @@ class LauncherConfig:
     replica_env: tuple[str, ...] = ()
     replica_read_only: bool = True
     replica_user: str = ""
+    #: Static backend: the servers to front, "NAME=HOST:PORT" each (HOST a name
+    #: or an address, re-resolved every resolve_interval seconds).
+    upstreams: tuple[str, ...] = ()
+    resolve_interval: float = 30.0
     #: GET this on each replica to check it; any 2xx or 3xx answer is healthy.
     health_path: str = "/heartbeat"
     #: Names of the replicas the launcher creates itself: <prefix><id>.
@@ -159,7 +163,7 @@ class LauncherConfig:
         need(self.threads >= 0, "threads must be >= 0")
         for name in ("heartbeat_interval", "heartbeat_timeout", "connect_timeout",
                      "upstream_timeout", "header_timeout", "idle_timeout", "start_timeout",
-                     "docker_cpus"):
+                     "docker_cpus", "resolve_interval"):
             value = getattr(self, name)
             need(isinstance(value, (int, float)) and math.isfinite(value) and value > 0,
                  f"{name} must be a positive number of seconds")
@@ -188,6 +192,13 @@ class LauncherConfig:
         need(isinstance(self.replica_port, int) and 1 <= self.replica_port <= 65535,
              "replica_port must be in 1..65535")
         parse_env(self.replica_env)
+        if self.backend == "static" or self.upstreams:
+            from ringlb.backends.static import parse_upstreams
+
+            need(self.backend == "static", "upstreams are for the static backend "
+                                           "(--backend static)")
+            need(bool(parse_upstreams(self.upstreams)),
+                 "the static backend needs at least one upstream NAME=HOST:PORT")
 
 
 def _http_url(host: str, port: int) -> str:
@@ -318,7 +329,9 @@ class Launcher:
         cfg = self.config
         try:
             # The backend's registry entry says which config fields it takes.
-            self.backend = backend_from_config(cfg.backend, self.cluster, cfg)
+            # The heartbeat engine probes the health path whatever the backend.
+            self.backend = backend_from_config(cfg.backend, self.cluster, cfg,
+                                               shared=frozenset({"health_path"}))
             log.info("cluster %s on the %s backend", self.cluster, self.backend.name)
             self.router = ringlb.Router(
                 host=cfg.host, port=cfg.port, threads=cfg.threads, slots=cfg.slots,
@@ -335,7 +348,9 @@ class Launcher:
             adopted = sorted(self.backend.adopt(), key=lambda r: r.id)
             for r in adopted:
                 self._event("adopted", r.id, r.hostname, f"{r.host}:{r.port}")
-            self._target = max(cfg.replicas, len(adopted))
+            # A backend that starts nothing has exactly the servers it fronts.
+            self._target = (max(cfg.replicas, len(adopted)) if self.backend.owns_replicas
+                            else len(adopted))
             # Adopted ones first, so that the router, which owns the rule, gives
             # the new ones the smallest ids and names they leave free.
             self.router.add_replicas([(r.hostname, r.host, r.port, r.id) for r in adopted])
@@ -595,6 +610,10 @@ class Launcher:
         self._stop_replicas(removed, graceful=True, kind="removed")
 
     def _add(self, hostnames: list[str]) -> None:
+        assert self.backend is not None
+        if not self.backend.owns_replicas:
+            raise _error(f"the {self.backend.name} backend starts no server: give it its "
+                         f"servers with --upstream", 400)
         for h in hostnames:
             try:
                 validate_hostname(h)
@@ -642,12 +661,16 @@ class Launcher:
     def _on_health(self, server_id: int, hostname: str, old: str, new: str, detail: str) -> None:
         """The heartbeat engine's listener (its notifier thread): record, hand over, return."""
         self._event(new, server_id, hostname, f"{old} -> {new}: {detail}")
-        if new == "down":
+        if new == "down" and self.backend is not None and self.backend.owns_replicas:
             self._health.put((server_id, hostname, old, new, detail))
 
     def _supervise(self) -> None:
         """Replace replicas that went down; retry replacements that failed or never rose."""
+        next_resolve = time.monotonic() + self.config.resolve_interval
         while not self._stopping.is_set():
+            if time.monotonic() >= next_resolve:
+                next_resolve = time.monotonic() + self.config.resolve_interval
+                self._reresolve()
             try:
                 server_id, hostname, *_ = self._health.get(timeout=0.1)
             except queue.Empty:
@@ -656,6 +679,23 @@ class Launcher:
             with self._lock:
                 if not self._stopping.is_set():
                     self._replace(server_id, hostname)
+
+    def _reresolve(self) -> None:
+        """Move the servers whose name now resolves to another address (static backend)."""
+        reresolve = getattr(self.backend, "reresolve", None)
+        if reresolve is None:
+            return
+        for info in reresolve():
+            with self._lock:
+                if self._stopping.is_set():
+                    return
+                try:
+                    self.router.set_endpoint(info.id, info.host, info.port)
+                except Exception as e:  # noqa: BLE001 - removed meanwhile: nothing to move
+                    self._event("failed", info.id, info.hostname, f"moving: {e}")
+                    continue
+                self.engine.refresh()
+                self._event("moved", info.id, info.hostname, f"{info.host}:{info.port}")
 
     def _retry_stuck(self) -> None:
         """Replicas still down a while after their replacement started get another one."""

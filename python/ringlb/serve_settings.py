@@ -117,6 +117,16 @@ def env_pair(value: str) -> str:
     return str(value)
 
 
+def upstream(value: str) -> str:
+    from ringlb.backends.static import Upstream
+
+    try:
+        Upstream.parse(str(value))
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return str(value)
+
+
 def replica_command(value: str) -> str:
     try:
         ReplicaCommand(str(value))
@@ -248,6 +258,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("replica_user", "--replica-user", REPLICAS,
             "the user each replica container runs as (docker; default: the image's)",
             metavar="USER", show_default=False),
+    Setting("upstreams", "--upstream", REPLICAS,
+            "a server to front with --backend static, which ringlb does not start: "
+            "NAME=HOST:PORT (repeatable; HOST a name or an address, [v6] in brackets)",
+            upstream, metavar="NAME=HOST:PORT", repeat=True),
+    Setting("resolve_interval", "--resolve-interval", REPLICAS,
+            "seconds between two resolutions of the static upstreams' names", positive_float),
     Setting("start_timeout", "--start-timeout", REPLICAS,
             "seconds a new replica has to answer the health path", positive_float),
     Setting("docker_memory", "--docker-memory", REPLICAS,

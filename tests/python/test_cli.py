@@ -40,7 +40,8 @@ SERVE_FLAGS = ["--host", "--port", "--threads", "--key", "--retries", "--bounded
                "--admin-listen", "--admin-on-data-port", "--min-replicas", "--max-replicas",
                "--config", "--replica-header", "--no-replica-header", "--replica-command",
                "--health-path", "--replica-image", "--replica-port", "--replica-env",
-               "--replica-read-only", "--no-replica-read-only", "--replica-user"]
+               "--replica-read-only", "--no-replica-read-only", "--replica-user", "--upstream",
+               "--resolve-interval"]
 
 # Every router limit, with the default `--help` must show for it.
 LIMIT_DEFAULTS = {"--header-timeout": "5.0", "--idle-timeout": "60.0",
@@ -107,6 +108,7 @@ def test_console_script_is_installed() -> None:
     ["--health-path", "healthz"], ["--health-path", "/a b"], ["--replica-command", "x {nope}"],
     ["--replica-command", "x '{port}"], ["--replica-header", "yes"],
     ["--replica-env", "1X=y"], ["--replica-env", "novalue"], ["--replica-port", "x"],
+    ["--upstream", "web1"], ["--upstream", "web1=h:99999"], ["--resolve-interval", "0"],
 ])
 def test_bad_flags_exit_2(bad: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exc:

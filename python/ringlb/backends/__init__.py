@@ -1,4 +1,5 @@
-"""Where replicas run (SPEC §5): `process`, `docker`, or `auto` (docker when the daemon answers).
+"""Where replicas run (SPEC §5): `process`, `docker`, `auto` (docker when the daemon answers),
+or `static` (servers ringlb fronts but does not start).
 
 The backends are registered here, once each (see registry.py); `auto` tries
 docker, which has a probe, and falls back on process, which needs none.
@@ -40,6 +41,10 @@ register_backend(
              "port": "replica_port", "env": "replica_env", "command": "replica_command",
              "read_only": "replica_read_only", "user": "replica_user"},
     available="ringlb.backends.docker:docker_available", requires="a Docker daemon")
+# Never picked by `auto`: it needs --upstream, and starts nothing.
+register_backend(
+    "static", "ringlb.backends.static:StaticBackend",
+    options={"upstreams": "upstreams", "resolve_interval": "resolve_interval"})
 
 __all__ = [
     "AUTO",

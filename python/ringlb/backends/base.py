@@ -178,8 +178,12 @@ class Backend(ABC):
     its supervisor) but calls about one hostname must not overlap.
     """
 
-    #: "process" or "docker".
+    #: "process", "docker" or "static".
     name: str = ""
+    #: True: the backend starts its replicas, and the launcher replaces one that
+    #: dies. False (static): it fronts servers that run anyway; a down one leaves
+    #: the ring and comes back when its health checks pass, and nothing is started.
+    owns_replicas: bool = True
 
     def __init__(self, cluster: str) -> None:
         self.cluster = validate_cluster(cluster)

@@ -145,20 +145,22 @@ def make_backend(name: str, cluster: str, **options: Any) -> Backend:
     return entry.backend_class()(cluster, **mine)
 
 
-def backend_from_config(name: str, cluster: str, config: object) -> Backend:
+def backend_from_config(name: str, cluster: str, config: object,
+                        shared: frozenset[str] = frozenset()) -> Backend:
     """make_backend with the options that `config` (a LauncherConfig) supplies to the
-    backend `name` resolves to; the launcher knows no backend's options by name."""
+    backend `name` resolves to; the launcher knows no backend's options by name.
+    `shared`: config fields the caller uses itself, never "ignored"."""
     validate_cluster(cluster)
     entry = _entries[resolve_backend_name(name)]
-    _warn_unused(entry, config)
+    _warn_unused(entry, config, shared)
     return entry.backend_class()(cluster, **entry.config_options(config))
 
 
-def _warn_unused(entry: BackendEntry, config: Any) -> None:
+def _warn_unused(entry: BackendEntry, config: Any, shared: frozenset[str]) -> None:
     """Log each setting given a value that only other backends use (--replica-image with
     the process backend, say): not an error, since `auto` may have fallen back."""
     default = type(config)()
-    mine = set(entry.options.values())
+    mine = set(entry.options.values()) | shared
     for other in _entries.values():
         for field in other.options.values():
             if (field and field not in mine and hasattr(config, field)

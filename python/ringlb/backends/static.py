@@ -1,0 +1,155 @@
+"""The `static` backend: servers that ringlb fronts but does not start (issue 13.2).
+
+`--backend static --upstream web1=10.0.0.5:8080 --upstream web2=app2.internal:8080`
+puts existing servers behind the router. They are health-checked like any
+replica: a down one leaves the ring and comes back when its checks pass, but
+nothing is restarted, since ringlb does not own them. A HOST that is a name is
+resolved at start and re-resolved every `resolve_interval` seconds (the
+launcher moves a server whose address changed), as HAProxy's resolvers do:
+the router itself connects to addresses only.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import socket
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ringlb.backends.base import Backend, BackendError, ReplicaInfo, validate_hostname
+
+log = logging.getLogger("ringlb.backends.static")
+
+
+@dataclass(frozen=True)
+class Upstream:
+    """One `NAME=HOST:PORT`: the replica's hostname on the ring, and where it listens."""
+
+    name: str
+    host: str  # a DNS name or an IP literal (IPv6 without its brackets)
+    port: int
+
+    @classmethod
+    def parse(cls, text: str) -> Upstream:
+        """ValueError naming what is wrong with `text`."""
+        name, sep, where = str(text).partition("=")
+        if not sep:
+            raise ValueError(f"upstream {text!r} must be NAME=HOST:PORT")
+        validate_hostname(name)
+        host, colon, port_text = where.rpartition(":")
+        if not colon or not host:
+            raise ValueError(f"upstream {text!r} must be NAME=HOST:PORT (the port is missing)")
+        if host.startswith("[") and host.endswith("]"):
+            host = host[1:-1]
+            ipaddress.IPv6Address(host)  # ValueError when it is not one
+        elif ":" in host:
+            raise ValueError(f"upstream {text!r}: write an IPv6 address in brackets, [::1]:80")
+        try:
+            port = int(port_text)
+        except ValueError:
+            port = 0
+        if not 1 <= port <= 65535:
+            raise ValueError(f"upstream {text!r}: the port must be 1..65535")
+        return cls(name, host, port)
+
+
+def parse_upstreams(texts: Sequence[str]) -> list[Upstream]:
+    """Every --upstream, checked; names must differ."""
+    ups = [Upstream.parse(t) for t in texts]
+    seen: set[str] = set()
+    for u in ups:
+        if u.name in seen:
+            raise ValueError(f"upstream name {u.name!r} is given twice")
+        seen.add(u.name)
+    return ups
+
+
+def resolve(host: str) -> str:
+    """An address for `host` (itself when it is one); IPv4 first, as most services listen
+    there. BackendError when the name does not resolve."""
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except OSError as e:
+        raise BackendError(f"cannot resolve {host!r}: {e}") from None
+    infos.sort(key=lambda i: i[0] != socket.AF_INET)
+    return str(infos[0][4][0])
+
+
+class StaticBackend(Backend):
+    """Fronts the servers given as upstreams; starts, stops and kills nothing."""
+
+    name = "static"
+    owns_replicas = False
+
+    def __init__(self, cluster: str, *, upstreams: Sequence[str] = (),
+                 resolve_interval: float = 30.0) -> None:
+        super().__init__(cluster)
+        self.upstreams = parse_upstreams(upstreams)
+        if not self.upstreams:
+            raise ValueError("the static backend needs at least one --upstream NAME=HOST:PORT")
+        if resolve_interval <= 0:
+            raise ValueError("resolve_interval must be positive")
+        self.resolve_interval = resolve_interval
+        self._lock = threading.Lock()
+        self._replicas: dict[str, ReplicaInfo] = {}
+
+    def start(self, server_id: int, hostname: str) -> ReplicaInfo:
+        raise BackendError(
+            f"the static backend starts no server (for '{hostname}'): it fronts the "
+            f"--upstream servers only")
+
+    def stop(self, hostname: str, *, graceful: bool = True) -> bool:
+        """Forgets the server; it goes on running (ringlb does not own it)."""
+        with self._lock:
+            return self._replicas.pop(hostname, None) is not None
+
+    def kill(self, hostname: str) -> None:
+        raise BackendError(f"'{hostname}' is a static upstream: ringlb cannot kill it")
+
+    def alive(self, hostname: str) -> bool:
+        # Whether it serves is for the health checks to say.
+        with self._lock:
+            return hostname in self._replicas
+
+    def list(self) -> list[ReplicaInfo]:
+        with self._lock:
+            return sorted(self._replicas.values(), key=lambda r: r.id)
+
+    def adopt(self) -> list[ReplicaInfo]:
+        """Every upstream, ids 1.. in the order given, at the address its HOST has now."""
+        infos = [ReplicaInfo(i, u.name, resolve(u.host), u.port, u.host)
+                 for i, u in enumerate(self.upstreams, start=1)]
+        with self._lock:
+            self._replicas = {r.hostname: r for r in infos}
+        return infos
+
+    def reresolve(self) -> list[ReplicaInfo]:
+        """Resolve every name again; returns the servers whose address changed (now
+        recorded). A name that does not resolve keeps its last address."""
+        with self._lock:
+            current = list(self._replicas.values())
+        moved = []
+        for r in current:
+            try:
+                address = resolve(r.ref)
+            except BackendError as e:
+                log.warning("%s: %s; keeping %s", r.hostname, e, r.host)
+                continue
+            if address != r.host:
+                moved.append(ReplicaInfo(r.id, r.hostname, address, r.port, r.ref))
+        with self._lock:
+            for r in moved:
+                if r.hostname in self._replicas:
+                    self._replicas[r.hostname] = r
+        return moved
+
+    def remove_all(self) -> int:
+        with self._lock:
+            self._replicas.clear()
+        return 0

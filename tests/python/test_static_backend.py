@@ -1,0 +1,185 @@
+"""`--backend static` (issue 13.2): Debian's nginx as upstreams that ringlb fronts but does
+not start. They are health-checked, leave the ring when down and come back when up, names
+resolve, and nothing of theirs is ever stopped by ringlb."""
+
+from __future__ import annotations
+
+import http.client
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from control_helpers import unique_cluster
+
+from ringlb.backends.static import StaticBackend, Upstream, parse_upstreams
+from ringlb.launcher import Launcher, LauncherConfig
+from ringlb.serve_settings import ConfigError, load_file
+
+NGINX_CONF = """daemon off;
+master_process off;
+worker_processes 1;
+pid {prefix}/nginx.pid;
+error_log stderr error;
+events {{ worker_connections 64; }}
+http {{
+    access_log off;
+    client_body_temp_path {prefix}/body;
+    proxy_temp_path {prefix}/proxy;
+    fastcgi_temp_path {prefix}/fastcgi;
+    uwsgi_temp_path {prefix}/uwsgi;
+    scgi_temp_path {prefix}/scgi;
+    server {{
+        listen 127.0.0.1:{port};
+        location = /health {{ return 204; }}
+        location / {{ return 200 "{name}\\n"; }}
+    }}
+}}
+"""
+
+
+class Nginx:
+    """One nginx of our own (no master, so its PID is the server) answering with its name."""
+
+    def __init__(self, name: str, port: int, workdir: Path) -> None:
+        self.name, self.port = name, port
+        self.prefix = workdir / name
+        self.prefix.mkdir(exist_ok=True)
+        self.conf = self.prefix / "nginx.conf"
+        self.conf.write_text(NGINX_CONF.format(prefix=self.prefix, port=port, name=name))
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(["nginx", "-p", str(self.prefix), "-c", str(self.conf)])
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                if get(self.port, "/")[1] == f"{self.name}\n".encode():
+                    return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"nginx {self.name} did not start")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+        self.proc = None
+
+
+def get(port: int, path: str) -> tuple[int, bytes, dict[str, str]]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        conn.request("GET", path)
+        res = conn.getresponse()
+        return res.status, res.read(), {k.lower(): v for k, v in res.getheaders()}
+    finally:
+        conn.close()
+
+
+def free_ports(n: int) -> list[int]:
+    import socket
+
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+@pytest.fixture
+def two_nginx() -> Iterator[list[Nginx]]:
+    if not shutil.which("nginx"):
+        pytest.skip("needs Debian's nginx")
+    with tempfile.TemporaryDirectory(prefix="ringlb-static-") as d:
+        servers = [Nginx(name, port, Path(d))
+                   for name, port in zip(("web1", "web2"), free_ports(2))]
+        try:
+            for s in servers:
+                s.start()
+            yield servers
+        finally:
+            for s in servers:
+                s.stop()
+
+
+def test_nginx_upstreams_leave_the_ring_when_down_and_come_back(two_nginx: list[Nginx]) -> None:
+    web1, web2 = two_nginx
+    cfg = LauncherConfig(port=0, backend="static", cluster=unique_cluster("static"),
+                         threads=1, health_path="/health", scheme="xxh3", key="query:id",
+                         upstreams=(f"web1=localhost:{web1.port}", f"web2=127.0.0.1:{web2.port}"))
+    with Launcher(cfg) as lb:
+        replicas = {r["hostname"]: r for r in lb.replicas()}
+        assert set(replicas) == {"web1", "web2"}
+        assert replicas["web1"]["host"] == "127.0.0.1"  # "localhost" resolved
+        bodies = {get(lb.port, f"/x?id={i}")[1] for i in range(40)}
+        assert bodies == {b"web1\n", b"web2\n"}
+        # web1 goes away: every request still answered, by web2; nothing is started.
+        web1.stop()
+        for i in range(60):
+            status, body, _ = get(lb.port, f"/x?id={i}")
+            assert (status, body) == (200, b"web2\n"), i
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and "down" not in {
+                s["state"] for s in lb.engine.states() if s["hostname"] == "web1"}:
+            time.sleep(0.05)
+        assert [r["hostname"] for r in lb.replicas() if r["serving"]] == ["web2"]
+        assert not [e for e in lb.events() if e["kind"] in ("replaced", "started")]
+        # Back on its port: back on the ring.
+        web1.start()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and len(
+                [r for r in lb.replicas() if r["serving"]]) < 2:
+            time.sleep(0.05)
+        assert {get(lb.port, f"/x?id={i}")[1] for i in range(40)} == {b"web1\n", b"web2\n"}
+        # /add has nothing to start here.
+        conn = http.client.HTTPConnection("127.0.0.1", lb.port, timeout=5)
+        conn.request("POST", "/add", body=b'{"n": 1}', headers={"Content-Type": "application/json"})
+        res = conn.getresponse()
+        assert res.status == 400 and b"starts no server" in res.read()
+        conn.close()
+    # ringlb stopped; the servers it fronted did not.
+    assert web1.proc is not None and web1.proc.poll() is None
+    assert get(web2.port, "/")[1] == b"web2\n"
+
+
+def test_upstreams_are_checked() -> None:
+    assert Upstream.parse("web1=app.internal:8080") == Upstream("web1", "app.internal", 8080)
+    assert Upstream.parse("v6=[::1]:80") == Upstream("v6", "::1", 80)
+    for bad, why in [("web1", "NAME=HOST:PORT"), ("web1=host", "port is missing"),
+                     ("web1=host:0", "1..65535"), ("web1=host:x", "1..65535"),
+                     ("bad name=h:1", "hostname"), ("v6=::1:80", "brackets")]:
+        with pytest.raises(ValueError, match=why):
+            Upstream.parse(bad)
+    with pytest.raises(ValueError, match="given twice"):
+        parse_upstreams(["a=h:1", "a=h:2"])
+    with pytest.raises(ValueError, match="at least one"):
+        StaticBackend("t-static-x")
+    with pytest.raises(ValueError, match="at least one upstream"):
+        LauncherConfig(backend="static").validate()
+    with pytest.raises(ValueError, match="for the static backend"):
+        LauncherConfig(backend="process", upstreams=("a=h:1",)).validate()
+
+
+def test_a_name_that_does_not_resolve_is_a_clear_error() -> None:
+    from ringlb.backends import BackendError
+
+    b = StaticBackend("t-static-y", upstreams=["web1=no-such-host.invalid:80"])
+    with pytest.raises(BackendError, match="cannot resolve 'no-such-host.invalid'"):
+        b.adopt()
+
+
+def test_upstreams_in_a_config_file_are_a_list(tmp_path: Path) -> None:
+    good = tmp_path / "good.toml"
+    good.write_text('backend = "static"\nupstream = ["a=10.0.0.1:80", "b=app:8080"]\n')
+    assert load_file(good)["upstreams"] == ("a=10.0.0.1:80", "b=app:8080")
+    bad = tmp_path / "bad.toml"
+    bad.write_text('upstream = "a=10.0.0.1:80"\n')
+    with pytest.raises(ConfigError, match="must be a list of strings"):
+        load_file(bad)
