@@ -165,7 +165,11 @@ ControlHandler python_handler(py::function fn) {
     return [held](const ControlRequest& req) {
         py::gil_scoped_acquire gil;
         try {
-            (*held)(req.op == ControlRequest::Op::add ? "add" : "remove", req.hostnames);
+            const char* op = req.op == ControlRequest::Op::add ? "add" : "remove";
+            // Only a request that carried addresses passes them: a handler of
+            // replicas it starts itself takes (op, hostnames).
+            if (req.addresses.empty()) (*held)(op, req.hostnames);
+            else (*held)(op, req.hostnames, py::arg("addresses") = req.addresses);
         } catch (py::error_already_set& e) {
             if (e.matches(control_error_class)) {
                 const py::object value = e.value();

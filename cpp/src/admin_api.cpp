@@ -57,6 +57,7 @@ void append_valid_utf8(std::string& out, std::string_view text) {
 struct Body {
     std::int64_t n = 0;
     std::vector<std::string> hostnames;
+    std::vector<std::string> addresses;  // /add only: one "HOST:PORT" per new replica
 };
 
 // Boost.JSON's DOM parser keeps the last of two equal keys, so {"n":1,"n":2}
@@ -124,10 +125,11 @@ std::string duplicate_key(std::string_view text) {
     return p.handler().duplicate;
 }
 
-// Parses {"n": int, "hostnames": [str, ...]?} and checks everything that does
-// not depend on the current replicas. `more_message` is the SPEC's exact text
-// for a hostname list longer than n.
-Body parse_body(std::string_view text, const char* more_message) {
+// Parses {"n": int, "hostnames": [str, ...]?} (and for /add "addresses":
+// [str, ...]?) and checks everything that does not depend on the current
+// replicas. `more_message` is the SPEC's exact text for a hostname list
+// longer than n.
+Body parse_body(std::string_view text, const char* more_message, bool add) {
     json::error_code ec;
     const json::value v = json::parse(json::string_view(text.data(), text.size()), ec);
     if (ec) reject("request body is not valid JSON: " + ec.message());
@@ -137,8 +139,10 @@ Body parse_body(std::string_view text, const char* more_message) {
     const json::object* obj = v.if_object();
     if (!obj) reject("request body must be a JSON object like {\"n\": 1, \"hostnames\": [...]}");
     for (const auto& kv : *obj) {
-        if (kv.key() != "n" && kv.key() != "hostnames") {
-            reject("unknown field '" + std::string(kv.key()) + "' (expected 'n' and 'hostnames')");
+        if (kv.key() != "n" && kv.key() != "hostnames" && !(add && kv.key() == "addresses")) {
+            reject("unknown field '" + std::string(kv.key()) +
+                   (add ? "' (expected 'n', 'hostnames' and 'addresses')"
+                        : "' (expected 'n' and 'hostnames')"));
         }
     }
     Body b;
@@ -175,6 +179,22 @@ Body parse_body(std::string_view text, const char* more_message) {
             }
             b.hostnames.emplace_back(name);
         }
+    }
+    // Where servers that ringlb does not start listen (the static backend):
+    // one per new replica. Their form is the control plane's to check, since
+    // it resolves them.
+    if (const json::value* a = obj->if_contains("addresses")) {
+        const json::array* arr = a->if_array();
+        if (!arr || !std::all_of(arr->begin(), arr->end(), [](const json::value& e) {
+                return e.is_string() && e.get_string().size() <= 300;
+            })) {
+            reject("'addresses' must be a list of \"HOST:PORT\" strings");
+        }
+        if (static_cast<std::int64_t>(arr->size()) != b.n) {
+            reject("'addresses' must give one address per new replica: n is " +
+                   std::to_string(b.n) + ", there are " + std::to_string(arr->size()));
+        }
+        for (const auto& e : *arr) b.addresses.emplace_back(e.get_string());
     }
     return b;
 }
@@ -215,7 +235,7 @@ std::size_t AdminApi::room_left(const ReplicaSet::Snapshot& snap, std::size_t li
 
 ControlRequest AdminApi::validate_add(std::string_view body, const ReplicaSet::Snapshot& snap,
                                       const ReplicaLimits& limits, std::string_view prefix) {
-    Body b = parse_body(body, "Length of hostname list is more than newly added instances");
+    Body b = parse_body(body, "Length of hostname list is more than newly added instances", true);
     const std::size_t registered = snap.registered.size();
     const auto over_max = [&](std::size_t n) {
         reject("cannot add " + std::to_string(n) + " replicas: at most " +
@@ -239,6 +259,7 @@ ControlRequest AdminApi::validate_add(std::string_view body, const ReplicaSet::S
     ControlRequest req;
     req.op = ControlRequest::Op::add;
     req.hostnames = std::move(b.hostnames);
+    req.addresses = std::move(b.addresses);
     for (auto& name : snap.fresh_names(n - req.hostnames.size(), prefix, req.hostnames)) {
         req.hostnames.push_back(std::move(name));
     }
@@ -247,7 +268,7 @@ ControlRequest AdminApi::validate_add(std::string_view body, const ReplicaSet::S
 
 ControlRequest AdminApi::validate_remove(std::string_view body, const ReplicaSet::Snapshot& snap,
                                          std::mt19937_64& rng, const ReplicaLimits& limits) {
-    Body b = parse_body(body, "Length of hostname list is more than removable instances");
+    Body b = parse_body(body, "Length of hostname list is more than removable instances", false);
     std::set<std::string> present;
     for (const auto& r : snap.registered) present.insert(r->hostname);
     const auto n = static_cast<std::size_t>(b.n);

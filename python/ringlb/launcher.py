@@ -596,24 +596,31 @@ class Launcher:
 
     # -- control plane: /add and /rm -----------------------------------------------------------
 
-    def _on_control(self, op: str, hostnames: list[str]) -> None:
-        """The router's control handler: runs on its control worker, one request at a time."""
+    def _on_control(self, op: str, hostnames: list[str],
+                    addresses: list[str] | None = None) -> None:
+        """The router's control handler: runs on its control worker, one request at a time.
+        `addresses`: /add's, where servers that ringlb does not start listen."""
         with self._lock:
             if self._stopping.is_set():
                 raise _error("the load balancer is shutting down", 503)
             if op == "add":
-                self._add(hostnames)
+                self._add(hostnames, addresses)
                 return
             removed = self._remove(hostnames)  # the binding passes "add" or "remove" only
         # Stopped outside the lock: they are off the ring and unregistered, and a
         # graceful stop takes a while that replacements of dead replicas must not wait.
         self._stop_replicas(removed, graceful=True, kind="removed")
 
-    def _add(self, hostnames: list[str]) -> None:
+    def _add(self, hostnames: list[str], addresses: list[str] | None) -> None:
         assert self.backend is not None
-        if not self.backend.owns_replicas:
-            raise _error(f"the {self.backend.name} backend starts no server: give it its "
-                         f"servers with --upstream", 400)
+        backend = self.backend
+        if addresses and backend.owns_replicas:
+            raise _error(f"'addresses' are for servers ringlb does not start (--backend "
+                         f"static); the {backend.name} backend starts its replicas itself", 400)
+        if not addresses and not backend.owns_replicas:
+            raise _error(f"the {backend.name} backend starts no server: give each new one its "
+                         f"address, e.g. {{\"n\": 1, \"hostnames\": [\"web3\"], "
+                         f"\"addresses\": [\"10.0.0.7:8080\"]}}", 400)
         for h in hostnames:
             try:
                 validate_hostname(h)
@@ -621,11 +628,14 @@ class Launcher:
                 raise _error(str(e), 400) from None
         # The router chose the names; each gets the smallest free id (SPEC §2).
         ids = [server_id for server_id, _ in self.router.fresh(len(hostnames))]
-        try:
-            started = self._start_replicas(list(zip(ids, hostnames)))
-        except BackendError as e:
-            self._event("failed", None, None, f"/add: {e}")
-            raise _error(f"{e}; no replica was added") from None
+        if addresses:
+            started = self._register_servers(list(zip(ids, hostnames, addresses)))
+        else:
+            try:
+                started = self._start_replicas(list(zip(ids, hostnames)))
+            except BackendError as e:
+                self._event("failed", None, None, f"/add: {e}")
+                raise _error(f"{e}; no replica was added") from None
         try:
             self.router.add_replicas([(r.hostname, r.host, r.port, r.id) for r in started])
         except Exception as e:  # noqa: BLE001 - whatever it is, the started ones go again
@@ -635,6 +645,20 @@ class Launcher:
         self._target += len(started)
         for r in started:
             self._event("added", r.id, r.hostname, f"{r.host}:{r.port}")
+
+    def _register_servers(self, new: list[tuple[int, str, str]]) -> list[ReplicaInfo]:
+        """Servers that run anyway, at the addresses /add gave (all or none)."""
+        register = getattr(self.backend, "register", None)
+        assert register is not None
+        done: list[ReplicaInfo] = []
+        try:
+            for server_id, hostname, address in new:
+                done.append(register(server_id, hostname, address))
+        except (ValueError, BackendError) as e:
+            for r in done:
+                self.backend.stop(r.hostname)
+            raise _error(f"{e}; no replica was added", 400) from None
+        return done
 
     def _remove(self, hostnames: list[str]) -> list[ReplicaInfo]:
         """Unregister the replicas; returns those the backend runs, for the caller to stop."""

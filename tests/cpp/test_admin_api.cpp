@@ -100,7 +100,15 @@ TEST(AdminApi, AddErrors) {
     EXPECT_EQ(add_error(R"({"n": 2, "hostnames": ["x", "x"]})", set), "hostname 'x' appears more than once");
     EXPECT_EQ(add_error(R"({"n": 1, "hostnames": ["Server3"]})", set), "hostname 'Server3' is already present");
     EXPECT_EQ(add_error(R"({"n": 1, "extra": 1})", set),
-              "unknown field 'extra' (expected 'n' and 'hostnames')");
+              "unknown field 'extra' (expected 'n', 'hostnames' and 'addresses')");
+    EXPECT_EQ(add_error(R"({"n": 2, "addresses": ["10.0.0.7:80"]})", set),
+              "'addresses' must give one address per new replica: n is 2, there are 1");
+    EXPECT_EQ(add_error(R"({"n": 1, "addresses": "10.0.0.7:80"})", set),
+              "'addresses' must be a list of \"HOST:PORT\" strings");
+    EXPECT_EQ(add_error(R"({"n": 1, "addresses": [7]})", set),
+              "'addresses' must be a list of \"HOST:PORT\" strings");
+    EXPECT_EQ(add_error(R"({"n": 1, "hostnames": ["web3"], "addresses": ["10.0.0.7:8080"]})", set),
+              "accepted");
     EXPECT_EQ(add_error(R"({"n": 54})", set), "cannot add 54 replicas: the ring has room for 53 more");
     EXPECT_EQ(add_error(R"({"n": 53})", set), "accepted");
 }
@@ -184,7 +192,9 @@ TEST(AdminApi, DuplicateKeysAreRefused) {
     EXPECT_EQ(rm_error(R"({"n": 1, "n": 1})", *set), "request body names 'n' more than once");
     // Equal keys in different objects are fine; the unknown-field rule still applies.
     EXPECT_EQ(add_error(R"({"n": 1, "x": {"n": 1}})", *set),
-              "unknown field 'x' (expected 'n' and 'hostnames')");
+              "unknown field 'x' (expected 'n', 'hostnames' and 'addresses')");
+    EXPECT_EQ(rm_error(R"({"n": 1, "addresses": []})", *set),
+              "unknown field 'addresses' (expected 'n' and 'hostnames')");
 }
 
 TEST(AdminApi, ReplicaLimitsBoundAddAndRemove) {

@@ -5,6 +5,7 @@ resolve, and nothing of theirs is ever stopped by ringlb."""
 from __future__ import annotations
 
 import http.client
+import json
 import shutil
 import subprocess
 import tempfile
@@ -94,12 +95,12 @@ def free_ports(n: int) -> list[int]:
 
 
 @pytest.fixture
-def two_nginx() -> Iterator[list[Nginx]]:
+def three_nginx() -> Iterator[list[Nginx]]:
     if not shutil.which("nginx"):
         pytest.skip("needs Debian's nginx")
     with tempfile.TemporaryDirectory(prefix="ringlb-static-") as d:
         servers = [Nginx(name, port, Path(d))
-                   for name, port in zip(("web1", "web2"), free_ports(2))]
+                   for name, port in zip(("web1", "web2", "web3"), free_ports(3))]
         try:
             for s in servers:
                 s.start()
@@ -109,8 +110,19 @@ def two_nginx() -> Iterator[list[Nginx]]:
                 s.stop()
 
 
-def test_nginx_upstreams_leave_the_ring_when_down_and_come_back(two_nginx: list[Nginx]) -> None:
-    web1, web2 = two_nginx
+def admin(port: int, method: str, path: str, body: dict) -> tuple[int, dict]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request(method, path, body=json.dumps(body).encode(),
+                     headers={"Content-Type": "application/json"})
+        res = conn.getresponse()
+        return res.status, json.loads(res.read())
+    finally:
+        conn.close()
+
+
+def test_nginx_upstreams_leave_the_ring_when_down_and_come_back(three_nginx: list[Nginx]) -> None:
+    web1, web2, web3 = three_nginx
     cfg = LauncherConfig(port=0, backend="static", cluster=unique_cluster("static"),
                          threads=1, health_path="/health", scheme="xxh3", key="query:id",
                          upstreams=(f"web1=localhost:{web1.port}", f"web2=127.0.0.1:{web2.port}"))
@@ -138,12 +150,22 @@ def test_nginx_upstreams_leave_the_ring_when_down_and_come_back(two_nginx: list[
                 [r for r in lb.replicas() if r["serving"]]) < 2:
             time.sleep(0.05)
         assert {get(lb.port, f"/x?id={i}")[1] for i in range(40)} == {b"web1\n", b"web2\n"}
-        # /add has nothing to start here.
-        conn = http.client.HTTPConnection("127.0.0.1", lb.port, timeout=5)
-        conn.request("POST", "/add", body=b'{"n": 1}', headers={"Content-Type": "application/json"})
-        res = conn.getresponse()
-        assert res.status == 400 and b"starts no server" in res.read()
-        conn.close()
+        # /add has nothing to start here: it needs the new server's address.
+        assert admin(lb.port, "POST", "/add", {"n": 1})[0] == 400
+        status, body = admin(lb.port, "POST", "/add", {"n": 1, "hostnames": ["web3"],
+                                                       "addresses": [f"localhost:{web3.port}"]})
+        assert status == 200, body
+        assert {r["hostname"]: r["id"] for r in lb.replicas()} == {"web1": 1, "web2": 2, "web3": 3}
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and b"web3\n" not in {
+                get(lb.port, f"/x?id={i}")[1] for i in range(60)}:
+            time.sleep(0.05)
+        assert b"web3\n" in {get(lb.port, f"/x?id={i}")[1] for i in range(60)}
+        status, body = admin(lb.port, "POST", "/add", {"n": 1, "addresses": ["nowhere"]})
+        assert status == 400 and "port is missing" in body["message"], body
+        # /rm takes it off the ring; it keeps running.
+        assert admin(lb.port, "DELETE", "/rm", {"n": 1, "hostnames": ["web3"]})[0] == 200
+        assert get(web3.port, "/")[1] == b"web3\n"
     # ringlb stopped; the servers it fronted did not.
     assert web1.proc is not None and web1.proc.poll() is None
     assert get(web2.port, "/")[1] == b"web2\n"
@@ -183,3 +205,14 @@ def test_upstreams_in_a_config_file_are_a_list(tmp_path: Path) -> None:
     bad.write_text('upstream = "a=10.0.0.1:80"\n')
     with pytest.raises(ConfigError, match="must be a list of strings"):
         load_file(bad)
+
+
+def test_addresses_are_refused_where_ringlb_starts_the_replicas(proc_cluster: str) -> None:
+    cfg = LauncherConfig(port=0, replicas=1, backend="process", cluster=proc_cluster, threads=1)
+    with Launcher(cfg) as lb:
+        status, body = admin(lb.port, "POST", "/add", {"n": 1, "addresses": ["10.0.0.7:80"]})
+        assert status == 400
+        assert body["message"] == ("<Error> 'addresses' are for servers ringlb does not start "
+                                   "(--backend static); the process backend starts its "
+                                   "replicas itself")
+        assert len(lb.replicas()) == 1

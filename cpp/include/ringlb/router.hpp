@@ -53,6 +53,9 @@ struct ControlRequest {
     enum class Op { add, remove };
     Op op = Op::add;
     std::vector<std::string> hostnames;
+    // /add with "addresses": where each new replica (in hostnames' order)
+    // already listens, for servers that ringlb does not start. Else empty.
+    std::vector<std::string> addresses;
 };
 
 // Thrown by a control handler to answer with `status` and

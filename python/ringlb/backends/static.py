@@ -129,6 +129,18 @@ class StaticBackend(Backend):
             self._replicas = {r.hostname: r for r in infos}
         return infos
 
+    def register(self, server_id: int, hostname: str, address: str) -> ReplicaInfo:
+        """A server /add names with its address ("HOST:PORT"), fronted from now on.
+        ValueError for a bad address or a name already here, BackendError when HOST does
+        not resolve."""
+        up = Upstream.parse(f"{hostname}={address}")
+        info = ReplicaInfo(server_id, up.name, resolve(up.host), up.port, up.host)
+        with self._lock:
+            if hostname in self._replicas:
+                raise ValueError(f"'{hostname}' is already fronted")
+            self._replicas[hostname] = info
+        return info
+
     def reresolve(self) -> list[ReplicaInfo]:
         """Resolve every name again; returns the servers whose address changed (now
         recorded). A name that does not resolve keeps its last address."""
