@@ -7,8 +7,8 @@
 //   bit 2: Server2 is down (registered, off the ring) and S5 has id 5 (a gap in the ids)
 // so that the ASCII digits '0'..'7' spell every case in a readable seed.
 //
-// AdminError is the expected rejection. Findings: any other exception, a crash
-// or sanitizer report, an AdminError that is not a 4xx or whose error body is
+// ControlError is the expected rejection. Findings: any other exception, a crash
+// or sanitizer report, an ControlError that is not a 4xx or whose error body is
 // not the SPEC's JSON shape, and an accepted request that breaks the SPEC:
 // exactly n hostnames, the given ones first, valid, distinct; /add's all new
 // and within the room left on the ring, /rm's all registered.
@@ -34,7 +34,7 @@ namespace {
 
 namespace json = boost::json;
 using ringlb::AdminApi;
-using ringlb::AdminError;
+using ringlb::ControlError;
 using ringlb::ControlRequest;
 using ringlb::ReplicaSet;
 
@@ -111,7 +111,7 @@ void check_accepted(const ControlRequest& req, ControlRequest::Op op, std::strin
     }
 }
 
-void check_rejected(const AdminError& e, std::string_view body) {
+void check_rejected(const ControlError& e, std::string_view body) {
     if (e.status < 400 || e.status > 499) finding("a rejection that is not a 4xx", body);
     // The answer the router sends: {"message": "<Error> ...", "status": "failure"}.
     json::error_code ec;
@@ -139,7 +139,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                                        ? AdminApi::validate_add(body, *snap)
                                        : AdminApi::validate_remove(body, *snap, rng);
         check_accepted(req, op, body, *snap);
-    } catch (const AdminError& e) {
+    } catch (const ControlError& e) {
         check_rejected(e, body);
     }
     return 0;

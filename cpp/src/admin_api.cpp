@@ -14,7 +14,7 @@ namespace {
 
 namespace json = boost::json;
 
-[[noreturn]] void reject(const std::string& message) { throw AdminError(400, message); }
+[[noreturn]] void reject(const std::string& message) { throw ControlError(400, message); }
 
 // Length of the well-formed UTF-8 sequence at the start of `s` (Unicode
 // Table 3-7: no overlong forms, surrogates or code points past U+10FFFF), or 0.
@@ -298,11 +298,11 @@ ControlRequest AdminApi::validate_remove(std::string_view body, const ReplicaSet
     return req;
 }
 
-std::optional<AdminError> AdminApi::authorize(std::string_view token,
+std::optional<ControlError> AdminApi::authorize(std::string_view token,
                                               std::string_view authorization, bool loopback) {
     if (token.empty()) {
         if (loopback) return std::nullopt;
-        return AdminError(403,
+        return ControlError(403,
                           "/add and /rm are disabled on a non-loopback address without a token: "
                           "start ringlb serve with --admin-token TOKEN (or RINGLB_ADMIN_TOKEN) "
                           "and send 'Authorization: Bearer TOKEN', or serve the admin API on "
@@ -322,7 +322,7 @@ std::optional<AdminError> AdminApi::authorize(std::string_view token,
     }
     ok = ok && diff == 0;
     if (ok) return std::nullopt;
-    return AdminError(401, authorization.empty()
+    return ControlError(401, authorization.empty()
                                ? "/add and /rm need 'Authorization: Bearer TOKEN' (--admin-token)"
                                : "the admin token is wrong");
 }

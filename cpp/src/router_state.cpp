@@ -101,7 +101,7 @@ bool RouterState::serves_admin(Listener listener, std::string_view path) const n
     return listener == Listener::admin || config.admin_on_data_port;
 }
 
-std::optional<AdminError> RouterState::authorize(Listener listener,
+std::optional<ControlError> RouterState::authorize(Listener listener,
                                                  std::string_view authorization) const {
     const bool loopback = listener == Listener::admin ? admin_address.is_loopback()
                                                       : address.is_loopback();
@@ -150,9 +150,7 @@ std::pair<unsigned, std::string> RouterState::run_control(ControlRequest::Op op,
                                        : AdminApi::validate_remove(body, *snap, control_rng_, limits);
         handler(req);
         return {200, AdminApi::rep_body(*replicas.snapshot())};
-    } catch (const AdminError& e) {
-        return {static_cast<unsigned>(e.status), AdminApi::error_body(e.what())};
-    } catch (const ControlError& e) {
+    } catch (const ControlError& e) {  // AdminApi's refusals and the control plane's
         const unsigned status = e.status >= 400 && e.status <= 599 ? e.status : 500;
         return {status, AdminApi::error_body(e.what())};
     } catch (const std::exception& e) {

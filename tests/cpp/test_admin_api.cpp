@@ -11,7 +11,7 @@
 namespace {
 
 using ringlb::AdminApi;
-using ringlb::AdminError;
+using ringlb::ControlError;
 using ringlb::ControlRequest;
 using ringlb::ReplicaSet;
 
@@ -28,7 +28,7 @@ std::unique_ptr<ReplicaSet> make_three(std::uint32_t slots = 512, std::uint32_t 
 std::string add_error(const std::string& body, const ReplicaSet& set) {
     try {
         AdminApi::validate_add(body, *set.snapshot());
-    } catch (const AdminError& e) {
+    } catch (const ControlError& e) {
         EXPECT_EQ(e.status, 400);
         return e.what();
     }
@@ -39,7 +39,7 @@ std::string rm_error(const std::string& body, const ReplicaSet& set) {
     std::mt19937_64 rng(7);
     try {
         AdminApi::validate_remove(body, *set.snapshot(), rng);
-    } catch (const AdminError& e) {
+    } catch (const ControlError& e) {
         EXPECT_EQ(e.status, 400);
         return e.what();
     }
@@ -205,19 +205,19 @@ TEST(AdminApi, ReplicaLimitsBoundAddAndRemove) {
     try {
         AdminApi::validate_add(R"({"n": 3})", *snap, limits);
         FAIL() << "accepted";
-    } catch (const AdminError& e) {
+    } catch (const ControlError& e) {
         EXPECT_EQ(e.status, 400);
         EXPECT_STREQ(e.what(), "cannot add 3 replicas: at most 5 may be registered "
                                "(--max-replicas), 3 are");
     }
     // One /add asking for more than the bound is refused before the ring is asked.
-    EXPECT_THROW(AdminApi::validate_add(R"({"n": 900})", *snap, limits), AdminError);
+    EXPECT_THROW(AdminApi::validate_add(R"({"n": 900})", *snap, limits), ControlError);
     std::mt19937_64 rng(1);
     EXPECT_EQ(AdminApi::validate_remove(R"({"n": 1})", *snap, rng, limits).hostnames.size(), 1u);
     try {
         AdminApi::validate_remove(R"({"n": 2})", *snap, rng, limits);
         FAIL() << "accepted";
-    } catch (const AdminError& e) {
+    } catch (const ControlError& e) {
         EXPECT_STREQ(e.what(), "cannot remove 2 replicas: at least 2 must stay registered "
                                "(--min-replicas), 3 are");
     }
@@ -269,7 +269,7 @@ TEST(AdminApi, ErrorBodiesAreJsonWhateverTheMessageQuotes) {
     try {
         AdminApi::validate_add(R"({"n": 1, "hostnames": [")" + name + R"("]})", *owned->snapshot());
         FAIL() << "accepted";
-    } catch (const AdminError& e) {
+    } catch (const ControlError& e) {
         boost::json::error_code ec;
         boost::json::parse(AdminApi::error_body(e.what()), ec);
         EXPECT_FALSE(ec);

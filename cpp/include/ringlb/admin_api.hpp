@@ -6,7 +6,7 @@
 //   DELETE /rm  {"n": 3, "hostnames": ["S5"]}        -> remove S5 and 2 picked at random
 //
 // Validation is complete before anything changes: a request either yields the
-// exact ControlRequest for the control plane or an AdminError, never both.
+// exact ControlRequest for the control plane or a ControlError, never both.
 #pragma once
 
 #include <cstddef>
@@ -21,13 +21,6 @@
 #include "ringlb/router.hpp"
 
 namespace ringlb {
-
-// A rejected admin request: answer `status` with error_body(what()).
-struct AdminError : std::runtime_error {
-    AdminError(int status, const std::string& message)
-        : std::runtime_error(message), status(status) {}
-    int status;
-};
 
 // How many replicas may be registered after a change (RouterConfig::
 // min_replicas / max_replicas, resolved by the router). No bounds by default.
@@ -44,7 +37,7 @@ public:
 
     // Validates an /add body against the replicas registered in `snap`.
     // Hostnames beyond the given ones are <prefix><k> with the smallest unused
-    // k (Snapshot::fresh_names). Throws AdminError(400, ...) for any bad input
+    // k (Snapshot::fresh_names). Throws ControlError(400, ...) for any bad input
     // (see the file comment). At most limits.max replicas afterwards (and so
     // at most that many per call).
     static ControlRequest validate_add(std::string_view body, const ReplicaSet::Snapshot& snap,
@@ -52,7 +45,7 @@ public:
                                        std::string_view prefix = "Server");
 
     // Validates an /rm body; the n - len(hostnames) extra replicas are drawn
-    // uniformly from the other registered ones with `rng`. Throws AdminError.
+    // uniformly from the other registered ones with `rng`. Throws ControlError.
     // At least limits.min replicas stay registered.
     static ControlRequest validate_remove(std::string_view body, const ReplicaSet::Snapshot& snap,
                                           std::mt19937_64& rng, const ReplicaLimits& limits = {});
@@ -63,7 +56,7 @@ public:
     // "Bearer <token>" passes (401 otherwise); without one, only a loopback
     // listener does (403 elsewhere: an open /rm on a public port lets anyone
     // take every replica down). Returns the refusal, or nothing.
-    static std::optional<AdminError> authorize(std::string_view token,
+    static std::optional<ControlError> authorize(std::string_view token,
                                                std::string_view authorization, bool loopback);
 
     // How many more replicas fit on the ring of `snap`, counting up to `limit`:

@@ -58,7 +58,8 @@ struct ControlRequest {
     std::vector<std::string> addresses;
 };
 
-// Thrown by a control handler to answer with `status` and
+// A refused admin request: thrown by AdminApi's checks and by a control
+// handler, to answer with `status` and
 // {"message": "<Error> " + message, "status": "failure"}.
 struct ControlError : std::runtime_error {
     ControlError(int status, const std::string& message)

@@ -60,7 +60,7 @@ public:
     // admin_on_data_port is off (then they are proxied like any path).
     bool serves_admin(Listener listener, std::string_view path) const noexcept;
     // AdminApi::authorize for a membership change that came in on `listener`.
-    std::optional<AdminError> authorize(Listener listener, std::string_view authorization) const;
+    std::optional<ControlError> authorize(Listener listener, std::string_view authorization) const;
     // config.min_replicas / max_replicas, the latter resolved (0 -> capacity, at most 64).
     const ReplicaLimits limits;
 
