@@ -48,6 +48,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from cpu_quota import CpuQuota, core_busy, core_times, cpu_list
+from procmem import process_tree, status_kb
+
+from ringlb.fd_limit import raise_fd_limit
 
 BENCH_DIR = Path(__file__).resolve().parent
 PEERS = ("haproxy", "nginx")
@@ -185,12 +188,16 @@ def start_ringlb(ports: list[int], cpu: str, threads: int, scheme: str = "xxh3",
 def serve_ringlb(ports: str, threads: int, scheme: str, max_body_bytes: int = 1 << 20) -> None:
     """Child mode: run a Router in front of the replicas until stdin closes."""
     import ringlb
+    from ringlb.fd_limit import raise_fd_limit
+
+    raise_fd_limit()  # --idle-connections holds 10,000 client sockets, as `ringlb serve` may
 
     # Idle upstream connections are kept without a practical limit, as HAProxy
     # does by default (nginx.conf.tmpl sets the same): with 256 clients a cap
     # of 64 per replica would close and reopen connections all the time.
     router = ringlb.Router(host="127.0.0.1", port=0, threads=threads, key="query:id",
-                           scheme=scheme, max_idle_upstream=1024, max_body_bytes=max_body_bytes)
+                           scheme=scheme, max_idle_upstream=1024, max_body_bytes=max_body_bytes,
+                           max_connections=30000)
     for i, port in enumerate(ports.split(","), start=1):
         router.add_replica(f"Server{i}", "127.0.0.1", int(port))
     router.start()
@@ -199,6 +206,36 @@ def serve_ringlb(ports: str, threads: int, scheme: str, max_body_bytes: int = 1 
         sys.stdin.read()
     finally:
         router.stop()
+
+
+def idle_connection_kb(port: int, pid: int, n: int) -> float:
+    """What one idle keep-alive client connection costs a proxy: n connections each send
+    one request, read its answer and stay open; the RSS of the proxy's process tree
+    after, minus before, over n (kB)."""
+    before = status_kb(process_tree(pid))
+    socks: list[socket.socket] = []
+    try:
+        for i in range(n):
+            s = socket.create_connection(("127.0.0.1", port), timeout=30)
+            s.sendall(f"GET /home?id={i} HTTP/1.1\r\nHost: bench\r\n\r\n".encode())
+            socks.append(s)
+        for s in socks:
+            got = b""
+            while b"\r\n\r\n" not in got:
+                piece = s.recv(4096)
+                if not piece:
+                    raise RuntimeError("a proxy closed an idle-test connection")
+                got += piece
+            head, _, body = got.partition(b"\r\n\r\n")
+            length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))
+            while len(body) < length:
+                body += s.recv(4096)
+        time.sleep(1.0)  # allocations settle (nginx, HAProxy free lazily)
+        after = status_kb(process_tree(pid))
+    finally:
+        for s in socks:
+            s.close()
+    return (after - before) / n
 
 
 def start_haproxy(ports: list[int], cpu: str, workdir: Path,
@@ -319,6 +356,11 @@ def main() -> int:
     ap.add_argument("--proxy-cpu-quota", type=float, metavar="FRACTION",
                     help="cap every proxy alike at this fraction of its core (a cgroup, needs "
                          "root), so that the proxy and not the load core limits req/s")
+    ap.add_argument("--idle-connections", type=int, default=8000, metavar="N",
+                    help="then hold N idle keep-alive connections to each proxy and report "
+                         "its RSS per connection (default 8000, what HAProxy's two "
+                         "descriptors per connection allow under a hard limit of 20,000 open "
+                         "files; 0: skip)")
     ap.add_argument("--json", type=Path, help="also write the runs and summary here")
     ap.add_argument("--serve-ringlb", metavar="PORTS", help=argparse.SUPPRESS)
     ap.add_argument("--max-body-bytes", type=int, default=1 << 20, help=argparse.SUPPRESS)
@@ -341,6 +383,7 @@ def main() -> int:
     procs: dict[str, tuple[subprocess.Popen | None, int]] = {}
     quotas: list[CpuQuota] = []
     runs: list[Run] = []
+    idle_kb: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="ringlb-bench-") as tmp:
         try:
             for t in targets:
@@ -380,6 +423,12 @@ def main() -> int:
                               f"p50 {p50:6.2f} ms  p99 {p99:6.2f} ms  errors {errs}  "
                               f"proxy CPU {cpu_us:5.1f} us/req  cores {pbusy:4.0%} {lbusy:4.0%}",
                               file=sys.stderr, flush=True)
+            if args.idle_connections:
+                raise_fd_limit()
+                for t in targets:
+                    proc, port = procs[t]
+                    if proc is not None:
+                        idle_kb[t] = idle_connection_kb(port, proc.pid, args.idle_connections)
         finally:
             for proc, _ in procs.values():
                 if proc is not None:
@@ -397,9 +446,19 @@ def main() -> int:
           f"wrk + 3 replicas on CPU {args.load_cpu}, ringlb threads={args.threads} "
           f"scheme={args.scheme}\n")
     print(table(summaries))
+    if idle_kb:
+        print(f"\nMemory per idle keep-alive client connection ({args.idle_connections:,} held "
+              f"at once, RSS of the proxy's processes after minus before):\n")
+        print("| target | KB per connection | ringlb ÷ target |")
+        print("|---|---:|---:|")
+        for t, kb in idle_kb.items():
+            ratio = (f"{idle_kb['ringlb'] / kb:.2f}x" if "ringlb" in idle_kb and t != "ringlb"
+                     and kb > 0 else "")
+            print(f"| {t} | {kb:.2f} | {ratio} |")
     if args.json:
         args.json.write_text(json.dumps({"runs": [asdict(r) for r in runs],
-                                         "summary": [asdict(s) for s in summaries]}, indent=2))
+                                         "summary": [asdict(s) for s in summaries],
+                                         "idle_kb_per_connection": idle_kb}, indent=2))
     return 0
 
 

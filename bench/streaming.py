@@ -29,6 +29,7 @@ import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from procmem import process_tree, status_kb
 from proxy import free_port, start_haproxy, start_nginx, start_ringlb, stop, wait_listening
 
 ORIGIN_CONF = """daemon off;
@@ -57,30 +58,6 @@ class Row:
     direction: str
     mb_per_s: float
     rss_growth_mb: float | None
-
-
-def tree(pid: int) -> list[int]:
-    """`pid` and its descendants (nginx's worker is its master's child)."""
-    out = [pid]
-    try:
-        for tid in os.listdir(f"/proc/{pid}/task"):
-            with open(f"/proc/{pid}/task/{tid}/children") as f:
-                for child in f.read().split():
-                    out += tree(int(child))
-    except FileNotFoundError:
-        pass
-    return out
-
-
-def status_kb(pid: int, key: str) -> int:
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith(key + ":"):
-                    return int(line.split()[1])
-    except FileNotFoundError:
-        pass
-    return 0
 
 
 def curl(args: list[str], cpu: str) -> float:
@@ -148,14 +125,13 @@ def main() -> int:
             for direction in ("download", "upload"):
                 for t in targets:
                     proc, tport = procs[t]
-                    pids = tree(proc.pid) if proc else []
-                    before = sum(status_kb(p, "VmRSS") for p in pids)
+                    before = status_kb(process_tree(proc.pid)) if proc else 0
                     for _ in range(args.rounds):
                         rate = transfer(tport, direction, Path(body.name), args.load_cpu)
                         samples.setdefault((t, direction), []).append(rate)
                     # VmHWM only grows: measured per direction on fresh proxies would be
                     # cleaner, but the download runs first, so the upload's row is at least it.
-                    peak = sum(status_kb(p, "VmHWM") for p in tree(proc.pid)) if proc else 0
+                    peak = status_kb(process_tree(proc.pid), "VmHWM") if proc else 0
                     growth[(t, direction)] = (peak - before) / 1024 if proc else None
             for (t, direction), rates in samples.items():
                 rows.append(Row(t, direction, statistics.median(rates) / 1e6,

@@ -15,21 +15,9 @@ import sys
 from collections.abc import Sequence
 
 from ringlb import serve_settings
+from ringlb.fd_limit import raise_fd_limit
 from ringlb.backends import backend_names
 from ringlb.launcher import Launcher, LauncherConfig
-
-
-def _raise_fd_limit() -> None:
-    """Let the router hold --max-connections sockets: raise the soft limit on open files
-    to the hard one (the usual soft default, 1024, is a tenth of the default cap)."""
-    import resource
-
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard == resource.RLIM_INFINITY or soft < hard:
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-        except (ValueError, OSError):
-            pass
 
 
 def _schemes() -> list[str]:
@@ -82,7 +70,7 @@ def _serve(args: argparse.Namespace) -> int:
     except ValueError as e:
         logging.getLogger("ringlb").error("cannot start: %s", e)
         return 1
-    _raise_fd_limit()
+    raise_fd_limit()
 
     def ready(lb: Launcher) -> None:
         admin = f", admin API on {lb.admin_url}" if lb.admin_url else ""
