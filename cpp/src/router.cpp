@@ -254,6 +254,10 @@ void Router::set_failure_listener(FailureListener listener) {
     impl_->state.set_failure_listener(std::move(listener));
 }
 
+void Router::set_health_source(HealthSource source) {
+    impl_->state.set_health_source(std::move(source));
+}
+
 RouterStats Router::stats() const noexcept { return impl_->state.totals(); }
 
 std::vector<ReplicaStats> Router::replica_stats() const { return impl_->state.replica_stats(); }

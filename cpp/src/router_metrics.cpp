@@ -3,6 +3,8 @@
 #include <boost/json.hpp>
 
 #include <array>
+#include <chrono>
+#include <optional>
 #include <string_view>
 
 #include "ringlb/admin_api.hpp"
@@ -21,8 +23,25 @@ std::string address(const ReplicaStats& r) {
     return (v6 ? "[" + r.host + "]" : r.host) + ":" + std::to_string(r.port);
 }
 
-// A replica on the ring is "up"; one the heartbeat engine took off is "down".
-std::string_view state_of(const ReplicaStats& r) { return r.serving ? "up" : "down"; }
+// What the health checks know of `r`, or null (no health source, or not probed yet).
+const ReplicaHealth* health_of(const std::vector<ReplicaHealth>& all, const ReplicaStats& r) {
+    for (const auto& h : all) {
+        if (h.id == r.id && h.hostname == r.hostname) return &h;
+    }
+    return nullptr;
+}
+
+// The health checks' state (up, suspect, down) when they know the replica;
+// else "up" on the ring and "down" off it.
+std::string_view state_of(const ReplicaStats& r, const ReplicaHealth* h) {
+    if (h) return to_string(h->state);
+    return r.serving ? "up" : "down";
+}
+
+std::optional<double> rtt_of(const ReplicaHealth* h) {
+    if (!h || !h->last_latency) return std::nullopt;
+    return std::chrono::duration<double>(*h->last_latency).count();
+}
 
 }  // namespace
 
@@ -96,6 +115,15 @@ std::string RouterMetrics::prometheus(RouterState& state) {
         t.sample("ringlb_ring_share", L{{"replica", r.hostname}}, r.share);
     }
 
+    const std::vector<ReplicaHealth> health = state.health();
+    t.family("ringlb_heartbeat_rtt_seconds",
+             "Round trip of the replica's last successful health probe.", "gauge");
+    for (const auto& r : replicas) {
+        if (const auto rtt = rtt_of(health_of(health, r))) {
+            t.sample("ringlb_heartbeat_rtt_seconds", L{{"replica", r.hostname}}, *rtt);
+        }
+    }
+
     t.family("ringlb_connections_active", "Client connections open now.", "gauge");
     t.sample("ringlb_connections_active", L{}, totals.active_connections);
 
@@ -142,21 +170,26 @@ std::string RouterMetrics::status_json(RouterState& state) {
     router["connections_active"] = totals.active_connections;
     router["upstream_connects"] = totals.upstream_connects;
 
+    const std::vector<ReplicaHealth> health = state.health();
     json::array list;
     for (const auto& r : replicas) {
+        const ReplicaHealth* h = health_of(health, r);
         json::object responses;
         for (std::size_t k = 0; k < status_classes; ++k) responses[class_names[k]] = r.responses[k];
         json::object one;
         one["id"] = r.id;
         one["hostname"] = r.hostname;
         one["address"] = address(r);
-        one["state"] = state_of(r);
+        one["state"] = state_of(r, h);
+        one["on_ring"] = r.serving;
         one["share"] = r.share;
         one["requests"] = r.requests;
         one["responses"] = std::move(responses);
         one["in_flight"] = r.in_flight;
         one["failures"] = r.failures;
         one["duration_seconds_sum"] = r.duration_seconds;
+        if (const auto rtt = rtt_of(h)) one["heartbeat_rtt_seconds"] = *rtt;
+        else one["heartbeat_rtt_seconds"] = nullptr;
         list.emplace_back(std::move(one));
     }
 

@@ -136,6 +136,25 @@ void RouterState::set_failure_listener(FailureListener listener) {
     failure_listener_ = std::move(listener);
 }
 
+void RouterState::set_health_source(HealthSource source) {
+    std::lock_guard lock(hooks_mutex_);
+    health_source_ = std::move(source);
+}
+
+std::vector<ReplicaHealth> RouterState::health() {
+    HealthSource source;
+    {
+        std::lock_guard lock(hooks_mutex_);
+        source = health_source_;
+    }
+    if (!source) return {};
+    try {
+        return source();
+    } catch (...) {
+        return {};  // a scrape without health states beats a failed scrape
+    }
+}
+
 void RouterState::report_failure(std::uint32_t id) noexcept {
     FailureListener listener;
     {

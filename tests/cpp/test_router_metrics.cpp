@@ -4,11 +4,13 @@
 
 #include <boost/json.hpp>
 
+#include <chrono>
 #include <map>
 #include <regex>
 #include <sstream>
 #include <string>
 
+#include "ringlb/heartbeat.hpp"
 #include "ringlb/router.hpp"
 #include "upstream_server.hpp"
 
@@ -178,6 +180,44 @@ TEST(RouterMetrics, OnlyTheAdminListenerServesThemAndOnlyToGetAndHead) {
     EXPECT_NE(unknown.body.find("GET /metrics"), std::string::npos);
     // The scrapes are not requests a replica answered.
     EXPECT_EQ(router.replica_stats()[0].requests, 4u);
+}
+
+TEST(RouterMetrics, HeartbeatRoundTripsAndStatesComeFromTheHealthSource) {
+    using namespace std::chrono_literals;
+    Upstream a("a");
+    ringlb::Router router(admin_config());
+    router.replicas().add({{1, "A", "127.0.0.1", a.port()}, {2, "Dead", "127.0.0.1", closed_port()}});
+    ringlb::HeartbeatConfig hc;
+    hc.interval = 20ms;
+    hc.fall = 1;
+    ringlb::HeartbeatEngine engine(router.executor(), router.replicas(), hc);
+    router.set_health_source(engine.health_source());
+    router.start();
+    // Before the engine has probed anything: states from the ring, no round trips.
+    auto m = samples(fetch(router.admin_port(), http::verb::get, "/metrics").body);
+    EXPECT_EQ(m.count("ringlb_heartbeat_rtt_seconds{replica=\"A\"}"), 0u);
+    engine.start();
+    bool settled = false;
+    for (int i = 0; i < 250 && !settled; ++i) {  // at most 5 s
+        const auto states = engine.states();
+        settled = states.size() == 2 && states[0].last_latency && states[1].state == ringlb::Health::down;
+        if (!settled) std::this_thread::sleep_for(20ms);
+    }
+    ASSERT_TRUE(settled);
+    m = samples(fetch(router.admin_port(), http::verb::get, "/metrics").body);
+    EXPECT_GT(m.at("ringlb_heartbeat_rtt_seconds{replica=\"A\"}"), 0);
+    EXPECT_LT(m.at("ringlb_heartbeat_rtt_seconds{replica=\"A\"}"), 0.2);  // the probe timeout
+    EXPECT_EQ(m.count("ringlb_heartbeat_rtt_seconds{replica=\"Dead\"}"), 0u);
+    EXPECT_EQ(m.at("ringlb_replica_up{replica=\"Dead\"}"), 0);
+    const json::array reps =
+        json::parse(fetch(router.admin_port(), http::verb::get, "/status").body).at("replicas").as_array();
+    EXPECT_EQ(reps[0].at("state").as_string(), "up");
+    EXPECT_GT(reps[0].at("heartbeat_rtt_seconds").as_double(), 0);
+    EXPECT_EQ(reps[1].at("state").as_string(), "down");
+    EXPECT_FALSE(reps[1].at("on_ring").as_bool());
+    EXPECT_TRUE(reps[1].at("heartbeat_rtt_seconds").is_null());
+    engine.stop();
+    router.stop();
 }
 
 }  // namespace

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "ringlb/hash_ring.hpp"
+#include "ringlb/heartbeat.hpp"
 #include "ringlb/replica_set.hpp"
 #include "ringlb/worker_stats.hpp"
 
@@ -72,6 +73,10 @@ using ControlHandler = std::function<void(const ControlRequest&)>;
 // Called on an I/O thread when forwarding to replica `id` failed with a
 // refused, reset or timed-out connection. Must not block.
 using FailureListener = std::function<void(std::uint32_t id)>;
+
+// What the health checks know of each replica (HeartbeatEngine::health_source):
+// /metrics and /status call it when asked, on an I/O thread. Must not block.
+using HealthSource = std::function<std::vector<ReplicaHealth>()>;
 
 struct RouterStats {
     std::uint64_t requests = 0;           // client requests answered
@@ -135,6 +140,9 @@ public:
 
     void set_control_handler(ControlHandler handler);
     void set_failure_listener(FailureListener listener);
+    // Where /metrics and /status learn health states and heartbeat round
+    // trips; without one, a replica's state is whether it is on the ring.
+    void set_health_source(HealthSource source);
 
     RouterStats stats() const noexcept;
     // Counters of every registered replica, in registration order.

@@ -56,6 +56,9 @@ public:
     std::atomic<std::size_t> connections{0};        // client connections open
 
     void set_failure_listener(FailureListener listener);
+    void set_health_source(HealthSource source);
+    // The health source's answer; empty without one (or when it throws).
+    std::vector<ReplicaHealth> health();
     // Tells the failure listener (if any) that forwarding to `id` failed.
     // Called on an I/O thread; a listener that throws is ignored.
     void report_failure(std::uint32_t id) noexcept;
@@ -87,6 +90,7 @@ public:
 private:
     std::mutex hooks_mutex_;
     FailureListener failure_listener_;
+    HealthSource health_source_;
     ControlHandler control_handler_;
 
     std::mutex counters_mutex_;
