@@ -3,10 +3,13 @@ real router over real replica processes."""
 
 from __future__ import annotations
 
+import time
+
 from metrics_support import metrics_router, scrape, send, total, value
 from router_support import Fleet, request, running
 
 import ringlb
+from ringlb.launcher import Launcher, LauncherConfig
 
 SENT = 90
 
@@ -106,3 +109,46 @@ def test_a_scrape_is_not_a_request_and_other_methods_are_refused(fleet: Fleet) -
         assert status == 405 and headers["allow"] == "GET, HEAD"
         _, m = scrape(r.admin_port)
     assert total(m, "ringlb_requests_total") == 0
+
+
+def wait_until(check, timeout: float) -> bool:
+    """Polls check() every 50 ms for at most `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.05)
+    return check()
+
+
+def test_a_launched_cluster_reports_health_round_trips_and_a_replacement(
+        proc_cluster: str) -> None:
+    config = LauncherConfig(port=0, replicas=3, backend="process", cluster=proc_cluster,
+                            threads=2, admin_listen="127.0.0.1:0")
+    with Launcher(config) as lb:
+        assert lb.router is not None
+        admin = lb.router.admin_port
+        assert lb.wait_until_whole(5)
+
+        def rtts() -> list[float]:
+            _, m = scrape(admin)
+            return [v for (n, _), v in m.items() if n == "ringlb_heartbeat_rtt_seconds"]
+
+        assert wait_until(lambda: len(rtts()) == 3, 5)
+        assert all(0 < v < 1 for v in rtts())
+        _, _, status = request(admin, "GET", "/status")
+        assert [x["state"] for x in status["replicas"]] == ["up", "up", "up"]
+
+        lb.kill("Server2")
+
+        def replaced() -> bool:
+            _, m = scrape(admin)
+            kinds = {k: value(m, "ringlb_membership_changes_total", kind=k)
+                     for k in ("down", "moved", "up")}
+            return all(n >= 1 for n in kinds.values()) and value(m, "ringlb_replicas") == 3
+
+        assert wait_until(replaced, 10)
+        assert lb.wait_until_whole(5)
+        assert request(admin, "GET", "/readyz")[0] == 200
+        _, m = scrape(admin)
+        assert value(m, "ringlb_replica_up", replica="Server2") == 1
