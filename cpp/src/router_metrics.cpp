@@ -162,13 +162,16 @@ std::string RouterMetrics::status_json(RouterState& state) {
     router["threads"] = state.threads;
     router["min_replicas"] = state.limits.min;
     router["max_replicas"] = state.limits.max;
-    router["requests"] = totals.requests;
-    router["proxied"] = totals.proxied;
-    router["retries_total"] = totals.retries;
-    router["upstream_failures"] = totals.upstream_failures;
-    router["errors"] = totals.errors;
-    router["connections_active"] = totals.active_connections;
-    router["upstream_connects"] = totals.upstream_connects;
+    // Router::stats(): every request answered (admin ones too), by whom and how.
+    json::object counts;
+    counts["requests"] = totals.requests;
+    counts["proxied"] = totals.proxied;
+    counts["retries"] = totals.retries;
+    counts["upstream_failures"] = totals.upstream_failures;
+    counts["errors"] = totals.errors;
+    counts["connections_active"] = totals.active_connections;
+    counts["upstream_connects"] = totals.upstream_connects;
+    router["totals"] = std::move(counts);
 
     const std::vector<ReplicaHealth> health = state.health();
     json::array list;

@@ -150,6 +150,7 @@ TEST(RouterMetrics, StatusIsJsonWithEveryReplica) {
     EXPECT_EQ(s.at("ring").at("slots").as_int64(), 512);
     EXPECT_EQ(s.at("ring").at("replicas").as_int64(), 2);
     EXPECT_EQ(s.at("router").at("key").as_string(), "query:id");
+    EXPECT_EQ(s.at("router").at("totals").at("proxied").as_int64(), 1);
     const json::array& reps = s.at("replicas").as_array();
     ASSERT_EQ(reps.size(), 2u);
     const json::object& second = reps[1].as_object();

@@ -48,7 +48,9 @@ def test_status_lists_replicas_with_their_share_and_counters(fleet: Fleet) -> No
     assert body["ring"] == {"scheme": "assignment", "slots": 512, "virtual_nodes": 9,
                             "probing": "linear", "replicas": 3, "capacity": 56}
     assert body["router"]["key"] == "header:X-User"
-    assert body["router"]["requests"] == 12
+    assert body["router"]["retries"] == 2
+    assert body["router"]["totals"]["proxied"] == 12
+    assert body["router"]["totals"]["retries"] == 0
     reps = body["replicas"]
     assert [x["hostname"] for x in reps] == ["Server1", "Server2", "Server3"]
     for x, sid in zip(reps, (1, 2, 3)):
