@@ -109,6 +109,8 @@ def test_a_scrape_is_not_a_request_and_other_methods_are_refused(fleet: Fleet) -
             scrape(r.admin_port)
         status, headers, _ = request(r.admin_port, "POST", "/metrics", b"")
         assert status == 405 and headers["allow"] == "GET, HEAD"
+        status, headers, body = request(r.admin_port, "HEAD", "/metrics")
+        assert status == 200 and body == b"" and int(headers["content-length"]) > 1000
         _, m = scrape(r.admin_port)
     assert total(m, "ringlb_requests_total") == 0
 
