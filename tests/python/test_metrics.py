@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 
+import pytest
 from metrics_support import metrics_router, scrape, send, total, value
 from router_support import Fleet, request, running
 
@@ -19,7 +20,15 @@ def test_metrics_count_every_request_sent_by_replica(fleet: Fleet) -> None:
     with running(r):
         seen = send(r.port, SENT)
         _, m = scrape(r.admin_port)
+        per = r.replica_stats()
     assert total(m, "ringlb_requests_total") == SENT
+    # Python reads the same counters.
+    for x in per:
+        assert x["responses"] == {"1xx": 0, "2xx": seen[x["hostname"]], "3xx": 0, "4xx": 0,
+                                  "5xx": 0}
+        assert x["share"] == value(m, "ringlb_ring_share", replica=x["hostname"])
+        assert x["duration_seconds"] == pytest.approx(
+            value(m, "ringlb_request_duration_seconds_sum", replica=x["hostname"]))
     for host in ("Server1", "Server2", "Server3"):
         assert value(m, "ringlb_requests_total", replica=host, code="2xx") == seen[host]
         for code in ("3xx", "4xx", "5xx"):
