@@ -55,8 +55,9 @@ public:
     void start() {
         py::gil_scoped_release release;
         engine_->start();
-        // The listener holds the engine weakly: harmless once the engine is gone.
+        // Both hold the engine weakly: harmless once the engine is gone.
         router_->set_failure_listener(engine_->failure_listener());
+        router_->set_health_source(engine_->health_source());
     }
 
     void stop() {

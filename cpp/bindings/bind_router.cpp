@@ -441,11 +441,22 @@ control handler (set_control_handler). Timeouts are in seconds.
                     d["requests"] = rs.requests;
                     d["in_flight"] = rs.in_flight;
                     d["failures"] = rs.failures;
+                    d["host"] = rs.host;
+                    d["port"] = rs.port;
+                    d["share"] = rs.share;
+                    py::dict responses;
+                    for (std::size_t k = 0; k < rs.responses.size(); ++k) {
+                        responses[py::str(std::to_string(k + 1) + "xx")] = rs.responses[k];
+                    }
+                    d["responses"] = responses;
+                    d["duration_seconds"] = rs.duration_seconds;
                     out.append(d);
                 }
                 return out;
             },
-            "Per registered replica: id, hostname, serving, requests, in_flight, failures.")
+            "Per registered replica: id, hostname, host, port, serving, share (of the request-id "
+            "space on the ring now), requests (answered), responses ({'1xx': n, ... '5xx': n}, "
+            "by the status the client got), duration_seconds (their sum), in_flight, failures.")
         .def("__enter__",
              [](std::shared_ptr<Router> self) {
                  if (!self->running()) start_router(*self);

@@ -349,4 +349,11 @@ std::string AdminApi::error_body(std::string_view message) {
     return json::serialize(o);
 }
 
+std::string AdminApi::success_body(std::string_view message) {
+    json::object o;
+    o["message"] = message;
+    o["status"] = "successful";
+    return json::serialize(o);
+}
+
 }  // namespace ringlb

@@ -81,6 +81,14 @@ struct HeartbeatEngine::Impl : std::enable_shared_from_this<Impl> {
     void shutdown();
     void on_failure(std::uint32_t id);
     void drain_failures();
+    // Every tracked replica, by ascending id. Any thread.
+    std::vector<ReplicaHealth> states() const {
+        std::lock_guard lock(mutex);
+        std::vector<ReplicaHealth> out;
+        out.reserve(health.size());
+        for (const auto& [id, h] : health) out.push_back(h);
+        return out;
+    }
     void on_probe_result(const Probe* probe, bool ok, microseconds latency, const std::string& detail);
     void notify_loop();
 
@@ -542,6 +550,13 @@ std::function<void(std::uint32_t)> HeartbeatEngine::failure_listener() const {
     };
 }
 
+std::function<std::vector<ReplicaHealth>()> HeartbeatEngine::health_source() const {
+    return [weak = std::weak_ptr<Impl>(impl_)]() -> std::vector<ReplicaHealth> {
+        const auto impl = weak.lock();
+        return impl ? impl->states() : std::vector<ReplicaHealth>{};
+    };
+}
+
 void HeartbeatEngine::refresh() {
     if (impl_->phase.load() != Impl::Phase::running) return;
     asio::post(impl_->strand, [self = impl_] { self->sync(true); });
@@ -555,13 +570,7 @@ void HeartbeatEngine::set_listener(HealthListener listener) {
     // The previous listener dies here, outside the lock.
 }
 
-std::vector<ReplicaHealth> HeartbeatEngine::states() const {
-    std::lock_guard lock(impl_->mutex);
-    std::vector<ReplicaHealth> out;
-    out.reserve(impl_->health.size());
-    for (const auto& [id, h] : impl_->health) out.push_back(h);
-    return out;
-}
+std::vector<ReplicaHealth> HeartbeatEngine::states() const { return impl_->states(); }
 
 const HeartbeatConfig& HeartbeatEngine::config() const noexcept { return impl_->config; }
 

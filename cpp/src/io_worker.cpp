@@ -55,7 +55,7 @@ const std::shared_ptr<const RouteTable>& IoWorker::routes() {
             if (!pool->same_endpoint(*r)) pool->set_endpoint(*r);
         } else {
             pool = std::make_shared<UpstreamPool>(*ioc_, *r, state_.config.max_idle_upstream,
-                                                  state_.counters_for(r->id, r->hostname));
+                                                  state_.counters_for(r->id, r->hostname), index_);
         }
         next.emplace(r->id, std::move(pool));
     }

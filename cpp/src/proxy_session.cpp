@@ -14,12 +14,15 @@
 #include <cstdio>
 #include <span>
 #include <string_view>
+#include <tuple>
 
 #include "ringlb/admin_api.hpp"
 #include "ringlb/coarse_clock.hpp"
 #include "ringlb/io_worker.hpp"
 #include "ringlb/key_source.hpp"
 #include "ringlb/proxy_rules.hpp"
+#include "ringlb/prometheus_text.hpp"
+#include "ringlb/router_metrics.hpp"
 #include "ringlb/router_state.hpp"
 #include "ringlb/wire_format.hpp"
 
@@ -370,7 +373,8 @@ void ProxySession::on_request() {
     if (listener_ == Listener::admin) {
         std::string message = "'";
         message.append(path.substr(0, 200));
-        message.append("' is not an admin endpoint (GET /rep, POST /add, DELETE /rm)");
+        message.append("' is not an admin endpoint (GET /rep, POST /add, DELETE /rm, GET /metrics, "
+                       "GET /status, GET /healthz, GET /readyz)");
         return send_error(404, message);
     }
     do_route();
@@ -378,18 +382,33 @@ void ProxySession::on_request() {
 
 void ProxySession::on_admin(std::string_view path) {
     const http::verb method = req_.method();
-    if (path == "/rep") {
-        if (method == http::verb::get || method == http::verb::head) {
-            res_ = make_response(http::status::ok, req_.version());
-            res_.set(http::field::content_type, "application/json");
-            res_.body() = AdminApi::rep_body(*state_.replicas.snapshot());
-            res_.prepare_payload();
-            res_.keep_alive(client_keep_alive_ && !draining_);
-            if (method == http::verb::head) res_.body().clear();
+    if (path != "/add" && path != "/rm") {
+        // The read-only endpoints: answered here, on this I/O thread.
+        if (method != http::verb::get && method != http::verb::head) {
+            prepare_error(405, "method not allowed: use GET " + std::string(path));
+            res_.set(http::field::allow, "GET, HEAD");
             return do_write();
         }
-        prepare_error(405, "method not allowed: use GET /rep");
-        res_.set(http::field::allow, "GET, HEAD");
+        unsigned status = 200;
+        std::string body;
+        std::string_view type = "application/json";
+        if (path == "/rep") {
+            body = AdminApi::rep_body(*state_.replicas.snapshot());
+        } else if (path == "/metrics") {
+            body = RouterMetrics::prometheus(state_);
+            type = PrometheusText::content_type;
+        } else if (path == "/status") {
+            body = RouterMetrics::status_json(state_);
+        } else {
+            std::tie(status, body) = path == "/healthz" ? RouterMetrics::health(state_)
+                                                        : RouterMetrics::readiness(state_);
+        }
+        res_ = make_response(static_cast<http::status>(status), req_.version());
+        res_.set(http::field::content_type, type);
+        res_.body() = std::move(body);
+        res_.prepare_payload();
+        res_.keep_alive(client_keep_alive_ && !draining_);
+        if (method == http::verb::head) res_.body().clear();
         return do_write();
     }
     const bool add = path == "/add";
@@ -445,6 +464,7 @@ void ProxySession::do_route() {
     client_version_ = req_.version();
     head_ = req_.method() == http::verb::head;
     idempotent_ = ProxyRules::idempotent(req_.method());
+    routed_at_ = Clock::now();  // ringlb_request_duration_seconds starts here
     routes_ = worker_.routes();
     request_id_ = state_.key.request_id<ArenaFields>(req_, req_.target(), client_ip_,
                                                      worker_.rng(), scratch_);
@@ -717,7 +737,7 @@ void ProxySession::on_upstream_failure(beast::error_code ec, const char* what) {
     up_parser_.reset();
     end_try();
     WorkerStats::bump(worker_.stats().upstream_failures);
-    pool_->counters().failures.fetch_add(1, std::memory_order_relaxed);
+    bump(pool_->worker_stats().failures);
     // A replica that answers garbage is alive; the heartbeat engine only
     // hears of refused, reset and timed-out connections (SPEC §4).
     if (!is_protocol_error(ec)) state_.report_failure(pool_->id());
@@ -758,7 +778,6 @@ void ProxySession::on_upstream_response() {
 
 void ProxySession::end_upstream(bool keep_alive) {
     end_try();
-    pool_->counters().requests.fetch_add(1, std::memory_order_relaxed);
     WorkerStats::bump(worker_.stats().proxied);
     // Bytes after the answer mean the connection is out of step: not reused.
     if (keep_alive && !take_expired(Phase::upstream) && conn_->buffer.size() == 0) {
@@ -798,6 +817,8 @@ void ProxySession::answer_upstream() {
         }
         header_only = bodiless;
     }
+    // Counted with the status the client gets (a replica's 404 is a 400).
+    pool_->worker_stats().record(res_.result_int(), Clock::now() - routed_at_);
     if (state_.config.replica_header) res_.set("X-Ringlb-Replica", pool_->hostname());
     routes_.reset();
     pool_ = nullptr;
@@ -819,7 +840,7 @@ void ProxySession::answer_upstream() {
 
 void ProxySession::on_switching_protocols() {
     end_try();
-    pool_->counters().requests.fetch_add(1, std::memory_order_relaxed);
+    pool_->worker_stats().record(101, Clock::now() - routed_at_);
     WorkerStats::bump(worker_.stats().proxied);
     res_ = up_parser_->release();
     up_parser_.reset();
@@ -931,10 +952,11 @@ void ProxySession::do_response_write(std::size_t piece) {
     if (!res_header_sent_) {
         // The try has its answer: from here on it cannot be repeated.
         end_try();
-        pool_->counters().requests.fetch_add(1, std::memory_order_relaxed);
         WorkerStats::bump(worker_.stats().proxied);
         res_.base() = std::move(up_stream_->get().base());
         res_.body().clear();
+        // Its duration is the time to the header: the body's is the client's pace.
+        pool_->worker_stats().record(res_.result_int(), Clock::now() - routed_at_);
         const auto length = up_stream_->content_length();
         ProxyRules::strip_hop_by_hop<ArenaFields>(res_);
         // The length the replica gave, else chunked to an HTTP/1.1 client,

@@ -45,11 +45,13 @@ std::vector<std::string> ReplicaSet::Snapshot::fresh_names(
 
 ReplicaSet::ReplicaSet(const RingOptions& options) : options_(resolve_ring_options(options)) {
     std::lock_guard lock(mutex_);
-    publish(make_ring(options_), {});
+    publish(make_ring(options_), {}, {});
 }
 
-void ReplicaSet::publish(std::shared_ptr<const HashRing> ring, std::vector<ReplicaPtr> registered) {
+void ReplicaSet::publish(std::shared_ptr<const HashRing> ring, std::vector<ReplicaPtr> registered,
+                         const MembershipChanges& changes) {
     auto snap = std::make_shared<Snapshot>();
+    snap->changes = changes;
     snap->serving.reserve(ring->members().size());
     for (const auto& m : ring->members()) {
         const ReplicaPtr* r = find_in(registered, m.id);
@@ -101,7 +103,9 @@ std::vector<Replica> ReplicaSet::add(std::vector<Replica> replicas) {
         ring = ring->with_member({r.id, r.hostname});  // may throw; nothing published yet
         registered.push_back(std::make_shared<const Replica>(r));
     }
-    publish(std::move(ring), std::move(registered));
+    auto changes = snap->changes;
+    changes.added += replicas.size();
+    publish(std::move(ring), std::move(registered), changes);
     return replicas;
 }
 
@@ -122,7 +126,9 @@ void ReplicaSet::remove(const std::vector<std::uint32_t>& ids) {
             registered.push_back(r);
         }
     }
-    publish(std::move(ring), std::move(registered));
+    auto changes = snap->changes;
+    changes.removed += snap->registered.size() - registered.size();
+    publish(std::move(ring), std::move(registered), changes);
 }
 
 bool ReplicaSet::set_serving(std::uint32_t id, bool serving) {
@@ -134,7 +140,9 @@ bool ReplicaSet::set_serving(std::uint32_t id, bool serving) {
     if (on_ring == serving) return false;
     auto ring = serving ? snap->ring->with_member({id, (*r)->hostname})
                         : snap->ring->without_member(id);
-    publish(std::move(ring), snap->registered);
+    auto changes = snap->changes;
+    ++(serving ? changes.up : changes.down);
+    publish(std::move(ring), snap->registered, changes);
     return true;
 }
 
@@ -149,7 +157,9 @@ bool ReplicaSet::set_endpoint(std::uint32_t id, const std::string& host, std::ui
             changed->host = host;
             changed->port = port;
             r = std::move(changed);
-            publish(snap->ring, std::move(registered));
+            auto changes = snap->changes;
+            ++changes.moved;
+            publish(snap->ring, std::move(registered), changes);
             return true;
         }
     }

@@ -258,27 +258,12 @@ void Router::set_failure_listener(FailureListener listener) {
     impl_->state.set_failure_listener(std::move(listener));
 }
 
-RouterStats Router::stats() const noexcept {
-    RouterStats s;
-    for (const auto& w : impl_->workers) {
-        auto& ws = w->stats();
-        s.requests += ws.requests.load(std::memory_order_relaxed);
-        s.proxied += ws.proxied.load(std::memory_order_relaxed);
-        s.retries += ws.retries.load(std::memory_order_relaxed);
-        s.upstream_failures += ws.upstream_failures.load(std::memory_order_relaxed);
-        s.errors += ws.errors.load(std::memory_order_relaxed);
-        s.upstream_connects += ws.connects.load(std::memory_order_relaxed);
-    }
-    s.active_connections = impl_->state.connections.load(std::memory_order_relaxed);
-    return s;
+void Router::set_health_source(HealthSource source) {
+    impl_->state.set_health_source(std::move(source));
 }
 
-std::vector<ReplicaStats> Router::replica_stats() const {
-    std::vector<ReplicaStats> out;
-    for (auto& c : impl_->state.replica_counts()) {
-        out.push_back({c.id, std::move(c.hostname), c.serving, c.requests, c.in_flight, c.failures});
-    }
-    return out;
-}
+RouterStats Router::stats() const noexcept { return impl_->state.totals(); }
+
+std::vector<ReplicaStats> Router::replica_stats() const { return impl_->state.replica_stats(); }
 
 }  // namespace ringlb

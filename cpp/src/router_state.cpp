@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "ringlb/admin_api.hpp"
+#include "ringlb/ring_share.hpp"
 
 namespace ringlb {
 namespace {
@@ -93,10 +94,30 @@ RouterState::RouterState(RouterConfig c)
       has_admin_listener(!c.admin_listen.empty()),
       admin_address(parse_listen(c.admin_listen).first),
       admin_port(parse_listen(c.admin_listen).second),
-      replicas(c.ring), limits(resolve_limits(c)) {}
+      replicas(c.ring), worker_stats(threads.cpus), limits(resolve_limits(c)) {}
+
+RouterStats RouterState::totals() const noexcept {
+    RouterStats s;
+    const auto get = [](const std::atomic<std::uint64_t>& c) {
+        return c.load(std::memory_order_relaxed);
+    };
+    for (const auto& ws : worker_stats) {
+        s.requests += get(ws.requests);
+        s.proxied += get(ws.proxied);
+        s.retries += get(ws.retries);
+        s.upstream_failures += get(ws.upstream_failures);
+        s.errors += get(ws.errors);
+        s.upstream_connects += get(ws.connects);
+    }
+    s.active_connections = connections.load(std::memory_order_relaxed);
+    return s;
+}
 
 bool RouterState::serves_admin(Listener listener, std::string_view path) const noexcept {
     if (path == "/rep") return true;
+    if (path == "/metrics" || path == "/status" || path == "/healthz" || path == "/readyz") {
+        return listener == Listener::admin;
+    }
     if (path != "/add" && path != "/rm") return false;
     return listener == Listener::admin || config.admin_on_data_port;
 }
@@ -111,6 +132,25 @@ std::optional<ControlError> RouterState::authorize(Listener listener,
 void RouterState::set_failure_listener(FailureListener listener) {
     std::lock_guard lock(hooks_mutex_);
     failure_listener_ = std::move(listener);
+}
+
+void RouterState::set_health_source(HealthSource source) {
+    std::lock_guard lock(hooks_mutex_);
+    health_source_ = std::move(source);
+}
+
+std::vector<ReplicaHealth> RouterState::health() {
+    HealthSource source;
+    {
+        std::lock_guard lock(hooks_mutex_);
+        source = health_source_;
+    }
+    if (!source) return {};
+    try {
+        return source();
+    } catch (...) {
+        return {};  // a scrape without health states beats a failed scrape
+    }
 }
 
 void RouterState::report_failure(std::uint32_t id) noexcept {
@@ -166,24 +206,55 @@ std::shared_ptr<ReplicaCounters> RouterState::counters_for(std::uint32_t id,
     auto& slot = counters_[id];
     if (!slot.second || slot.first != hostname) {
         slot.first = hostname;
-        slot.second = std::make_shared<ReplicaCounters>();
+        slot.second = std::make_shared<ReplicaCounters>(threads.cpus);
     }
     return slot.second;
 }
 
-std::vector<RouterState::ReplicaCount> RouterState::replica_counts() {
+std::vector<ReplicaStats> RouterState::replica_stats() {
     const auto snap = replicas.snapshot();
-    std::vector<ReplicaCount> out;
+    std::vector<double> shares;
+    {
+        std::lock_guard lock(shares_mutex_);
+        if (shares_ring_ != snap->ring) {
+            shares_ = key_space_shares(*snap->ring, key.kind() == KeySource::Kind::random
+                                                        ? IdSpace::six_digit
+                                                        : IdSpace::hashed64);
+            shares_ring_ = snap->ring;
+        }
+        shares = shares_;
+    }
+    const auto get = [](const std::atomic<std::uint64_t>& c) {
+        return c.load(std::memory_order_relaxed);
+    };
+    std::vector<ReplicaStats> out;
     std::lock_guard lock(counters_mutex_);
     for (const auto& r : snap->registered) {
-        ReplicaCount c{r->id, r->hostname, 0, 0, 0, snap->ring->index_of(r->id) != HashRing::npos};
+        ReplicaStats s;
+        s.id = r->id;
+        s.hostname = r->hostname;
+        s.host = r->host;
+        s.port = r->port;
+        const std::size_t member = snap->ring->index_of(r->id);
+        s.serving = member != HashRing::npos;
+        if (s.serving && member < shares.size()) s.share = shares[member];
         const auto it = counters_.find(r->id);
         if (it != counters_.end() && it->second.first == r->hostname) {
-            c.requests = it->second.second->requests.load(std::memory_order_relaxed);
-            c.in_flight = it->second.second->in_flight.load(std::memory_order_relaxed);
-            c.failures = it->second.second->failures.load(std::memory_order_relaxed);
+            const ReplicaCounters& c = *it->second.second;
+            s.in_flight = get(c.in_flight);
+            double nanoseconds = 0;
+            for (const auto& w : c.per_worker) {
+                for (std::size_t k = 0; k < status_classes; ++k) s.responses[k] += get(w.responses[k]);
+                for (std::size_t b = 0; b < s.duration_buckets.size(); ++b) {
+                    s.duration_buckets[b] += get(w.duration_buckets[b]);
+                }
+                s.failures += get(w.failures);
+                nanoseconds += static_cast<double>(get(w.duration_ns));
+            }
+            s.duration_seconds = nanoseconds * 1e-9;
+            for (const auto n : s.responses) s.requests += n;
         }
-        out.push_back(std::move(c));
+        out.push_back(std::move(s));
     }
     return out;
 }

@@ -19,9 +19,10 @@ void close_quietly(UpstreamConnection& c) noexcept {
 }  // namespace
 
 UpstreamPool::UpstreamPool(asio::io_context& ioc, const Replica& replica, std::size_t max_idle,
-                           std::shared_ptr<ReplicaCounters> counters)
+                           std::shared_ptr<ReplicaCounters> counters, unsigned worker)
     : ioc_(ioc), id_(replica.id), hostname_(replica.hostname), port_(replica.port),
-      max_idle_(max_idle), counters_(std::move(counters)) {
+      max_idle_(max_idle), counters_(std::move(counters)),
+      worker_stats_(&counters_->per_worker.at(worker)) {
     set_endpoint(replica);
     idle_.reserve(std::min<std::size_t>(max_idle_, 64));
 }

@@ -184,7 +184,7 @@ class Router:
         """
     def replica_stats(self) -> list[dict[str, typing.Any]]:
         """
-        Per registered replica: id, hostname, serving, requests, in_flight, failures.
+        Per registered replica: id, hostname, host, port, serving, share (of the request-id space on the ring now), requests (answered), responses ({'1xx': n, ... '5xx': n}, by the status the client got), duration_seconds (their sum), in_flight, failures.
         """
     def replicas(self) -> list[dict[str, typing.Any]]:
         """

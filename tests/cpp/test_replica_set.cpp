@@ -44,6 +44,24 @@ TEST(ReplicaSet, FullRingAddsNothing) {
     EXPECT_TRUE(set.snapshot()->registered.empty());
 }
 
+TEST(ReplicaSet, MembershipChangesAreCountedByKindAndFailedChangesCountNothing) {
+    ReplicaSet set({});
+    set.add({rep(0, "a", 1), rep(0, "b", 2), rep(0, "c", 3)});
+    set.remove({3});
+    set.set_serving(1, false);
+    set.set_serving(1, false);  // no change: not counted
+    set.set_serving(1, true);
+    set.set_endpoint(2, "127.0.0.1", 9);
+    EXPECT_THROW(set.add({rep(0, "a", 4)}), std::invalid_argument);
+    EXPECT_THROW(set.remove({42}), std::invalid_argument);
+    const auto c = set.snapshot()->changes;
+    EXPECT_EQ(c.added, 3u);
+    EXPECT_EQ(c.removed, 1u);
+    EXPECT_EQ(c.down, 1u);
+    EXPECT_EQ(c.up, 1u);
+    EXPECT_EQ(c.moved, 1u);
+}
+
 TEST(ReplicaSet, ServingTogglesRingMembershipOnly) {
     ReplicaSet set({});
     set.add({rep(0, "a", 1), rep(0, "b", 2)});

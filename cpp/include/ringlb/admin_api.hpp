@@ -75,6 +75,8 @@ public:
     // `message` that are not well-formed UTF-8 become U+FFFD, so the body is
     // JSON whatever the message quotes.
     static std::string error_body(std::string_view message);
+    // {"message": message, "status": "successful"}.
+    static std::string success_body(std::string_view message);
 };
 
 }  // namespace ringlb

@@ -117,6 +117,10 @@ public:
     // on_failure() for as long as this engine exists and does nothing after.
     std::function<void(std::uint32_t)> failure_listener() const;
 
+    // A callable for Router::set_health_source that returns states() for as
+    // long as this engine exists and nothing after (it holds the engine weakly).
+    std::function<std::vector<ReplicaHealth>()> health_source() const;
+
     // Re-reads the replica set now instead of at the next poll (every
     // min(interval, 50 ms)): new replicas get probed, changed endpoints get a
     // fresh connection, removed replicas are forgotten. Thread-safe.

@@ -27,6 +27,7 @@
 #include "ringlb/replica_set.hpp"
 #include "ringlb/router_state.hpp"
 #include "ringlb/upstream_pool.hpp"
+#include "ringlb/worker_stats.hpp"
 
 namespace ringlb {
 
@@ -36,17 +37,6 @@ class ProxySession;
 struct RouteTable {
     std::shared_ptr<const ReplicaSet::Snapshot> snap;
     std::vector<std::shared_ptr<UpstreamPool>> pools;
-};
-
-// Counters written by one worker thread only and read by stats() from any
-// thread: relaxed atomics, bumped with a plain load and store (no locked
-// instruction) since there is a single writer.
-struct WorkerStats {
-    std::atomic<std::uint64_t> requests{0}, proxied{0}, retries{0}, upstream_failures{0},
-        errors{0}, connects{0};
-    static void bump(std::atomic<std::uint64_t>& c) noexcept {
-        c.store(c.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-    }
 };
 
 class IoWorker {
@@ -59,7 +49,7 @@ public:
     boost::asio::io_context& ioc() noexcept { return *ioc_; }
     RouterState& state() noexcept { return state_; }
     unsigned index() const noexcept { return index_; }
-    WorkerStats& stats() noexcept { return stats_; }
+    WorkerStats& stats() noexcept { return state_.worker_stats[index_]; }
     std::mt19937_64& rng() noexcept { return rng_; }
     // The shortest of the upstream, header and idle timeouts: how far ahead a
     // session's timer may be armed (see ProxySession).
@@ -107,7 +97,6 @@ private:
     std::atomic<std::thread::id> thread_id_{};
 
     std::chrono::milliseconds tick_;
-    WorkerStats stats_;
     std::mt19937_64 rng_;
     std::shared_ptr<const RouteTable> routes_;
     std::uint64_t routes_version_ = 0;

@@ -202,6 +202,7 @@ private:
     bool head_ = false;
     bool idempotent_ = true;
     std::uint64_t request_id_ = 0;
+    Clock::time_point routed_at_{};  // do_route(): where the request's duration starts
     std::shared_ptr<const RouteTable> routes_;
     std::array<std::size_t, 65> tries_{};  // member indices, retries + 1 at most
     std::size_t n_tries_ = 0;

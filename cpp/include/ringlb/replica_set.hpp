@@ -34,6 +34,16 @@ struct Replica {
     std::uint16_t port = 0;
 };
 
+// Membership changes since the set was made, by kind; carried from snapshot
+// to snapshot (ringlb_membership_changes_total).
+struct MembershipChanges {
+    std::uint64_t added = 0;    // registered (add)
+    std::uint64_t removed = 0;  // unregistered (remove)
+    std::uint64_t down = 0;     // taken off the ring, still registered (set_serving false)
+    std::uint64_t up = 0;       // put back on the ring (set_serving true)
+    std::uint64_t moved = 0;    // now listening elsewhere: a replacement (set_endpoint)
+};
+
 class ReplicaSet {
 public:
     struct Snapshot {
@@ -43,6 +53,7 @@ public:
         // Every registered replica, serving or not, in registration order.
         std::vector<std::shared_ptr<const Replica>> registered;
         std::uint64_t version = 0;
+        MembershipChanges changes;  // up to and including the one that made this snapshot
 
         // SPEC §2: a new replica takes the smallest unused id. The n smallest
         // ids no registered replica uses, ascending. (The one owner of that
@@ -94,9 +105,11 @@ public:
     const RingOptions& options() const noexcept { return options_; }
 
 private:
-    // Precondition: mutex_ held. Publishes a snapshot built from ring/registered.
+    // Precondition: mutex_ held. Publishes a snapshot built from ring/registered
+    // with `changes` (the previous snapshot's, counted up by the caller).
     void publish(std::shared_ptr<const HashRing> ring,
-                 std::vector<std::shared_ptr<const Replica>> registered);
+                 std::vector<std::shared_ptr<const Replica>> registered,
+                 const MembershipChanges& changes);
 
     RingOptions options_;
     mutable std::mutex mutex_;          // serializes writers

@@ -7,6 +7,7 @@
 
 #include <boost/asio/any_io_executor.hpp>
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -15,7 +16,9 @@
 #include <vector>
 
 #include "ringlb/hash_ring.hpp"
+#include "ringlb/heartbeat.hpp"
 #include "ringlb/replica_set.hpp"
+#include "ringlb/worker_stats.hpp"
 
 namespace ringlb {
 
@@ -76,6 +79,10 @@ using ControlHandler = std::function<void(const ControlRequest&)>;
 // refused, reset or timed-out connection. Must not block.
 using FailureListener = std::function<void(std::uint32_t id)>;
 
+// What the health checks know of each replica (HeartbeatEngine::health_source):
+// /metrics and /status call it when asked, on an I/O thread. Must not block.
+using HealthSource = std::function<std::vector<ReplicaHealth>()>;
+
 struct RouterStats {
     std::uint64_t requests = 0;           // client requests answered
     std::uint64_t proxied = 0;            // answered by a replica
@@ -90,10 +97,19 @@ struct RouterStats {
 struct ReplicaStats {
     std::uint32_t id = 0;
     std::string hostname;
+    std::string host;                // where the router reaches it
+    std::uint16_t port = 0;
     bool serving = false;            // on the ring
-    std::uint64_t requests = 0;      // requests it answered
+    double share = 0;                // of the id space on the ring now (ring_share.hpp); 0 off it
+    std::uint64_t requests = 0;      // requests it answered (the sum of responses)
     std::uint64_t in_flight = 0;     // requests it is answering now
     std::uint64_t failures = 0;      // refused / reset / timed-out tries
+    // Its answers by the class of the status the client got: [0] 1xx … [4] 5xx.
+    std::array<std::uint64_t, status_classes> responses{};
+    // Time from routing to its whole answer, per request_duration_bounds
+    // bucket (not cumulative; the last is +Inf), and the sum in seconds.
+    std::array<std::uint64_t, request_duration_bounds.size() + 1> duration_buckets{};
+    double duration_seconds = 0;
 };
 
 class Router {
@@ -133,6 +149,9 @@ public:
 
     void set_control_handler(ControlHandler handler);
     void set_failure_listener(FailureListener listener);
+    // Where /metrics and /status learn health states and heartbeat round
+    // trips; without one, a replica's state is whether it is on the ring.
+    void set_health_source(HealthSource source);
 
     RouterStats stats() const noexcept;
     // Counters of every registered replica, in registration order.

@@ -24,6 +24,7 @@
 #include "ringlb/replica_set.hpp"
 #include "ringlb/router.hpp"
 #include "ringlb/upstream_pool.hpp"
+#include "ringlb/worker_stats.hpp"
 
 namespace ringlb {
 
@@ -46,18 +47,28 @@ public:
     ReplicaSet replicas;
     ControlWorker control;
 
+    // One per I/O thread: [IoWorker::index()] is written by that thread only.
+    std::vector<WorkerStats> worker_stats;
+    // The sum of worker_stats, and the connections open now.
+    RouterStats totals() const noexcept;
+
     std::atomic<bool> draining{false};
     std::atomic<std::uint64_t> total_in_flight{0};  // upstream tries in progress, all replicas
     std::atomic<std::size_t> connections{0};        // client connections open
 
     void set_failure_listener(FailureListener listener);
+    void set_health_source(HealthSource source);
+    // The health source's answer; empty without one (or when it throws).
+    std::vector<ReplicaHealth> health();
     // Tells the failure listener (if any) that forwarding to `id` failed.
     // Called on an I/O thread; a listener that throws is ignored.
     void report_failure(std::uint32_t id) noexcept;
 
     // Is `path` an admin endpoint on `listener`? /rep is everywhere; /add and
     // /rm on the admin listener, and on the data port unless
-    // admin_on_data_port is off (then they are proxied like any path).
+    // admin_on_data_port is off (then they are proxied like any path);
+    // /metrics, /status, /healthz and /readyz on the admin listener only (on
+    // the data port every such path belongs to the service behind it).
     bool serves_admin(Listener listener, std::string_view path) const noexcept;
     // AdminApi::authorize for a membership change that came in on `listener`.
     std::optional<ControlError> authorize(Listener listener, std::string_view authorization) const;
@@ -72,23 +83,25 @@ public:
     // The counters of replica `id`, shared by all I/O threads; a new set when
     // the id now belongs to another hostname.
     std::shared_ptr<ReplicaCounters> counters_for(std::uint32_t id, const std::string& hostname);
-    // Per registered replica: (id, hostname, counters).
-    struct ReplicaCount {
-        std::uint32_t id;
-        std::string hostname;
-        std::uint64_t requests, in_flight, failures;
-        bool serving;
-    };
-    std::vector<ReplicaCount> replica_counts();
+    // Per registered replica, in registration order: its address, whether it
+    // is on the ring, its share of the id space there, and its counters
+    // summed over the I/O threads. Safe from any thread.
+    std::vector<ReplicaStats> replica_stats();
 
 private:
     std::mutex hooks_mutex_;
     FailureListener failure_listener_;
+    HealthSource health_source_;
     ControlHandler control_handler_;
 
     std::mutex counters_mutex_;
     std::unordered_map<std::uint32_t, std::pair<std::string, std::shared_ptr<ReplicaCounters>>>
         counters_;
+
+    // key_space_shares of the last ring asked about: computed once per ring.
+    std::mutex shares_mutex_;
+    std::shared_ptr<const HashRing> shares_ring_;
+    std::vector<double> shares_;
 
     std::mt19937_64 control_rng_{std::random_device{}()};  // control thread only
 };

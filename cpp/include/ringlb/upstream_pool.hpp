@@ -21,16 +21,9 @@
 #include <vector>
 
 #include "ringlb/replica_set.hpp"
+#include "ringlb/worker_stats.hpp"
 
 namespace ringlb {
-
-// Counters of one replica shared by every I/O thread (the in-flight count is
-// what bounded loads compare; the rest feeds Router::replica_stats()).
-struct ReplicaCounters {
-    std::atomic<std::uint64_t> in_flight{0};
-    std::atomic<std::uint64_t> requests{0};  // requests the replica answered
-    std::atomic<std::uint64_t> failures{0};  // refused / reset / timed out
-};
 
 // A socket bound to its io_context's own executor type (no type-erased
 // any_io_executor on the hot path).
@@ -54,8 +47,9 @@ public:
 
     // `replica.host` must be an IP literal; an unparsable one leaves the pool
     // with an unusable endpoint, so every connect fails (and is reported).
+    // `worker`: the owning IoWorker's index, which of counters->per_worker it writes.
     UpstreamPool(boost::asio::io_context& ioc, const Replica& replica, std::size_t max_idle,
-                 std::shared_ptr<ReplicaCounters> counters);
+                 std::shared_ptr<ReplicaCounters> counters, unsigned worker);
     ~UpstreamPool();
     UpstreamPool(const UpstreamPool&) = delete;
     UpstreamPool& operator=(const UpstreamPool&) = delete;
@@ -65,6 +59,8 @@ public:
     const boost::asio::ip::tcp::endpoint& endpoint() const noexcept { return endpoint_; }
     bool endpoint_valid() const noexcept { return endpoint_valid_; }
     ReplicaCounters& counters() noexcept { return *counters_; }
+    // The owning thread's counters of this replica.
+    ReplicaWorkerStats& worker_stats() noexcept { return *worker_stats_; }
 
     // True when `replica` is where this pool connects to.
     bool same_endpoint(const Replica& replica) const noexcept;
@@ -92,6 +88,7 @@ private:
     std::uint16_t port_;
     std::size_t max_idle_;
     std::shared_ptr<ReplicaCounters> counters_;
+    ReplicaWorkerStats* worker_stats_;  // in *counters_
     std::vector<std::unique_ptr<UpstreamConnection>> idle_;  // the back is the newest
 };
 

@@ -1,0 +1,230 @@
+#include "ringlb/router_metrics.hpp"
+
+#include <boost/json.hpp>
+
+#include <array>
+#include <chrono>
+#include <optional>
+#include <string_view>
+
+#include "ringlb/admin_api.hpp"
+#include "ringlb/prometheus_text.hpp"
+
+namespace ringlb {
+namespace {
+
+namespace json = boost::json;
+
+constexpr std::array<std::string_view, status_classes> class_names{"1xx", "2xx", "3xx", "4xx",
+                                                                   "5xx"};
+
+std::string address(const ReplicaStats& r) {
+    const bool v6 = r.host.find(':') != std::string::npos;
+    return (v6 ? "[" + r.host + "]" : r.host) + ":" + std::to_string(r.port);
+}
+
+// What the health checks know of `r`, or null (no health source, or not probed yet).
+const ReplicaHealth* health_of(const std::vector<ReplicaHealth>& all, const ReplicaStats& r) {
+    for (const auto& h : all) {
+        if (h.id == r.id && h.hostname == r.hostname) return &h;
+    }
+    return nullptr;
+}
+
+// The health checks' state (up, suspect, down) when they know the replica;
+// else "up" on the ring and "down" off it.
+std::string_view state_of(const ReplicaStats& r, const ReplicaHealth* h) {
+    if (h) return to_string(h->state);
+    return r.serving ? "up" : "down";
+}
+
+std::optional<double> rtt_of(const ReplicaHealth* h) {
+    if (!h || !h->last_latency) return std::nullopt;
+    return std::chrono::duration<double>(*h->last_latency).count();
+}
+
+}  // namespace
+
+std::string RouterMetrics::prometheus(RouterState& state) {
+    const RouterStats totals = state.totals();
+    const std::vector<ReplicaStats> replicas = state.replica_stats();
+    const auto snap = state.replicas.snapshot();
+    PrometheusText t;
+    using L = PrometheusText::Labels;
+
+    t.family("ringlb_build_info", "ringlb's version, hash scheme and key source; always 1.",
+             "gauge");
+    const std::string key = state.key.spec();
+    t.sample("ringlb_build_info",
+             L{{"version", RINGLB_VERSION}, {"scheme", state.replicas.options().scheme}, {"key", key}},
+             std::uint64_t{1});
+
+    t.family("ringlb_requests_total",
+             "Requests a replica answered, by replica and the class of the status the client got.",
+             "counter");
+    for (const auto& r : replicas) {
+        for (std::size_t k = 0; k < status_classes; ++k) {
+            // 2xx..5xx always, so that rate() has a series from the start;
+            // 1xx (protocol upgrades) only once there is one.
+            if (k == 0 && r.responses[k] == 0) continue;
+            t.sample("ringlb_requests_total", L{{"replica", r.hostname}, {"code", class_names[k]}},
+                     r.responses[k]);
+        }
+    }
+
+    t.family("ringlb_request_duration_seconds",
+             "Time from routing a request to the replica's whole answer, by replica.",
+             "histogram");
+    for (const auto& r : replicas) {
+        t.histogram("ringlb_request_duration_seconds", L{{"replica", r.hostname}},
+                    request_duration_bounds, r.duration_buckets, r.duration_seconds);
+    }
+
+    t.family("ringlb_upstream_failures_total",
+             "Tries that failed with a refused, reset or timed-out connection, by replica.",
+             "counter");
+    for (const auto& r : replicas) {
+        t.sample("ringlb_upstream_failures_total", L{{"replica", r.hostname}}, r.failures);
+    }
+
+    t.family("ringlb_retries_total", "Tries on a further replica after a failed one.", "counter");
+    t.sample("ringlb_retries_total", L{}, totals.retries);
+
+    t.family("ringlb_errors_total",
+             "Requests the router answered itself with a 5xx (no replica, every try failed...).",
+             "counter");
+    t.sample("ringlb_errors_total", L{}, totals.errors);
+
+    t.family("ringlb_replica_up", "1 while the replica is on the ring, 0 while it is taken off.",
+             "gauge");
+    for (const auto& r : replicas) {
+        t.sample("ringlb_replica_up", L{{"replica", r.hostname}}, std::uint64_t{r.serving ? 1u : 0u});
+    }
+
+    t.family("ringlb_replica_in_flight", "Requests the replica is answering now.", "gauge");
+    for (const auto& r : replicas) {
+        t.sample("ringlb_replica_in_flight", L{{"replica", r.hostname}}, r.in_flight);
+    }
+
+    t.family("ringlb_replicas", "Replicas on the ring.", "gauge");
+    t.sample("ringlb_replicas", L{}, std::uint64_t{snap->ring->members().size()});
+
+    t.family("ringlb_ring_share",
+             "Fraction of the request-id space the replica serves on the current ring.", "gauge");
+    for (const auto& r : replicas) {
+        t.sample("ringlb_ring_share", L{{"replica", r.hostname}}, r.share);
+    }
+
+    const std::vector<ReplicaHealth> health = state.health();
+    t.family("ringlb_heartbeat_rtt_seconds",
+             "Round trip of the replica's last successful health probe.", "gauge");
+    for (const auto& r : replicas) {
+        if (const auto rtt = rtt_of(health_of(health, r))) {
+            t.sample("ringlb_heartbeat_rtt_seconds", L{{"replica", r.hostname}}, *rtt);
+        }
+    }
+
+    t.family("ringlb_connections_active", "Client connections open now.", "gauge");
+    t.sample("ringlb_connections_active", L{}, totals.active_connections);
+
+    t.family("ringlb_membership_changes_total",
+             "Membership changes: replicas added, removed, taken off the ring (down), put back "
+             "(up), or moved to a new address (a replacement).",
+             "counter");
+    const MembershipChanges& c = snap->changes;
+    for (const auto& [kind, n] : std::array<std::pair<std::string_view, std::uint64_t>, 5>{
+             {{"added", c.added}, {"removed", c.removed}, {"down", c.down}, {"up", c.up},
+              {"moved", c.moved}}}) {
+        t.sample("ringlb_membership_changes_total", L{{"kind", kind}}, n);
+    }
+    return t.take();
+}
+
+std::string RouterMetrics::status_json(RouterState& state) {
+    const RouterStats totals = state.totals();
+    const std::vector<ReplicaStats> replicas = state.replica_stats();
+    const auto snap = state.replicas.snapshot();
+    const RingOptions& o = state.replicas.options();
+
+    json::object ring;
+    ring["scheme"] = o.scheme;
+    ring["slots"] = o.slots;
+    ring["virtual_nodes"] = o.virtual_nodes;
+    ring["probing"] = o.probing == Probing::linear ? "linear" : "quadratic";
+    ring["replicas"] = snap->ring->members().size();
+    ring["capacity"] = snap->ring->max_members();
+
+    json::object router;
+    router["version"] = RINGLB_VERSION;
+    router["key"] = state.key.spec();
+    router["retries"] = state.config.retries;
+    router["bounded_load"] = state.config.bounded_load;
+    router["threads"] = state.threads.cpus;
+    router["min_replicas"] = state.limits.min;
+    router["max_replicas"] = state.limits.max;
+    // Router::stats(): every request answered (admin ones too), by whom and how.
+    json::object counts;
+    counts["requests"] = totals.requests;
+    counts["proxied"] = totals.proxied;
+    counts["retries"] = totals.retries;
+    counts["upstream_failures"] = totals.upstream_failures;
+    counts["errors"] = totals.errors;
+    counts["connections_active"] = totals.active_connections;
+    counts["upstream_connects"] = totals.upstream_connects;
+    router["totals"] = std::move(counts);
+
+    const std::vector<ReplicaHealth> health = state.health();
+    json::array list;
+    for (const auto& r : replicas) {
+        const ReplicaHealth* h = health_of(health, r);
+        json::object responses;
+        for (std::size_t k = 0; k < status_classes; ++k) responses[class_names[k]] = r.responses[k];
+        json::object one;
+        one["id"] = r.id;
+        one["hostname"] = r.hostname;
+        one["address"] = address(r);
+        one["state"] = state_of(r, h);
+        one["on_ring"] = r.serving;
+        one["share"] = r.share;
+        one["requests"] = r.requests;
+        one["responses"] = std::move(responses);
+        one["in_flight"] = r.in_flight;
+        one["failures"] = r.failures;
+        one["duration_seconds_sum"] = r.duration_seconds;
+        if (const auto rtt = rtt_of(h)) one["heartbeat_rtt_seconds"] = *rtt;
+        else one["heartbeat_rtt_seconds"] = nullptr;
+        list.emplace_back(std::move(one));
+    }
+
+    const MembershipChanges& c = snap->changes;
+    json::object changes;
+    changes["added"] = c.added;
+    changes["removed"] = c.removed;
+    changes["down"] = c.down;
+    changes["up"] = c.up;
+    changes["moved"] = c.moved;
+
+    json::object out;
+    out["ring"] = std::move(ring);
+    out["router"] = std::move(router);
+    out["replicas"] = std::move(list);
+    out["membership_changes"] = std::move(changes);
+    return json::serialize(out);
+}
+
+std::pair<unsigned, std::string> RouterMetrics::health(const RouterState& state) {
+    if (state.draining.load(std::memory_order_relaxed)) {
+        return {503, AdminApi::error_body("the router is stopping")};
+    }
+    return {200, AdminApi::success_body("serving")};
+}
+
+std::pair<unsigned, std::string> RouterMetrics::readiness(const RouterState& state) {
+    const std::size_t on_ring = state.replicas.snapshot()->ring->members().size();
+    const std::string counts = std::to_string(on_ring) + " replicas on the ring, min-replicas is " +
+                               std::to_string(state.limits.min);
+    if (on_ring >= state.limits.min && on_ring > 0) return {200, AdminApi::success_body("ready: " + counts)};
+    return {503, AdminApi::error_body("not ready: " + counts)};
+}
+
+}  // namespace ringlb
