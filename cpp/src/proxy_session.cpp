@@ -36,7 +36,11 @@ using tcp = asio::ip::tcp;
 
 constexpr std::uint32_t max_upstream_header = 64u << 10;
 // Bytes asked for by the read that waits for a new request.
-constexpr std::size_t first_read_size = 8192;
+// Small, because what this read allocates stays with an idle keep-alive
+// connection (bench/proxy.py's idle-connection table: 8 KiB made ringlb's
+// idle connection 9 KB against HAProxy's 1): 2 KiB holds nearly every
+// request header in one read, and a longer one grows the buffer as it comes.
+constexpr std::size_t first_read_size = 2048;
 // After an error answer that closes the connection, unread input is drained
 // for at most this long (and this many bytes) so that the close does not
 // turn into a reset that destroys the answer before the client reads it.
@@ -83,8 +87,8 @@ ProxySession::ProxySession(IoWorker& worker, Socket socket, Listener listener)
       // Room for a header at its limit plus one read: a body never lies
       // whole in this buffer, it is parsed into the message as it arrives.
       buffer_(worker.state().config.max_header_bytes + first_read_size + 65536),
-      req_(std::piecewise_construct, std::make_tuple(), std::make_tuple(Allocator(&arena_))),
-      res_(std::piecewise_construct, std::make_tuple(), std::make_tuple(Allocator(&arena_))) {
+      req_(std::piecewise_construct, std::make_tuple(), std::make_tuple(Allocator(&worker.arena()))),
+      res_(std::piecewise_construct, std::make_tuple(), std::make_tuple(Allocator(&worker.arena()))) {
     worker_.add_session(this);
 }
 
@@ -177,15 +181,41 @@ void ProxySession::do_wait_request() {
     // whole idle timeout.
     expires_after(Phase::client,
                   answered_ ? state_.config.idle_timeout : state_.config.header_timeout);
-    socket_.async_read_some(buffer_.prepare(first_read_size),
-                            beast::bind_front_handler(&ProxySession::on_first_bytes,
-                                                      shared_from_this()));
+    // A connection waiting for a request holds no buffer: it waits for the
+    // socket to be readable, and only then is memory taken to read into
+    // (nginx and HAProxy do the same). An idle keep-alive connection gives
+    // back what its last exchange used.
+    if (answered_) release_idle();
+    socket_.async_wait(tcp::socket::wait_read,
+                       beast::bind_front_handler(&ProxySession::on_readable, shared_from_this()));
 }
 
-void ProxySession::on_first_bytes(beast::error_code ec, std::size_t n) {
+void ProxySession::on_readable(beast::error_code ec) {
+    if (ec) return on_read_error(ec);
+    // The bytes are there: a non-blocking read takes them without another
+    // trip through the event loop.
+    std::size_t n = 0;
+    if (!socket_.non_blocking()) socket_.non_blocking(true, ec);
+    if (!ec) n = socket_.read_some(buffer_.prepare(first_read_size), ec);
+    if (ec == asio::error::would_block || ec == asio::error::try_again) {
+        return do_wait_request();  // readable, yet nothing (a spurious wake-up)
+    }
     if (ec) return on_read_error(ec);
     buffer_.commit(n);
     do_read_header();
+}
+
+void ProxySession::release_idle() {
+    // Fields go back to the I/O thread's arena, strings and the read buffer
+    // to the heap: an idle connection keeps the session object and its socket.
+    req_.base().clear();
+    res_.base().clear();
+    std::string().swap(req_.body());
+    std::string().swap(res_.body());
+    std::string().swap(out_);
+    std::string().swap(up_out_);
+    std::string().swap(scratch_);
+    buffer_.shrink_to_fit();
 }
 
 void ProxySession::do_read_header() {
@@ -1018,7 +1048,8 @@ void ProxySession::on_response_stream_error(beast::error_code ec) {
 // ------------------------------------------------------------------- answers
 
 ProxySession::Response ProxySession::make_response(http::status status, unsigned version) {
-    Response res(std::piecewise_construct, std::make_tuple(), std::make_tuple(Allocator(&arena_)));
+    Response res(std::piecewise_construct, std::make_tuple(),
+                 std::make_tuple(Allocator(&worker_.arena())));
     res.result(status);
     res.version(version);
     return res;

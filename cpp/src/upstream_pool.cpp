@@ -60,6 +60,9 @@ void UpstreamPool::release(std::unique_ptr<UpstreamConnection> conn, const tcp::
         return;
     }
     conn->idle_since = CoarseClock::now();
+    // An idle connection keeps no read buffer (16 KiB after one answer): a
+    // pool of hundreds would hold megabytes. The next use allocates it again.
+    conn->buffer.shrink_to_fit();
     idle_.push_back(std::move(conn));
 }
 

@@ -15,8 +15,8 @@ import sys
 from collections.abc import Sequence
 
 from ringlb import serve_settings
-from ringlb.fd_limit import raise_fd_limit
 from ringlb.backends import backend_names
+from ringlb.fd_limit import raise_fd_limit
 from ringlb.launcher import Launcher, LauncherConfig
 
 

@@ -1,5 +1,5 @@
 // FieldArena and FieldAllocator: recycled memory for the header fields of
-// the messages one proxy session handles.
+// the messages an I/O thread's proxy sessions handle.
 //
 // Beast's basic_fields allocates every field separately, and a request's
 // target or a response's reason too: a proxied request cost 7 malloc/free
@@ -10,8 +10,9 @@
 // request on a connection, its fields take nothing from the heap.
 //
 // Header-only: it sits on the router's hot path, and the replica's copy of
-// WireFormat instantiates it too. Single-threaded, like the session that owns
-// it (one I/O thread). What it
+// WireFormat instantiates it too. Single-threaded: the router has one per
+// IoWorker, shared by that thread's sessions, so an idle connection gives its
+// fields back and holds none (HAProxy's per-thread pools do the same). What it
 // keeps is bounded (max_kept_bytes); larger blocks and blocks beyond that go
 // back to the heap. A default-constructed FieldAllocator has no arena and
 // uses the heap, so messages built without one still work.
@@ -32,9 +33,12 @@ class FieldArena {
 public:
     static constexpr std::size_t granule = 32;        // size classes are multiples of this
     static constexpr std::size_t classes = 16;        // so blocks up to 512 bytes are kept
-    static constexpr std::size_t max_kept_bytes = 8192;
+    static constexpr std::size_t max_kept_bytes = 8192;  // the default bound
 
-    FieldArena() = default;
+    // `kept_limit`: bytes of free blocks kept for reuse (an IoWorker's arena,
+    // shared by all its sessions, keeps more than one message's worth).
+    explicit FieldArena(std::size_t kept_limit = max_kept_bytes) noexcept
+        : kept_limit_(kept_limit) {}
     ~FieldArena() {
         for (Block* b : free_) {
             while (b) {
@@ -69,7 +73,7 @@ public:
         if (!p) return;
         const std::size_t c = class_of(bytes);
         const std::size_t size = (c + 1) * granule;
-        if (c >= classes || kept_bytes_ + size > max_kept_bytes) {
+        if (c >= classes || kept_bytes_ + size > kept_limit_) {
             ::operator delete(p);
             return;
         }
@@ -92,6 +96,7 @@ private:
     }
 
     std::array<Block*, classes> free_{};
+    std::size_t kept_limit_;
     std::size_t kept_bytes_ = 0;
     std::size_t heap_allocations_ = 0;
 };

@@ -24,6 +24,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "ringlb/field_arena.hpp"
 #include "ringlb/replica_set.hpp"
 #include "ringlb/router_state.hpp"
 #include "ringlb/upstream_pool.hpp"
@@ -47,6 +48,7 @@ public:
     IoWorker& operator=(const IoWorker&) = delete;
 
     boost::asio::io_context& ioc() noexcept { return *ioc_; }
+    FieldArena& arena() noexcept { return arena_; }
     RouterState& state() noexcept { return state_; }
     unsigned index() const noexcept { return index_; }
     WorkerStats& stats() noexcept { return state_.worker_stats[index_]; }
@@ -103,6 +105,9 @@ private:
     std::unordered_map<std::uint32_t, std::shared_ptr<UpstreamPool>> pools_;
     std::vector<std::size_t> all_candidates_;  // scratch for bounded loads
     std::unordered_set<ProxySession*> sessions_;
+    // The header fields of this thread's sessions (field_arena.hpp): blocks an
+    // idle connection gives back serve the next busy one.
+    FieldArena arena_{256 * 1024};
 };
 
 }  // namespace ringlb

@@ -94,7 +94,8 @@ private:
 
     // Client side.
     void do_wait_request();
-    void on_first_bytes(boost::beast::error_code ec, std::size_t n);
+    void on_readable(boost::beast::error_code ec);
+    void release_idle();
     void do_read_header();
     void parse_header();
     void on_header_bytes(boost::beast::error_code ec, std::size_t n);
@@ -152,7 +153,7 @@ private:
     void on_upgrade_written(boost::beast::error_code ec, std::size_t n);
 
     // Answers.
-    // A new answer whose fields live in the session's arena.
+    // A new answer whose fields live in the I/O thread's arena.
     Response make_response(boost::beast::http::status status, unsigned version);
     // An error answer in res_ ({"message": "<Error> ...", "status": "failure"}).
     void prepare_error(unsigned status, std::string_view message, bool close = false);
@@ -177,8 +178,6 @@ private:
     bool client_expired_ = false;
     bool upstream_expired_ = false;
 
-    // Before every message and parser: their fields live in it.
-    FieldArena arena_;
     boost::beast::flat_buffer buffer_;
     std::string client_ip_;
     std::optional<RequestParser> parser_;
