@@ -611,7 +611,7 @@ class Launcher:
         # graceful stop takes a while that replacements of dead replicas must not wait.
         self._stop_replicas(removed, graceful=True, kind="removed")
 
-    def _add(self, hostnames: list[str], addresses: list[str] | None) -> None:
+    def _add(self, hostnames: list[str], addresses: list[str] | None = None) -> None:
         assert self.backend is not None
         backend = self.backend
         if addresses and backend.owns_replicas:
