@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -183,6 +184,28 @@ def _add_schemes(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=lambda _args: print("\n".join(_schemes())) or 0)
 
 
+def _add_status(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("status", help="a running router's replicas, ring and counters (its "
+                                      "admin listener's /status) as a table")
+    p.add_argument("--admin", metavar="URL", default=None,
+                   help="the router's admin listener (--admin-listen), e.g. "
+                        "http://127.0.0.1:5001 (default: $RINGLB_ADMIN_URL, else that)")
+    p.add_argument("--json", action="store_true", help="print /status as it came")
+    p.set_defaults(func=_status)
+
+
+def _status(args: argparse.Namespace) -> int:
+    from ringlb import status
+
+    try:
+        data = status.fetch(args.admin or status.admin_from_env())
+    except status.StatusError as e:
+        print(f"ringlb status: {e}", file=sys.stderr)
+        return 1
+    print(json.dumps(data, indent=2) if args.json else status.render(data))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The `ringlb` argument parser (exposed for tests and documentation)."""
     import ringlb
@@ -200,6 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_cleanup(sub)
     _add_schemes(sub)
     _add_config(sub)
+    _add_status(sub)
     return parser
 
 
