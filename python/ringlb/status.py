@@ -26,7 +26,7 @@ def fetch(admin: str, timeout: float = 5.0) -> dict[str, Any]:
     if not url.startswith(("http://", "https://")):
         url = "http://" + url
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as res:  # noqa: S310 - http(s) only
+        with urllib.request.urlopen(url, timeout=timeout) as res:
             return json.loads(res.read())
     except urllib.error.HTTPError as e:
         raise StatusError(f"{url} answered {e.code}: is this ringlb's admin listener "
@@ -51,14 +51,13 @@ def render(status: dict[str, Any]) -> str:
     on_ring = sum(1 for r in reps if r["on_ring"])
     sizes = (f"{ring['slots']} slots, {ring['virtual_nodes']} virtual servers"
              if ring.get("virtual_nodes") else f"{ring['slots']} slots")
-    lines = [
-        f"ringlb {router['version']}: {on_ring} of {len(reps)} replicas on the ring "
-        f"(capacity {ring['capacity']}); hash {ring['scheme']} ({sizes}), key {router['key']}",
-        f"requests {totals['requests']:,} (proxied {totals['proxied']:,}, retries "
-        f"{totals['retries']:,}, upstream failures {totals['upstream_failures']:,}, errors "
-        f"{totals['errors']:,}); connections {totals['connections_active']:,}",
-        "",
-    ]
+    summary = (f"ringlb {router['version']}: {on_ring} of {len(reps)} replicas on the ring "
+               f"(capacity {ring['capacity']}); hash {ring['scheme']} ({sizes}), "
+               f"key {router['key']}")
+    counts = (f"requests {totals['requests']:,} (proxied {totals['proxied']:,}, retries "
+              f"{totals['retries']:,}, upstream failures {totals['upstream_failures']:,}, "
+              f"errors {totals['errors']:,}); connections {totals['connections_active']:,}")
+    lines = [summary, counts, ""]
     head = ["ID", "HOSTNAME", "ADDRESS", "STATE", "RING", "SHARE", "REQUESTS", "2XX", "4XX",
             "5XX", "FAILED", "IN FLIGHT", "MEAN MS", "HEARTBEAT MS"]
     rows = [head]
