@@ -15,7 +15,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from ringlb import serve_settings
+from ringlb import log_format, serve_settings
 from ringlb.backends import backend_names
 from ringlb.fd_limit import raise_fd_limit
 from ringlb.launcher import Launcher, LauncherConfig
@@ -48,6 +48,9 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--log-level", default="INFO", type=str.upper,
                    choices=("DEBUG", "INFO", "WARNING", "ERROR"),
                    help="logging threshold (any case)")
+    p.add_argument("--log-format", default="text", choices=log_format.FORMATS,
+                   help="text lines, or one JSON object per line (time, level, logger, event, "
+                        "id, hostname, detail)")
     p.set_defaults(func=_serve)
 
 
@@ -236,9 +239,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     args.argv = argv
-    level = getattr(args, "log_level", "INFO")
-    logging.basicConfig(level=level, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+    log_format.configure(getattr(args, "log_level", "INFO"), getattr(args, "log_format", "text"),
+                         sys.stderr)
     return int(args.func(args) or 0)
 
 

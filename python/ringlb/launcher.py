@@ -300,8 +300,11 @@ class Launcher:
         with self._events_lock:
             self._events.append(event)
         level = logging.WARNING if kind in ("down", "failed", "killed") else logging.INFO
+        # `extra` gives --log-format json the fields without parsing the text.
         log.log(level, "%-8s id=%s hostname=%s%s", kind, server_id if server_id else "-",
-                hostname or "-", f" {detail}" if detail else "")
+                hostname or "-", f" {detail}" if detail else "",
+                extra={"event": kind, "replica_id": server_id, "hostname": hostname,
+                       "detail": detail})
 
     def events(self) -> list[dict[str, Any]]:
         """Every event so far, oldest first: dicts of time (time.monotonic()), kind, id,

@@ -3,6 +3,7 @@ subprocess that SIGTERM/SIGINT stop gracefully, leaving nothing behind."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import select
@@ -41,7 +42,7 @@ SERVE_FLAGS = ["--host", "--port", "--threads", "--key", "--retries", "--bounded
                "--config", "--replica-header", "--no-replica-header", "--replica-command",
                "--health-path", "--replica-image", "--replica-port", "--replica-env",
                "--replica-read-only", "--no-replica-read-only", "--replica-user", "--upstream",
-               "--resolve-interval"]
+               "--resolve-interval", "--log-format"]
 
 # Every router limit, with the default `--help` must show for it.
 LIMIT_DEFAULTS = {"--header-timeout": "5.0", "--idle-timeout": "60.0",
@@ -207,6 +208,24 @@ def test_serve_process_backend_and_signal_leaves_nothing(proc_cluster: str, sig:
     assert "shutting down" in log
     with pytest.raises(requests.ConnectionError):
         requests.get(serve.url + "/rep", timeout=2)
+
+
+def test_log_format_json_gives_one_object_per_line_with_the_event_fields(
+        proc_cluster: str) -> None:
+    serve = Serve("--backend", "process", "--replicas", "2", "--cluster", proc_cluster,
+                  "--threads", "1", "--log-format", "json")
+    code = serve.stop()
+    assert code == 0, serve.stderr
+    records = [json.loads(line) for line in serve.stderr.splitlines() if line.strip()]
+    assert records, serve.stderr
+    for r in records:
+        assert {"time", "level", "logger", "event", "detail"} <= set(r), r
+        assert r["time"].endswith("+00:00") and r["level"] in ("info", "warning", "error")
+    started = [r for r in records if r["event"] == "started"]
+    assert sorted((r["id"], r["hostname"]) for r in started) == [(1, "Server1"), (2, "Server2")]
+    assert all(r["detail"].startswith("127.0.0.1:") for r in started)
+    assert len([r for r in records if r["event"] == "removed"]) == 2
+    assert any(r["event"] == "log" and "router listening on" in r["detail"] for r in records)
 
 
 def test_cleanup_after_a_crashed_launcher(proc_cluster: str) -> None:
