@@ -22,6 +22,7 @@
 #include "ringlb/key_source.hpp"
 #include "ringlb/proxy_rules.hpp"
 #include "ringlb/prometheus_text.hpp"
+#include "ringlb/dashboard.hpp"
 #include "ringlb/router_metrics.hpp"
 #include "ringlb/router_state.hpp"
 #include "ringlb/wire_format.hpp"
@@ -403,8 +404,8 @@ void ProxySession::on_request() {
     if (listener_ == Listener::admin) {
         std::string message = "'";
         message.append(path.substr(0, 200));
-        message.append("' is not an admin endpoint (GET /rep, POST /add, DELETE /rm, GET /metrics, "
-                       "GET /status, GET /healthz, GET /readyz)");
+        message.append("' is not an admin endpoint (GET / (the dashboard), GET /rep, POST /add, "
+                       "DELETE /rm, GET /metrics, GET /status, GET /healthz, GET /readyz)");
         return send_error(404, message);
     }
     do_route();
@@ -429,6 +430,9 @@ void ProxySession::on_admin(std::string_view path) {
             type = PrometheusText::content_type;
         } else if (path == "/status") {
             body = RouterMetrics::status_json(state_);
+        } else if (path == "/") {
+            body = Dashboard::html();
+            type = Dashboard::content_type;
         } else {
             std::tie(status, body) = path == "/healthz" ? RouterMetrics::health(state_)
                                                         : RouterMetrics::readiness(state_);

@@ -191,6 +191,11 @@ std::string RouterMetrics::status_json(RouterState& state) {
         one["in_flight"] = r.in_flight;
         one["failures"] = r.failures;
         one["duration_seconds_sum"] = r.duration_seconds;
+        // Per bucket of duration_bounds_seconds (not cumulative), the last one
+        // above the largest bound: a reader takes p99 from two polls' difference.
+        json::array buckets;
+        for (const auto n : r.duration_buckets) buckets.emplace_back(n);
+        one["duration_buckets"] = std::move(buckets);
         if (const auto rtt = rtt_of(h)) one["heartbeat_rtt_seconds"] = *rtt;
         else one["heartbeat_rtt_seconds"] = nullptr;
         list.emplace_back(std::move(one));
@@ -204,7 +209,15 @@ std::string RouterMetrics::status_json(RouterState& state) {
     changes["up"] = c.up;
     changes["moved"] = c.moved;
 
+    json::array bounds;
+    for (const double b : request_duration_bounds) bounds.emplace_back(b);
+
     json::object out;
+    // The router's steady clock: a reader's rates between two polls come from
+    // it, not from its own clock (a headless browser's may run virtual time).
+    out["monotonic_seconds"] =
+        std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+    out["duration_bounds_seconds"] = std::move(bounds);
     out["ring"] = std::move(ring);
     out["router"] = std::move(router);
     out["replicas"] = std::move(list);

@@ -115,7 +115,8 @@ RouterStats RouterState::totals() const noexcept {
 
 bool RouterState::serves_admin(Listener listener, std::string_view path) const noexcept {
     if (path == "/rep") return true;
-    if (path == "/metrics" || path == "/status" || path == "/healthz" || path == "/readyz") {
+    if (path == "/" || path == "/metrics" || path == "/status" || path == "/healthz" ||
+        path == "/readyz") {
         return listener == Listener::admin;
     }
     if (path != "/add" && path != "/rm") return false;
