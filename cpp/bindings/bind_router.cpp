@@ -113,7 +113,7 @@ std::shared_ptr<Router> make_router(const std::string& host, std::int64_t port,
                                     const std::string& admin_token, const std::string& admin_listen,
                                     bool admin_on_data_port, std::int64_t min_replicas,
                                     std::int64_t max_replicas, const std::string& hostname_prefix,
-                                    bool replica_header) {
+                                    bool replica_header, const std::string& access_log) {
     RouterConfig c;
     c.host = host;
     c.port = port_arg(port, true);
@@ -139,6 +139,7 @@ std::shared_ptr<Router> make_router(const std::string& host, std::int64_t port,
     c.max_replicas = size_arg(max_replicas, "max_replicas");
     c.hostname_prefix = hostname_prefix;
     c.replica_header = replica_header;
+    c.access_log = access_log;
     return std::shared_ptr<Router>(new Router(std::move(c)), RouterDeleter{});
 }
 
@@ -270,13 +271,14 @@ control handler (set_control_handler). Timeouts are in seconds.
              py::arg("admin_token") = "", py::arg("admin_listen") = "",
              py::arg("admin_on_data_port") = true, py::arg("min_replicas") = 1,
              py::arg("max_replicas") = 0, py::arg("hostname_prefix") = "Server",
-             py::arg("replica_header") = true,
+             py::arg("replica_header") = true, py::arg("access_log") = "",
              "admin_token: /add and /rm need 'Authorization: Bearer <token>'; without one they "
              "answer 403 on a non-loopback listener. admin_listen: 'HOST:PORT' of a second "
              "listener serving the admin API. admin_on_data_port=False proxies /add and /rm on "
              "the data port like any path. min_replicas / max_replicas bound what /rm and /add "
              "leave (max 0: the ring's capacity, at most 64). replica_header=False leaves out "
-             "the X-Ringlb-Replica response field. "
+             "the X-Ringlb-Replica response field. access_log: a file to append a line per "
+             "request to ('-': standard output). "
              "Raises ValueError for a bad argument (unknown scheme, probing or key source, "
              "a host that is not an IP address, negative sizes, non-positive timeouts).")
         .def("start", &start_router,

@@ -235,6 +235,7 @@ void ProxySession::do_read_header() {
     else parser_->body_limit(body_limit_);
     header_bytes_ = 0;
     header_deadline_set_ = false;
+    routed_ = false;
     // Whatever the last request streamed, this one starts with a clean slate
     // (body_sent_ left over would forbid its retries).
     streaming_ = false;
@@ -499,6 +500,7 @@ void ProxySession::do_route() {
     head_ = req_.method() == http::verb::head;
     idempotent_ = ProxyRules::idempotent(req_.method());
     routed_at_ = Clock::now();  // ringlb_request_duration_seconds starts here
+    routed_ = true;
     routes_ = worker_.routes();
     request_id_ = state_.key.request_id<ArenaFields>(req_, req_.target(), client_ip_,
                                                      worker_.rng(), scratch_);
@@ -853,6 +855,7 @@ void ProxySession::answer_upstream() {
     }
     // Counted with the status the client gets (a replica's 404 is a 400).
     pool_->worker_stats().record(res_.result_int(), Clock::now() - routed_at_);
+    log_access(res_.result_int());
     if (state_.config.replica_header) res_.set("X-Ringlb-Replica", pool_->hostname());
     routes_.reset();
     pool_ = nullptr;
@@ -875,6 +878,7 @@ void ProxySession::answer_upstream() {
 void ProxySession::on_switching_protocols() {
     end_try();
     pool_->worker_stats().record(101, Clock::now() - routed_at_);
+    log_access(101);
     WorkerStats::bump(worker_.stats().proxied);
     res_ = up_parser_->release();
     up_parser_.reset();
@@ -991,6 +995,7 @@ void ProxySession::do_response_write(std::size_t piece) {
         res_.body().clear();
         // Its duration is the time to the header: the body's is the client's pace.
         pool_->worker_stats().record(res_.result_int(), Clock::now() - routed_at_);
+        log_access(res_.result_int());
         const auto length = up_stream_->content_length();
         ProxyRules::strip_hop_by_hop<ArenaFields>(res_);
         // The length the replica gave, else chunked to an HTTP/1.1 client,
@@ -1064,7 +1069,24 @@ void ProxySession::send_error(unsigned status, std::string_view message, bool cl
     do_write();
 }
 
+void ProxySession::log_access(unsigned status) {
+    if (!state_.access_log) return;
+    AccessLog::Entry e;
+    e.client = client_ip_;
+    // Before the request was parsed whole (a malformed one), there is none.
+    const bool parsed = routed_ || !req_.target().empty();
+    e.method = parsed ? std::string_view(req_.method_string()) : std::string_view("-");
+    e.target = parsed ? std::string_view(req_.target()) : std::string_view("-");
+    e.key = routed_ ? request_id_ : 0;
+    e.replica = pool_ ? std::string_view(pool_->hostname()) : std::string_view();
+    e.status = status;
+    e.duration = routed_ ? Clock::now() - routed_at_ : std::chrono::nanoseconds{};
+    e.retries = routed_ ? attempt_ : 0;
+    state_.access_log->record(e);
+}
+
 void ProxySession::prepare_error(unsigned status, std::string_view message, bool close) {
+    log_access(status);
     res_ = make_response(static_cast<http::status>(status), 11);
     res_.set(http::field::content_type, "application/json");
     res_.body() = AdminApi::error_body(message);

@@ -94,7 +94,9 @@ RouterState::RouterState(RouterConfig c)
       has_admin_listener(!c.admin_listen.empty()),
       admin_address(parse_listen(c.admin_listen).first),
       admin_port(parse_listen(c.admin_listen).second),
-      replicas(c.ring), worker_stats(threads.cpus), limits(resolve_limits(c)) {}
+      replicas(c.ring),
+      access_log(c.access_log.empty() ? nullptr : std::make_unique<AccessLog>(c.access_log)),
+      worker_stats(threads.cpus), limits(resolve_limits(c)) {}
 
 RouterStats RouterState::totals() const noexcept {
     RouterStats s;

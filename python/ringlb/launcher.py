@@ -78,6 +78,8 @@ class LauncherConfig:
     threads: int = 0
     #: Name the replica that answered in an X-Ringlb-Replica response field.
     replica_header: bool = True
+    #: A line per request (logfmt) appended to this file; "-": stdout; "": none.
+    access_log: str = ""
     #: Label of this launcher's replicas; a launcher restarted with the same
     #: cluster adopts the replicas still running. None: "lb<port>", or a
     #: random name when port is 0.
@@ -347,7 +349,7 @@ class Launcher:
                 admin_token=cfg.admin_token, admin_listen=cfg.admin_listen,
                 admin_on_data_port=cfg.admin_on_data_port, min_replicas=cfg.min_replicas,
                 max_replicas=cfg.max_replicas, hostname_prefix=cfg.hostname_prefix,
-                replica_header=cfg.replica_header)
+                replica_header=cfg.replica_header, access_log=cfg.access_log)
             adopted = sorted(self.backend.adopt(), key=lambda r: r.id)
             for r in adopted:
                 self._event("adopted", r.id, r.hostname, f"{r.host}:{r.port}")

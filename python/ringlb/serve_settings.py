@@ -167,6 +167,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("replica_header", "--replica-header", ROUTER,
             "name the replica that answered in an X-Ringlb-Replica response field "
             "(--no-replica-header: do not)", on_off),
+    Setting("access_log", "--access-log", ROUTER,
+            "append a line per request (time, client, method, path, key, replica, status, "
+            "duration, retries) to this file, written off the I/O threads; -: standard output",
+            metavar="PATH|-", show_default=False),
     Setting("key", "--key", ROUTER,
             "request id source: random | header:NAME | query:NAME | cookie:NAME | path | "
             "client-ip"),
@@ -374,8 +378,10 @@ def load_file(path: str | Path) -> dict[str, Any]:
 
 def config_from(values: Mapping[str, Any]) -> LauncherConfig:
     """A validated LauncherConfig from {field: value} (missing fields: defaults)."""
-    values = {f: tuple(v) if BY_FIELD[f].repeat and v is not None else v
-              for f, v in values.items()}
+    # None: a flag whose --help shows no default (show_default=False) was not
+    # given; the field keeps LauncherConfig's default.
+    values = {f: tuple(v) if BY_FIELD[f].repeat else v
+              for f, v in values.items() if v is not None}
     cfg = dataclasses.replace(LauncherConfig(), **values)
     cfg.validate()
     return cfg

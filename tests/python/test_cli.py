@@ -42,7 +42,7 @@ SERVE_FLAGS = ["--host", "--port", "--threads", "--key", "--retries", "--bounded
                "--config", "--replica-header", "--no-replica-header", "--replica-command",
                "--health-path", "--replica-image", "--replica-port", "--replica-env",
                "--replica-read-only", "--no-replica-read-only", "--replica-user", "--upstream",
-               "--resolve-interval", "--log-format"]
+               "--resolve-interval", "--log-format", "--access-log"]
 
 # Every router limit, with the default `--help` must show for it.
 LIMIT_DEFAULTS = {"--header-timeout": "5.0", "--idle-timeout": "60.0",

@@ -159,6 +159,8 @@ private:
     void prepare_error(unsigned status, std::string_view message, bool close = false);
     void send_error(unsigned status, std::string_view message, bool close = false);
     void do_write();
+    // The access log's line for the answer being sent (when there is a log).
+    void log_access(unsigned status);
     void on_write(boost::beast::error_code ec, std::size_t n);
     // After an answer: gives back what a large message made the buffers grow.
     void release_buffers();
@@ -201,6 +203,7 @@ private:
     bool head_ = false;
     bool idempotent_ = true;
     std::uint64_t request_id_ = 0;
+    bool routed_ = false;  // this request reached do_route (routed_at_, attempt_ are its)
     Clock::time_point routed_at_{};  // do_route(): where the request's duration starts
     std::shared_ptr<const RouteTable> routes_;
     std::array<std::size_t, 65> tries_{};  // member indices, retries + 1 at most

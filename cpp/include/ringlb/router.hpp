@@ -47,6 +47,7 @@ struct RouterConfig {
     std::size_t max_replicas = 0;    // /add may not make more; 0 = the ring's capacity, at most 64
     std::string hostname_prefix = "Server";  // /add names replicas nobody named <prefix><k>
     bool replica_header = true;  // X-Ringlb-Replica: <hostname> on every proxied answer
+    std::string access_log;      // a line per request to this file, "-": stdout; "": none
 };
 
 // A membership change that the router validated (SPEC §3) and hands to the

@@ -17,6 +17,7 @@
 
 #include <boost/asio/ip/address.hpp>
 
+#include "ringlb/access_log.hpp"
 #include "ringlb/admin_api.hpp"
 #include "ringlb/control_worker.hpp"
 #include "ringlb/cpu_budget.hpp"
@@ -46,6 +47,8 @@ public:
     const std::uint16_t admin_port;
     ReplicaSet replicas;
     ControlWorker control;
+    // config.access_log opened; null when there is none.
+    const std::unique_ptr<AccessLog> access_log;
 
     // One per I/O thread: [IoWorker::index()] is written by that thread only.
     std::vector<WorkerStats> worker_stats;
