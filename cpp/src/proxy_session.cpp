@@ -223,7 +223,7 @@ void ProxySession::do_read_header() {
     // The previous request's message goes back into the parser, which clears
     // its fields; its body keeps its capacity (one allocation less).
     req_.body().clear();
-    parser_.emplace(std::move(req_));
+    parser_ = std::make_unique<RequestParser>(std::move(req_));
     // Beast applies its header limit to what one put() sees, not to the whole
     // header (a header fed in pieces passes several times the limit), so the
     // limit is counted here in header_bytes_; Beast's is only a backstop above it.
@@ -337,7 +337,7 @@ void ProxySession::start_body() {
     req_.body().clear();
     // As the Beast parser it derives from: the converting constructor takes
     // exactly a parser<isRequest, OtherBody, Allocator>.
-    stream_parser_.emplace(
+    stream_parser_ = std::make_unique<StreamRequestParser>(
         static_cast<http::request_parser<http::string_body, Allocator>&&>(std::move(*parser_)));
     parser_.reset();
     stream_chunked_ = stream_parser_->chunked();
@@ -674,7 +674,7 @@ void ProxySession::on_stream_error(beast::error_code ec) {
 
 void ProxySession::do_upstream_read() {
     res_.body().clear();  // as in do_read_header: reuse the last answer's body capacity
-    up_parser_.emplace(std::move(res_));
+    up_parser_ = std::make_unique<ResponseParser>(std::move(res_));
     // Not eager: the parser stops after the header, so that a long body can
     // still be switched to streaming before any of it is parsed.
     up_parser_->eager(false);
@@ -932,7 +932,7 @@ void ProxySession::start_response_stream() {
     }
     // As the request side does: the parser goes on with a body that is a
     // window, so an answer of any size holds at most one window here.
-    up_stream_.emplace(
+    up_stream_ = std::make_unique<StreamResponseParser>(
         static_cast<http::response_parser<http::string_body, Allocator>&&>(std::move(*up_parser_)));
     up_parser_.reset();
     up_stream_->body_limit(boost::none);  // streamed: no reason to cut it off
