@@ -269,6 +269,34 @@ def start_nginx(ports: list[int], cpu: str, workdir: Path,
     return proc, port
 
 
+Target = tuple["subprocess.Popen | None", int]
+
+
+def start_target(name: str, ports: list[int], cpu: str, workdir: Path, threads: int = 1,
+                 scheme: str = "xxh3", quota: CpuQuota | None = None,
+                 max_body_bytes: int | None = None) -> Target:
+    """One benchmark target in front of `ports`: (its process, or None for "direct", which
+    is the first port itself; the port to send to). Exits for an unknown name."""
+    if name == "ringlb":
+        return start_ringlb(ports, cpu, threads, scheme, quota, max_body_bytes)
+    if name == "haproxy":
+        return start_haproxy(ports, cpu, workdir, quota)
+    if name == "nginx":
+        return start_nginx(ports, cpu, workdir, quota)
+    if name == "direct":
+        return (None, ports[0])
+    sys.exit(f"unknown target {name}")
+
+
+def stop_targets(procs: dict[str, Target]) -> None:
+    """Stop every target start_target started (ringlb's router ends when its stdin closes)."""
+    for proc, _ in procs.values():
+        if proc is not None:
+            if proc.stdin:
+                proc.stdin.close()
+            stop(proc)
+
+
 _LAT = {"us": 1e-3, "ms": 1.0, "s": 1e3}
 
 
@@ -380,7 +408,7 @@ def main() -> int:
 
     proxy_cpus, load_cpus = cpu_list(args.proxy_cpu), cpu_list(args.load_cpu)
     replicas, ports = start_replicas(3, args.load_cpu)
-    procs: dict[str, tuple[subprocess.Popen | None, int]] = {}
+    procs: dict[str, Target] = {}
     quotas: list[CpuQuota] = []
     runs: list[Run] = []
     idle_kb: dict[str, float] = {}
@@ -391,17 +419,8 @@ def main() -> int:
                 if args.proxy_cpu_quota and t != "direct":
                     quota = CpuQuota(f"ringlb-bench-{os.getpid()}-{t}", args.proxy_cpu_quota)
                     quotas.append(quota)
-                if t == "ringlb":
-                    procs[t] = start_ringlb(ports, args.proxy_cpu, args.threads, args.scheme,
-                                            quota)
-                elif t == "haproxy":
-                    procs[t] = start_haproxy(ports, args.proxy_cpu, Path(tmp), quota)
-                elif t == "nginx":
-                    procs[t] = start_nginx(ports, args.proxy_cpu, Path(tmp), quota)
-                elif t == "direct":
-                    procs[t] = (None, ports[0])
-                else:
-                    sys.exit(f"unknown target {t}")
+                procs[t] = start_target(t, ports, args.proxy_cpu, Path(tmp), args.threads,
+                                        args.scheme, quota)
             for rnd in range(1, args.rounds + 1):
                 # Rotating the order spreads any drift of the machine over all targets.
                 order = targets[rnd % len(targets):] + targets[:rnd % len(targets)]
@@ -430,11 +449,7 @@ def main() -> int:
                     if proc is not None:
                         idle_kb[t] = idle_connection_kb(port, proc.pid, args.idle_connections)
         finally:
-            for proc, _ in procs.values():
-                if proc is not None:
-                    if proc.stdin:
-                        proc.stdin.close()
-                    stop(proc)
+            stop_targets(procs)
             for p in replicas:
                 stop(p)
             for q in quotas:

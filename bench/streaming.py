@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from procmem import process_tree, status_kb
-from proxy import free_port, start_haproxy, start_nginx, start_ringlb, stop, wait_listening
+from proxy import Target, free_port, start_target, stop, stop_targets, wait_listening
 
 ORIGIN_CONF = """daemon off;
 worker_processes 1;
@@ -106,20 +106,12 @@ def main() -> int:
         conf.write_text(ORIGIN_CONF.format(prefix=tmp, port=port, file=body.name))
         origin = subprocess.Popen(["taskset", "-c", args.load_cpu, "nginx", "-p", tmp,
                                    "-c", str(conf)])
-        procs: dict[str, tuple[subprocess.Popen | None, int]] = {}
+        procs: dict[str, Target] = {}
         try:
             wait_listening(port, origin)
             for t in targets:
-                if t == "direct":
-                    procs[t] = (None, port)
-                elif t == "ringlb":
-                    procs[t] = start_ringlb([port], args.proxy_cpu, 1, max_body_bytes=0)
-                elif t == "haproxy":
-                    procs[t] = start_haproxy([port], args.proxy_cpu, Path(tmp))
-                elif t == "nginx":
-                    procs[t] = start_nginx([port], args.proxy_cpu, Path(tmp))
-                else:
-                    sys.exit(f"unknown target {t}")
+                # The origin is the one "server": direct is curl straight at it.
+                procs[t] = start_target(t, [port], args.proxy_cpu, Path(tmp), max_body_bytes=0)
             samples: dict[tuple[str, str], list[float]] = {}
             growth: dict[tuple[str, str], float | None] = {}
             for direction in ("download", "upload"):
@@ -137,11 +129,7 @@ def main() -> int:
                 rows.append(Row(t, direction, statistics.median(rates) / 1e6,
                                 growth[(t, direction)]))
         finally:
-            for proc, _ in procs.values():
-                if proc is not None:
-                    if proc.stdin:
-                        proc.stdin.close()
-                    stop(proc)
+            stop_targets(procs)
             stop(origin)
 
     direct = {r.direction: r.mb_per_s for r in rows if r.target == "direct"}

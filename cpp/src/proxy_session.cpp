@@ -812,9 +812,12 @@ void ProxySession::on_upstream_response() {
     answer_upstream();
 }
 
-void ProxySession::end_upstream(bool keep_alive) {
+void ProxySession::finish_try() {
     end_try();
     WorkerStats::bump(worker_.stats().proxied);
+}
+
+void ProxySession::release_upstream(bool keep_alive) {
     // Bytes after the answer mean the connection is out of step: not reused.
     if (keep_alive && !take_expired(Phase::upstream) && conn_->buffer.size() == 0) {
         const auto peer = conn_->peer;
@@ -824,6 +827,11 @@ void ProxySession::end_upstream(bool keep_alive) {
         conn_->socket.close(ignored);
         conn_.reset();
     }
+}
+
+void ProxySession::end_upstream(bool keep_alive) {
+    finish_try();
+    release_upstream(keep_alive);
 }
 
 void ProxySession::answer_upstream() {
@@ -876,10 +884,9 @@ void ProxySession::answer_upstream() {
 }
 
 void ProxySession::on_switching_protocols() {
-    end_try();
+    finish_try();
     pool_->worker_stats().record(101, Clock::now() - routed_at_);
     log_access(101);
-    WorkerStats::bump(worker_.stats().proxied);
     res_ = up_parser_->release();
     up_parser_.reset();
     // The replica's Upgrade names the protocol it switched to (RFC 9110 §7.8).
@@ -988,9 +995,7 @@ void ProxySession::do_response_write(std::size_t piece) {
     std::size_t k = 0;
     auto& out = stream_out_;
     if (!res_header_sent_) {
-        // The try has its answer: from here on it cannot be repeated.
-        end_try();
-        WorkerStats::bump(worker_.stats().proxied);
+        finish_try();
         res_.base() = std::move(up_stream_->get().base());
         res_.body().clear();
         // Its duration is the time to the header: the body's is the client's pace.
@@ -1023,13 +1028,7 @@ void ProxySession::do_response_write(std::size_t piece) {
 void ProxySession::on_response_write(beast::error_code ec, std::size_t) {
     if (ec) return fail(ec, "write");
     if (!up_stream_->is_done()) return do_response_parse();
-    // Bytes after the answer mean the connection is out of step: not reused.
-    if (up_stream_->keep_alive() && !take_expired(Phase::upstream) && conn_->buffer.size() == 0) {
-        conn_->buffer.shrink_to_fit();  // window-sized reads grew it: an idle one keeps little
-        const auto peer = conn_->peer;
-        pool_->release(std::move(conn_), peer);
-    }
-    conn_.reset();
+    release_upstream(up_stream_->keep_alive());
     up_stream_.reset();
     routes_.reset();
     pool_ = nullptr;

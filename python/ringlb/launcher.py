@@ -653,12 +653,11 @@ class Launcher:
 
     def _register_servers(self, new: list[tuple[int, str, str]]) -> list[ReplicaInfo]:
         """Servers that run anyway, at the addresses /add gave (all or none)."""
-        register = getattr(self.backend, "register", None)
-        assert register is not None
+        assert self.backend is not None
         done: list[ReplicaInfo] = []
         try:
             for server_id, hostname, address in new:
-                done.append(register(server_id, hostname, address))
+                done.append(self.backend.register(server_id, hostname, address))
         except (ValueError, BackendError) as e:
             for r in done:
                 self.backend.stop(r.hostname)
@@ -711,10 +710,8 @@ class Launcher:
 
     def _reresolve(self) -> None:
         """Move the servers whose name now resolves to another address (static backend)."""
-        reresolve = getattr(self.backend, "reresolve", None)
-        if reresolve is None:
-            return
-        for info in reresolve():
+        assert self.backend is not None
+        for info in self.backend.reresolve():
             with self._lock:
                 if self._stopping.is_set():
                     return

@@ -133,8 +133,12 @@ private:
     void do_stream_write(std::size_t piece);
     void on_stream_error(boost::beast::error_code ec);
     void on_upstream_response();
-    // Gives the try's replica connection back (or closes it) and counts the
-    // try as answered.
+    // The try has its answer: it is counted and can no longer be repeated.
+    void finish_try();
+    // The answer is read to its end: the replica connection goes back to its
+    // pool when it may carry another request, else it is closed.
+    void release_upstream(bool keep_alive);
+    // Both, for an answer read whole.
     void end_upstream(bool keep_alive);
     // res_ holds the replica's whole answer: rewrite it for the client, send it.
     void answer_upstream();

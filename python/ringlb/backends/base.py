@@ -197,6 +197,17 @@ class Backend(ABC):
         replica cannot be started (nothing is left behind then).
         """
 
+    def register(self, server_id: int, hostname: str, address: str) -> ReplicaInfo:
+        """Front a server that runs anyway at `address` ("HOST:PORT"), for /add's
+        "addresses". Only a backend that starts nothing (owns_replicas False) does."""
+        raise BackendError(f"the {self.name} backend starts its replicas itself: it takes no "
+                           f"address for '{hostname}'")
+
+    def reresolve(self) -> list[ReplicaInfo]:
+        """The replicas whose address changed since the last look (their host names
+        resolve elsewhere now), recorded; the launcher moves them. None by default."""
+        return []
+
     @abstractmethod
     def stop(self, hostname: str, *, graceful: bool = True) -> bool:
         """Stop a replica and forget it (its container or state files are removed too).
