@@ -264,6 +264,10 @@ def test_clients_that_vanish_mid_request_leave_nothing_behind(router: ringlb.Rou
     with socket.create_connection(("127.0.0.1", router.port), timeout=5) as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
         s.sendall(b"GET /home?id=1 HTTP/1.1\r\nHost: x\r\n\r\n")  # then a reset, mid-proxying
+    # The router accepts in order, one connection at a time: once a later
+    # connection is answered, every one above has been accepted and counted,
+    # so a zero below cannot be read before the last of them arrives.
+    assert request(router.port, "GET", "/rep")[0] == 200
     deadline = time.monotonic() + 5
     while router.stats()["active_connections"] and time.monotonic() < deadline:
         time.sleep(0.02)
