@@ -336,7 +336,7 @@ class Launcher:
             # The backend's registry entry says which config fields it takes.
             # The heartbeat engine probes the health path whatever the backend.
             self.backend = backend_from_config(cfg.backend, self.cluster, cfg,
-                                               shared=frozenset({"health_path"}))
+                                               shared=frozenset({"health_path", "resolve_interval"}))
             log.info("cluster %s on the %s backend", self.cluster, self.backend.name)
             self.router = ringlb.Router(
                 host=cfg.host, port=cfg.port, threads=cfg.threads, slots=cfg.slots,
@@ -406,9 +406,13 @@ class Launcher:
             backend = self.backend
             if backend is None:
                 return
-            if self.config.keep_replicas:
+            if self.config.keep_replicas or backend.outlives_launcher:
                 kept = backend.list()
-                log.info("leaving %d replicas of cluster %s running", len(kept), self.cluster)
+                log.info("leaving %d replicas of cluster %s running%s", len(kept), self.cluster,
+                         f" on {backend.name} (ringlb cleanup --backend {backend.name} "
+                         f"--cluster {self.cluster} removes them)"
+                         if backend.outlives_launcher else "")
+                backend.close()
             else:
                 self._stop_replicas(backend.list(), graceful=True, kind="removed")
                 backend.close()
@@ -689,16 +693,26 @@ class Launcher:
     def _on_health(self, server_id: int, hostname: str, old: str, new: str, detail: str) -> None:
         """The heartbeat engine's listener (its notifier thread): record, hand over, return."""
         self._event(new, server_id, hostname, f"{old} -> {new}: {detail}")
-        if new == "down" and self.backend is not None and self.backend.owns_replicas:
+        # A self-healing backend's engine restarts the replica itself; sync() moves it.
+        if (new == "down" and self.backend is not None and self.backend.owns_replicas
+                and not self.backend.self_healing):
             self._health.put((server_id, hostname, old, new, detail))
 
     def _supervise(self) -> None:
-        """Replace replicas that went down; retry replacements that failed or never rose."""
-        next_resolve = time.monotonic() + self.config.resolve_interval
+        """Replace replicas that went down; retry replacements that failed or never rose;
+        apply what the backend saw change (at once when it watches events, else every
+        resolve_interval)."""
+        assert self.backend is not None
+        backend = self.backend
+        next_sync = time.monotonic() + self.config.resolve_interval
         while not self._stopping.is_set():
-            if time.monotonic() >= next_resolve:
-                next_resolve = time.monotonic() + self.config.resolve_interval
-                self._reresolve()
+            if backend.changed.is_set() or time.monotonic() >= next_sync:
+                backend.changed.clear()
+                pending = self._sync()
+                # A replica without an address yet (a task starting) is looked at
+                # again shortly: its start may raise no further event.
+                next_sync = time.monotonic() + (0.25 if pending
+                                                else self.config.resolve_interval)
             try:
                 server_id, hostname, *_ = self._health.get(timeout=0.1)
             except queue.Empty:
@@ -708,20 +722,46 @@ class Launcher:
                 if not self._stopping.is_set():
                     self._replace(server_id, hostname)
 
-    def _reresolve(self) -> None:
-        """Move the servers whose name now resolves to another address (static backend)."""
+    def _sync(self) -> bool:
+        """Apply what the backend saw change outside this launcher: replicas another
+        router added or removed, replicas now at another address. Returns whether some
+        replica still has no address (look again soon)."""
         assert self.backend is not None
-        for info in self.backend.reresolve():
-            with self._lock:
-                if self._stopping.is_set():
-                    return
+        with self._lock:
+            if self._stopping.is_set():
+                return False
+            try:
+                change = self.backend.sync()
+            except (BackendError, OSError) as e:
+                log.warning("cannot read the %s backend's membership: %s", self.backend.name, e)
+                return True
+            for info in change.removed:
+                try:
+                    self.router.remove_replicas([info.hostname])
+                except Exception as e:  # noqa: BLE001 - removed here meanwhile
+                    self._event("failed", info.id, info.hostname, f"removing: {e}")
+                    continue
+                self._target -= 1
+                self._event("removed", info.id, info.hostname, "by another router")
+            for info in change.added:
+                try:
+                    self.router.add_replicas([(info.hostname, info.host, info.port, info.id)])
+                except Exception as e:  # noqa: BLE001 - a clash of names: say so, go on
+                    self._event("failed", info.id, info.hostname, f"adding: {e}")
+                    continue
+                self._target += 1
+                self._event("added", info.id, info.hostname,
+                            f"{info.host}:{info.port} by another router")
+            for info in change.moved:
                 try:
                     self.router.set_endpoint(info.id, info.host, info.port)
                 except Exception as e:  # noqa: BLE001 - removed meanwhile: nothing to move
                     self._event("failed", info.id, info.hostname, f"moving: {e}")
                     continue
-                self.engine.refresh()
                 self._event("moved", info.id, info.hostname, f"{info.host}:{info.port}")
+            if change.added or change.moved:
+                self.engine.refresh()
+            return change.pending
 
     def _retry_stuck(self) -> None:
         """Replicas still down a while after their replacement started get another one."""

@@ -230,7 +230,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("replicas", "--replicas", REPLICAS, "N: replicas to keep alive", int_at_least(0),
             short="-n"),
     Setting("backend", "--backend", REPLICAS,
-            "where replicas run; auto: docker when its daemon answers",
+            "where replicas run; auto: docker when its daemon answers; swarm: a Swarm service "
+            "per replica, which outlives the router (--cluster names it for every router)",
             choices=backend_names()),
     Setting("cluster", "--cluster", REPLICAS,
             "label of this launcher's replicas; a launcher restarted with the same cluster "
@@ -249,25 +250,26 @@ SETTINGS: tuple[Setting, ...] = (
             "'python3 -m http.server {port} --bind 127.0.0.1'", replica_command,
             metavar="COMMAND", show_default=False),
     Setting("replica_image", "--replica-image", REPLICAS,
-            "run your own service as the replicas (docker backend): a local image, which "
-            "ringlb never pulls", metavar="IMAGE", show_default=False),
+            "run your own service as the replicas (docker, swarm): a local image, which "
+            "ringlb never pulls (swarm: on every node)", metavar="IMAGE", show_default=False),
     Setting("replica_port", "--replica-port", REPLICAS,
-            "the port your service listens on inside its container (docker)", port),
+            "the port your service listens on inside its container (docker, swarm)", port),
     Setting("replica_env", "--replica-env", REPLICAS,
-            "KEY=VALUE in each replica's environment (docker; repeatable)", env_pair,
+            "KEY=VALUE in each replica's environment (docker, swarm; repeatable)", env_pair,
             metavar="KEY=VALUE", repeat=True),
     Setting("replica_read_only", "--replica-read-only", REPLICAS,
             "run each replica container with a read-only root filesystem "
             "(--no-replica-read-only: writable, for services that write)", on_off),
     Setting("replica_user", "--replica-user", REPLICAS,
-            "the user each replica container runs as (docker; default: the image's)",
+            "the user each replica container runs as (docker, swarm; default: the image's)",
             metavar="USER", show_default=False),
     Setting("upstreams", "--upstream", REPLICAS,
             "a server to front with --backend static, which ringlb does not start: "
             "NAME=HOST:PORT (repeatable; HOST a name or an address, [v6] in brackets)",
             upstream, metavar="NAME=HOST:PORT", repeat=True),
     Setting("resolve_interval", "--resolve-interval", REPLICAS,
-            "seconds between two resolutions of the static upstreams' names", positive_float),
+            "seconds between two resolutions of the static upstreams' names (swarm: between "
+            "two looks at the services besides watching Swarm's events)", positive_float),
     Setting("start_timeout", "--start-timeout", REPLICAS,
             "seconds a new replica has to answer the health path", positive_float),
     Setting("docker_memory", "--docker-memory", REPLICAS,

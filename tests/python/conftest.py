@@ -33,3 +33,14 @@ def proc_cluster(request: pytest.FixtureRequest) -> Iterator[str]:
         yield name
     finally:
         remove_process_cluster(name)
+
+
+@pytest.fixture(scope="module")
+def swarm_client() -> Iterator[object]:
+    """A Docker client on a Swarm manager: this host made a one-node Swarm for the
+    module's tests when it was not in one (and left again afterwards)."""
+    from control_helpers import require_docker, single_node_swarm
+
+    client = require_docker()
+    with single_node_swarm(client):
+        yield client

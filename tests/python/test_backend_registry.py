@@ -81,15 +81,15 @@ class MemoryBackend(Backend):
 def test_every_place_that_names_backends_takes_them_from_the_registry() -> None:
     from ringlb.cli import build_parser
 
-    assert backend_names() == ("auto", "process", "docker", "static")
+    assert backend_names() == ("auto", "process", "docker", "static", "swarm")
     sub = next(a for a in build_parser()._actions if a.dest == "command")
     for command in ("serve", "cleanup"):
         parser = sub.choices[command]  # type: ignore[attr-defined]
         flag = next(a for a in parser._actions if "--backend" in a.option_strings)
         assert tuple(flag.choices) == backend_names(), command
-    with pytest.raises(ValueError, match="unknown backend 'podman'.*auto, process, docker, static"):
+    with pytest.raises(ValueError, match="unknown backend 'podman'.*auto, process, docker, static, swarm"):
         make_backend("podman", "c1")
-    with pytest.raises(ValueError, match="backend must be one of auto, process, docker, static"):
+    with pytest.raises(ValueError, match="backend must be one of auto, process, docker, static, swarm"):
         LauncherConfig(backend="podman").validate()
 
 

@@ -49,7 +49,7 @@ def test_a_file_uses_the_long_flag_names(tmp_path: Path) -> None:
     ("replicas = \"three\"\n", "'replicas' not an integer: 'three'"),
     ("replicas = true\n", "'replicas' must be a number, got True"),
     ("keep-replicas = 1\n", "'keep-replicas' must be true or false, got 1"),
-    ("backend = \"vm\"\n", "'backend' must be one of auto, process, docker, static, got 'vm'"),
+    ("backend = \"vm\"\n", "'backend' must be one of auto, process, docker, static, swarm, got 'vm'"),
     ("replicas = [\n", "not valid TOML"),
 ])
 def test_bad_files_name_the_file_and_the_key(tmp_path: Path, text: str, message: str) -> None:

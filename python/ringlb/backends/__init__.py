@@ -1,5 +1,6 @@
 """Where replicas run (SPEC §5): `process`, `docker`, `auto` (docker when the daemon answers),
-or `static` (servers ringlb fronts but does not start).
+`swarm` (a Docker Swarm service per replica) or `static` (servers ringlb fronts but does not
+start).
 
 The backends are registered here, once each (see registry.py); `auto` tries
 docker, which has a probe, and falls back on process, which needs none.
@@ -45,6 +46,14 @@ register_backend(
 register_backend(
     "static", "ringlb.backends.static:StaticBackend",
     options={"upstreams": "upstreams", "resolve_interval": "resolve_interval"})
+# Never picked by `auto`: it needs a Swarm manager, and its replicas outlive the launcher.
+register_backend(
+    "swarm", "ringlb.backends.swarm:SwarmBackend",
+    options={"memory": "docker_memory", "cpus": "docker_cpus",
+             "start_timeout": "start_timeout", "stop_timeout": None, "client": None,
+             "binary": None, "health_path": "health_path", "image": "replica_image",
+             "port": "replica_port", "env": "replica_env", "command": "replica_command",
+             "read_only": "replica_read_only", "user": "replica_user"})
 
 __all__ = [
     "AUTO",

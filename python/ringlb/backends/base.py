@@ -11,10 +11,11 @@ import http.client
 import re
 import shlex
 import string
+import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ringlb import _core
 
@@ -42,6 +43,20 @@ class ReplicaInfo:
     host: str
     port: int
     ref: str
+
+
+@dataclass(frozen=True)
+class MembershipChange:
+    """What a backend's sync() found changed outside the launcher: replicas another
+    router added or removed (swarm), and replicas now at another address (a name that
+    resolves elsewhere, a task restarted on another port)."""
+
+    added: list[ReplicaInfo] = field(default_factory=list)
+    removed: list[ReplicaInfo] = field(default_factory=list)
+    moved: list[ReplicaInfo] = field(default_factory=list)
+    #: True while a replica the backend knows of has no address yet (a task still
+    #: starting): the launcher looks again shortly rather than at the next interval.
+    pending: bool = False
 
 
 def validate_hostname(hostname: object) -> str:
@@ -184,9 +199,18 @@ class Backend(ABC):
     #: dies. False (static): it fronts servers that run anyway; a down one leaves
     #: the ring and comes back when its health checks pass, and nothing is started.
     owns_replicas: bool = True
+    #: True (swarm): the engine the replicas run on restarts a dead one itself, so
+    #: the launcher only takes it off the ring and waits for sync() to move it.
+    self_healing: bool = False
+    #: True (swarm): the replicas belong to the cluster, which several routers may
+    #: serve, not to one launcher: stopping a launcher leaves them running.
+    outlives_launcher: bool = False
 
     def __init__(self, cluster: str) -> None:
         self.cluster = validate_cluster(cluster)
+        #: Set by a backend that watches its engine's events when something may have
+        #: changed; the launcher then calls sync() at once instead of at its interval.
+        self.changed = threading.Event()
 
     @abstractmethod
     def start(self, server_id: int, hostname: str) -> ReplicaInfo:
@@ -203,10 +227,10 @@ class Backend(ABC):
         raise BackendError(f"the {self.name} backend starts its replicas itself: it takes no "
                            f"address for '{hostname}'")
 
-    def reresolve(self) -> list[ReplicaInfo]:
-        """The replicas whose address changed since the last look (their host names
-        resolve elsewhere now), recorded; the launcher moves them. None by default."""
-        return []
+    def sync(self) -> MembershipChange:
+        """What changed since the last look that the launcher did not do itself, now
+        recorded: the launcher applies it to the router. Nothing by default."""
+        return MembershipChange()
 
     @abstractmethod
     def stop(self, hostname: str, *, graceful: bool = True) -> bool:

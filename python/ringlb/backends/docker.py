@@ -105,6 +105,19 @@ def ensure_image(client: docker.DockerClient, binary: Path | None = None,
         return ref
 
 
+def replica_image(client: docker.DockerClient, custom: str = "", binary: Path | None = None) -> str:
+    """The image reference replicas run: `custom`, which must be on this host (nothing is
+    pulled), or ringlb/replica, built on first use. BackendError otherwise."""
+    if not custom:
+        return ensure_image(client, binary)
+    try:
+        client.images.get(custom)
+    except docker.errors.ImageNotFound:
+        raise BackendError(f"image {custom!r} is not on this Docker host: build or load it "
+                           f"first (ringlb pulls nothing)") from None
+    return custom
+
+
 class DockerBackend(Backend):
     """Replicas as containers on a per-cluster bridge network, published on 127.0.0.1."""
 
@@ -184,16 +197,7 @@ class DockerBackend(Backend):
         """The image reference replicas run: the one given, which must be here (nothing is
         pulled), or ringlb/replica, built on first use."""
         if self._image is None:
-            if self.custom_image:
-                try:
-                    self.client.images.get(self.custom_image)
-                except docker.errors.ImageNotFound:
-                    raise BackendError(
-                        f"image {self.custom_image!r} is not on this Docker host: build or load "
-                        f"it first (ringlb pulls nothing)") from None
-                self._image = self.custom_image
-            else:
-                self._image = ensure_image(self.client, self.binary)
+            self._image = replica_image(self.client, self.custom_image, self.binary)
         return self._image
 
     def _network(self) -> Any:

@@ -18,7 +18,13 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ringlb.backends.base import Backend, BackendError, ReplicaInfo, validate_hostname
+from ringlb.backends.base import (
+    Backend,
+    BackendError,
+    MembershipChange,
+    ReplicaInfo,
+    validate_hostname,
+)
 
 log = logging.getLogger("ringlb.backends.static")
 
@@ -141,9 +147,9 @@ class StaticBackend(Backend):
             self._replicas[hostname] = info
         return info
 
-    def reresolve(self) -> list[ReplicaInfo]:
-        """Resolve every name again; returns the servers whose address changed (now
-        recorded). A name that does not resolve keeps its last address."""
+    def sync(self) -> MembershipChange:
+        """Resolve every name again; the servers whose address changed (now recorded)
+        are moved. A name that does not resolve keeps its last address."""
         with self._lock:
             current = list(self._replicas.values())
         moved = []
@@ -159,7 +165,7 @@ class StaticBackend(Backend):
             for r in moved:
                 if r.hostname in self._replicas:
                     self._replicas[r.hostname] = r
-        return moved
+        return MembershipChange(moved=moved)
 
     def remove_all(self) -> int:
         with self._lock:
