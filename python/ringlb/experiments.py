@@ -15,7 +15,9 @@ Two pieces, so that a notebook cell reads like the experiment it runs:
 
 Small helpers complete them: :func:`http_call` for the admin API,
 :func:`load_stats` for any per-replica count table (also the ring's offline
-predictions), :func:`docker_available`, and :func:`save_json`.
+predictions), :func:`docker_available`, :func:`save_json`, and for the scale-out
+experiment :func:`single_node_swarm` and :func:`serve_process` (a `ringlb serve`
+process, which can be killed).
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ import contextlib
 import json
 import math
 import re
+import signal
+import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -60,6 +65,8 @@ __all__ = [
     "natural_key",
     "run_load",
     "save_json",
+    "serve_process",
+    "single_node_swarm",
     "start_load",
 ]
 
@@ -514,3 +521,87 @@ def save_json(path: str | Path, data: Any) -> Path:
 
     p.write_text(json.dumps(clean(data), indent=2, sort_keys=False) + "\n")
     return p
+
+
+@contextlib.contextmanager
+def single_node_swarm() -> Iterator[bool]:
+    """This Docker host as a Swarm manager for the duration of the block.
+
+    When the host is in no Swarm, it becomes a one-node Swarm advertised on
+    127.0.0.1 (`docker swarm init --advertise-addr 127.0.0.1`) and leaves it
+    again on exit, also after an error; a Swarm the host already managed is
+    left as it was. Yields whether it was created here. Raises RuntimeError
+    when the host is in a Swarm as a worker (services cannot be created there).
+    """
+    import docker
+
+    client = docker.from_env(timeout=30)
+    try:
+        swarm = client.info().get("Swarm") or {}
+        state = swarm.get("LocalNodeState")
+        created = state == "inactive"
+        if created:
+            client.swarm.init(advertise_addr="127.0.0.1", listen_addr="127.0.0.1:2377")
+        elif state != "active" or not swarm.get("ControlAvailable"):
+            raise RuntimeError(f"this Docker host is in a Swarm it does not manage ({state})")
+        try:
+            yield created
+        finally:
+            if created:
+                client.swarm.leave(force=True)
+    finally:
+        client.close()
+
+
+@dataclass
+class ServeProcess:
+    """A `ringlb serve` running as a process of its own (see :func:`serve_process`)."""
+
+    url: str
+    process: subprocess.Popen
+
+    def kill(self) -> None:
+        """SIGKILL: the router dies without a goodbye, as on a crash or a lost host."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(timeout=30)
+
+
+@contextlib.contextmanager
+def serve_process(*args: str, port: int, ready_timeout: float = 60.0) -> Iterator[ServeProcess]:
+    """Run ``ringlb serve --port PORT *args`` (this interpreter's ringlb) until the block
+    ends; yields once its /rep answers. On exit it gets SIGTERM (a graceful stop), and
+    SIGKILL if it has not exited 30 s later. RuntimeError when it exits or does not
+    answer within ``ready_timeout`` seconds (its log's tail in the message)."""
+    import tempfile
+
+    cmd = [sys.executable, "-m", "ringlb", "serve", "--host", "127.0.0.1", "--port", str(port),
+           *args]
+    # The log goes to a file: a pipe nobody reads would block the router once full.
+    with tempfile.TemporaryFile() as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+        served = ServeProcess(f"http://127.0.0.1:{port}", proc)
+        try:
+            deadline = time.monotonic() + ready_timeout
+            while not _answers(served.url + "/rep"):
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    served.kill()
+                    log.seek(0)
+                    tail = log.read().decode(errors="replace").strip()[-800:]
+                    raise RuntimeError(f"ringlb serve on port {port} did not start: {tail}")
+                time.sleep(0.1)
+            yield served
+        finally:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    served.kill()
+
+
+def _answers(url: str) -> bool:
+    try:
+        return http_call("GET", url, timeout=1).status == 200
+    except OSError:
+        return False

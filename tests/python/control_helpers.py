@@ -130,27 +130,6 @@ def closing_backend(backend: Any) -> Iterator[Any]:
         backend.close()
 
 
-@contextlib.contextmanager
-def single_node_swarm(client: Any) -> Iterator[None]:
-    """This Docker host as a one-node Swarm manager for the duration: `docker swarm init
-    --advertise-addr 127.0.0.1` when Swarm is inactive, and `docker swarm leave --force`
-    afterwards only then (a Swarm the machine already had is left as it was). Skips
-    when the host is in a Swarm as a worker."""
-    swarm = client.info().get("Swarm") or {}
-    state = swarm.get("LocalNodeState")
-    created = False
-    if state == "inactive":
-        client.swarm.init(advertise_addr="127.0.0.1", listen_addr="127.0.0.1:2377")
-        created = True
-    elif state != "active" or not swarm.get("ControlAvailable"):
-        pytest.skip(f"this Docker host is in a Swarm it does not manage ({state})")
-    try:
-        yield
-    finally:
-        if created:
-            client.swarm.leave(force=True)
-
-
 def remove_swarm_cluster(client: Any, cluster: str) -> int:
     """Remove the cluster's services, then (once their tasks are gone) its containers and
     networks; returns how many services there were."""
