@@ -37,7 +37,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
@@ -50,6 +49,7 @@ from pathlib import Path
 from cpu_quota import CpuQuota, core_busy, core_times, cpu_list
 from procmem import process_tree, status_kb
 
+from ringlb.children import stop_child
 from ringlb.fd_limit import raise_fd_limit
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -135,17 +135,6 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
-def stop(proc: subprocess.Popen) -> None:
-    """Terminate a child we started (by its PID), then kill it if it lingers."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 def start_replicas(n: int, cpu: str) -> tuple[list[subprocess.Popen], list[int]]:
     """Start n replicas pinned to `cpu`; returns the processes and their ports."""
     import ringlb
@@ -162,7 +151,7 @@ def start_replicas(n: int, cpu: str) -> tuple[list[subprocess.Popen], list[int]]
             ports.append(int(p.stdout.readline()))
     except BaseException:
         for p in procs:
-            stop(p)
+            stop_child(p)
         raise
     return procs, ports
 
@@ -180,7 +169,7 @@ def start_ringlb(ports: list[int], cpu: str, threads: int, scheme: str = "xxh3",
     assert proc.stdout is not None
     line = proc.stdout.readline()
     if not line:
-        stop(proc)
+        stop_child(proc)
         raise RuntimeError("the ringlb router did not start")
     return proc, int(line)
 
@@ -205,7 +194,7 @@ def serve_ringlb(ports: str, threads: int, scheme: str, max_body_bytes: int = 1 
     try:
         sys.stdin.read()
     finally:
-        router.stop()
+        router.stop_child()
 
 
 def idle_connection_kb(port: int, pid: int, n: int) -> float:
@@ -294,7 +283,7 @@ def stop_targets(procs: dict[str, Target]) -> None:
         if proc is not None:
             if proc.stdin:
                 proc.stdin.close()
-            stop(proc)
+            stop_child(proc)
 
 
 _LAT = {"us": 1e-3, "ms": 1.0, "s": 1e3}
@@ -451,7 +440,7 @@ def main() -> int:
         finally:
             stop_targets(procs)
             for p in replicas:
-                stop(p)
+                stop_child(p)
             for q in quotas:
                 q.remove()
     summaries = summarize(runs)

@@ -30,7 +30,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from procmem import process_tree, status_kb
-from proxy import Target, free_port, start_target, stop, stop_targets, wait_listening
+from proxy import Target, free_port, start_target, stop_targets, wait_listening
+
+from ringlb.children import stop_child
 
 ORIGIN_CONF = """daemon off;
 worker_processes 1;
@@ -130,7 +132,7 @@ def main() -> int:
                                 growth[(t, direction)]))
         finally:
             stop_targets(procs)
-            stop(origin)
+            stop_child(origin)
 
     direct = {r.direction: r.mb_per_s for r in rows if r.target == "direct"}
     print(f"{args.mib} MiB per transfer, median of {args.rounds} round(s)")

@@ -49,6 +49,8 @@ except ModuleNotFoundError as _missing:  # the notebooks extra is not installed
         f"ringlb.experiments needs the notebooks extra ({_missing.name} is not installed): "
         "pip install 'ringlb[notebooks]'", name=_missing.name) from _missing
 
+from ringlb.children import stop_child
+
 if TYPE_CHECKING:  # the launcher imports the C++ core; keep this module importable without it
     from ringlb.launcher import Launcher
 
@@ -592,12 +594,7 @@ def serve_process(*args: str, port: int, ready_timeout: float = 60.0) -> Iterato
                 time.sleep(0.1)
             yield served
         finally:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    served.kill()
+            stop_child(proc, timeout=30)
 
 
 def _answers(url: str) -> bool:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +18,8 @@ BENCH = Path(__file__).resolve().parents[2] / "bench"
 sys.path.insert(0, str(BENCH))
 
 import hostile
+
+from ringlb.children import stop_child
 
 
 def serve_help() -> str:
@@ -45,13 +46,7 @@ def run_bench(tmp_path: Path, *args: str, timeout: float = 45) -> dict[str, Any]
     try:
         stdout, _ = proc.communicate(timeout=timeout)
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_child(proc, timeout=30)
     assert proc.returncode == 0, stdout
     result = json.loads(out.read_text())
     result["stdout"] = stdout

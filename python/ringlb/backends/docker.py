@@ -331,19 +331,26 @@ class DockerBackend(Backend):
         log.debug("removed container %s", self.container_name(hostname))
         return True
 
-    def kill(self, hostname: str) -> None:
+    def managed(self, hostname: str) -> ReplicaInfo | None:
+        """The replica of that name this backend manages, or None."""
         with self._lock:
-            info = self._replicas.get(hostname)
+            return self._replicas.get(hostname)
+
+    def _managed_or_key_error(self, hostname: str) -> ReplicaInfo:
+        info = self.managed(hostname)
         if info is None:
             raise KeyError(f"no replica named '{hostname}' in cluster {self.cluster}")
+        return info
+
+    def kill(self, hostname: str) -> None:
+        info = self._managed_or_key_error(hostname)
         try:
             self.client.containers.get(info.ref).kill()
         except (docker.errors.NotFound, docker.errors.APIError):
             pass  # already dead
 
     def alive(self, hostname: str) -> bool:
-        with self._lock:
-            info = self._replicas.get(hostname)
+        info = self.managed(hostname)
         if info is None:
             return False
         try:

@@ -279,17 +279,13 @@ class SwarmBackend(DockerBackend):
 
     def kill(self, hostname: str) -> None:
         """SIGKILL the replica's container (on this node); Swarm starts a new task."""
-        with self._lock:
-            info = self._replicas.get(hostname)
-        if info is None:
-            raise KeyError(f"no replica named '{hostname}' in cluster {self.cluster}")
+        info = self._managed_or_key_error(hostname)
         if not self._kill_task(self.service_name(info.id)):
             raise BackendError(f"replica '{hostname}' runs on another node: kill it there")
 
     def alive(self, hostname: str) -> bool:
         """True while its service exists: Swarm brings a dead task back by itself."""
-        with self._lock:
-            info = self._replicas.get(hostname)
+        info = self.managed(hostname)
         if info is None:
             return False
         try:
