@@ -160,6 +160,23 @@ def test_a_killed_replica_costs_no_request_and_swarm_brings_it_back(swarm_client
         assert ("replaced", "Server2") not in kinds  # Swarm restarted it, not the launcher
 
 
+def test_routers_started_together_share_the_replicas(swarm_client: Any, cluster: str) -> None:
+    # Both want ids 1..3 at once (the stack file starts its routers so): the name lock
+    # lets one create each service and the other join it.
+    a, b = router(cluster), router(cluster)
+    starters = [threading.Thread(target=lb.start) for lb in (a, b)]
+    try:
+        for t in starters:
+            t.start()
+        for t in starters:
+            t.join()
+        assert rep(a) == rep(b) == ["Server1", "Server2", "Server3"]
+        assert len(services(swarm_client, cluster)) == 3
+    finally:
+        a.stop()
+        b.stop()
+
+
 def test_a_restarted_router_adopts_the_services(swarm_client: Any, cluster: str) -> None:
     with router(cluster) as first:
         ids = {s.id for s in services(swarm_client, cluster)}
@@ -177,7 +194,7 @@ def test_a_restarted_router_adopts_the_services(swarm_client: Any, cluster: str)
     assert cluster_networks(swarm_client, cluster) == []
 
 
-def test_creating_a_taken_id_is_refused_by_swarm(swarm_client: Any, cluster: str) -> None:
+def test_a_taken_id_is_refused_unless_it_is_the_same_replica(swarm_client: Any, cluster: str) -> None:
     from ringlb.backends.swarm import SwarmBackend
 
     one, two = SwarmBackend(cluster), SwarmBackend(cluster)
@@ -187,6 +204,13 @@ def test_creating_a_taken_id_is_refused_by_swarm(swarm_client: Any, cluster: str
             two.start(7, "other")
         assert [s.name for s in services(swarm_client, cluster)] == [f"ringlb-{cluster}-7"]
         assert two.adopt() == [info]  # the other router sees it as the cluster's
+        # Two routers that mean the same replica (started together): the second joins it.
+        three = SwarmBackend(cluster)
+        try:
+            assert three.start(7, "web7") == info
+        finally:
+            three.close()
+        assert len(services(swarm_client, cluster)) == 1
     finally:
         one.close()
         two.close()

@@ -6,7 +6,8 @@ like the docker backend's containers) with a restart policy, resource limits,
 placement spread over the nodes and an attachable overlay network on which the
 replica answers to its hostname. Creating a service by name is the lock that
 keeps two routers of one cluster from taking the same id: the second creation
-is refused by Swarm.
+is refused by Swarm (and a router that meant the same replica, same id and
+hostname, joins it instead).
 
 Several routers can serve one cluster (`--cluster C`): each watches Swarm's
 events (and, as a fallback, looks every resolve_interval), and sync() tells
@@ -210,19 +211,39 @@ class SwarmBackend(DockerBackend):
                 endpoint_spec=docker.types.EndpointSpec(ports=[
                     {"TargetPort": self.port, "Protocol": "tcp", "PublishMode": "host"}]))
         except docker.errors.APIError as e:
-            if e.status_code == 409:  # the name is taken: that id is another router's
+            if e.status_code != 409:
+                raise BackendError(f"cannot create service {name}: {e}") from e
+            # The name is taken: another router made this id first. The same replica
+            # (routers of one cluster starting together, or the same /add on two
+            # routers) is joined; another one keeps its id.
+            if self._service_hostname(name) != hostname:
                 raise BackendError(f"replica id {server_id} is taken in cluster "
                                    f"{self.cluster} (service {name} exists)") from None
-            raise BackendError(f"cannot create service {name}: {e}") from e
+            log.info("service %s was created by another router: joining it", name)
+            return self._await(name, server_id, hostname, remove_on_failure=False)
         except DOCKER_ERRORS as e:
             raise BackendError(f"cannot create service {name}: {e}") from e
+        return self._await(name, server_id, hostname, remove_on_failure=True)
+
+    def _service_hostname(self, name: str) -> str | None:
+        try:
+            spec = self.client.api.inspect_service(name).get("Spec") or {}
+        except docker.errors.NotFound:
+            return None
+        return (spec.get("Labels") or {}).get("ringlb.hostname")
+
+    def _await(self, name: str, server_id: int, hostname: str, *,
+               remove_on_failure: bool) -> ReplicaInfo:
+        """The replica once its task runs and answers the health path; BackendError
+        (and the service removed, when this router made it) otherwise."""
         try:
             host, port, task = self._wait_running(name)
             if not wait_heartbeat(host, port, self.start_timeout, self.health_path):
                 raise BackendError(f"replica '{hostname}' did not answer GET "
                                    f"{self.health_path} within {self.start_timeout:g} s")
         except BaseException as e:
-            self._remove_service(name)
+            if remove_on_failure:
+                self._remove_service(name)
             if isinstance(e, DOCKER_ERRORS):
                 raise BackendError(f"cannot start replica '{hostname}': {e}") from e
             raise
