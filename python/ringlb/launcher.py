@@ -203,6 +203,11 @@ class LauncherConfig:
                  "the static backend needs at least one upstream NAME=HOST:PORT")
 
 
+#: The heartbeat engine's settings: a reload that changes any of them starts a new engine.
+HEALTH_SETTINGS = frozenset({"health_path", "heartbeat_interval", "heartbeat_timeout", "fall",
+                             "rise"})
+
+
 def _http_url(host: str, port: int) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
@@ -224,7 +229,7 @@ class Launcher:
 
     #: LauncherConfig fields that reload() applies to a running launcher; a
     #: change to any other field is logged as needing a restart.
-    LIVE_SETTINGS = frozenset({"replicas"})
+    LIVE_SETTINGS = frozenset({"replicas", "resolve_interval", *HEALTH_SETTINGS})
 
     def __init__(self, config: LauncherConfig | None = None, **overrides: Any) -> None:
         cfg = dataclasses.replace(config or LauncherConfig(), **overrides)
@@ -471,29 +476,51 @@ class Launcher:
         """Apply `new` to the running launcher: what LIVE_SETTINGS names takes effect
         now; any other change is logged as needing a restart. Returns one line per change
         (also logged). A new `replicas` scales N to it, as /add and /rm would: new
-        replicas get the smallest free ids, and the highest ids go first."""
+        replicas get the smallest free ids, and the highest ids go first. New health
+        check settings start a new heartbeat engine, which takes each replica's state
+        from the ring (serving: up) and probes with the new settings from then on."""
         new.validate()
         lines = []
+        applied: dict[str, Any] = {}
         for f in dataclasses.fields(LauncherConfig):
             old_value, new_value = getattr(self.config, f.name), getattr(new, f.name)
             if old_value == new_value:
                 continue
             shown = ("<hidden>", "<hidden>") if f.name == "admin_token" else (old_value, new_value)
             if f.name in self.LIVE_SETTINGS:
-                self._apply_live(f.name, new_value)
+                applied[f.name] = new_value
                 line = f"{f.name}: {shown[0]!r} -> {shown[1]!r} (applied)"
-                self.config = dataclasses.replace(self.config, **{f.name: new_value})
             else:
                 line = f"{f.name}: {shown[0]!r} -> {shown[1]!r} (needs a restart)"
             log.info("reload %s", line)
             lines.append(line)
+        if applied:
+            self.config = dataclasses.replace(self.config, **applied)
+            if HEALTH_SETTINGS & applied.keys():
+                self._restart_health_checks()
+            if "replicas" in applied:
+                self._scale_to(int(applied["replicas"]))
         if not lines:
             log.info("reload: nothing changed")
         return lines
 
-    def _apply_live(self, name: str, value: Any) -> None:
-        if name != "replicas":  # LIVE_SETTINGS and this method change together
-            raise AssertionError(f"no live change for {name}")
+    def _restart_health_checks(self) -> None:
+        """A heartbeat engine with the current settings in place of the running one."""
+        cfg = self.config
+        with self._lock:
+            old = self.engine
+            engine = ringlb.HeartbeatEngine(
+                self.router, interval=cfg.heartbeat_interval, timeout=cfg.heartbeat_timeout,
+                fall=cfg.fall, rise=cfg.rise, path=cfg.health_path)
+            engine.set_listener(self._on_health)
+            if old is not None:
+                old.stop()
+            engine.start()  # it takes over the router's passive reports and health source
+            self.engine = engine
+            if self.backend is not None:
+                self.backend.health_path = cfg.health_path  # what new replicas must answer
+
+    def _scale_to(self, value: int) -> None:
         removed: list[ReplicaInfo] = []
         with self._lock:
             diff = int(value) - self._target

@@ -107,6 +107,26 @@ def test_reload_scales_replicas_and_names_what_needs_a_restart(proc_cluster: str
         assert lb.router.stats()["retries"] == 0
 
 
+def test_reload_applies_new_health_checks_at_once(proc_cluster: str) -> None:
+    cfg = LauncherConfig(port=0, replicas=2, backend="process", cluster=proc_cluster,
+                         heartbeat_interval=0.1)
+    with Launcher(cfg) as lb:
+        first = lb.engine
+        # A path the replicas answer 404: the new engine's probes fail at once.
+        assert lb.reload(dataclasses.replace(cfg, health_path="/nope", fall=1)) == [
+            "fall: 2 -> 1 (applied)", "health_path: '/heartbeat' -> '/nope' (applied)"]
+        assert lb.engine is not first
+        deadline = time.monotonic() + 10
+        while not any(e["kind"] == "down" for e in lb.events()) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        down = [e for e in lb.events() if e["kind"] == "down"]
+        assert down and "404" in down[0]["detail"]
+        # Back to the real path: replacements start and pass, N is whole again.
+        lb.reload(cfg)
+        assert lb.wait_until_whole(30)
+        assert names(lb.url) == ["Server1", "Server2"]
+
+
 def test_sighup_reloads_the_file_and_never_kills_the_launcher(tmp_path: Path,
                                                                 proc_cluster: str) -> None:
     p = write(tmp_path, "replicas = 1\n")

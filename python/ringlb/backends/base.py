@@ -205,6 +205,9 @@ class Backend(ABC):
     #: True (swarm): the replicas belong to the cluster, which several routers may
     #: serve, not to one launcher: stopping a launcher leaves them running.
     outlives_launcher: bool = False
+    #: What a new replica must answer before start() returns (the launcher sets it
+    #: again when a reload changes --health-path).
+    health_path: str = "/heartbeat"
 
     def __init__(self, cluster: str) -> None:
         self.cluster = validate_cluster(cluster)
