@@ -17,13 +17,11 @@
 #include <tuple>
 
 #include "ringlb/admin_api.hpp"
+#include "ringlb/admin_routes.hpp"
 #include "ringlb/coarse_clock.hpp"
 #include "ringlb/io_worker.hpp"
 #include "ringlb/key_source.hpp"
 #include "ringlb/proxy_rules.hpp"
-#include "ringlb/prometheus_text.hpp"
-#include "ringlb/dashboard.hpp"
-#include "ringlb/router_metrics.hpp"
 #include "ringlb/router_state.hpp"
 #include "ringlb/wire_format.hpp"
 
@@ -401,58 +399,33 @@ void ProxySession::on_request() {
     req_ = parser_->release();
     parser_.reset();
     const std::string_view path = KeySource::path_of(req_.target());
-    if (state_.serves_admin(listener_, path)) return on_admin(path);
+    if (state_.serves_admin(listener_, path)) return on_admin(*find_admin_route(path));
     if (listener_ == Listener::admin) {
         std::string message = "'";
         message.append(path.substr(0, 200));
-        message.append("' is not an admin endpoint (GET / (the dashboard), GET /rep, POST /add, "
-                       "DELETE /rm, GET /metrics, GET /status, GET /healthz, GET /readyz)");
+        message.append("' is not an admin endpoint (");
+        message.append(admin_route_list());
+        message.append(")");
         return send_error(404, message);
     }
     do_route();
 }
 
-void ProxySession::on_admin(std::string_view path) {
+void ProxySession::on_admin(const AdminRoute& route) {
     const http::verb method = req_.method();
-    if (path != "/add" && path != "/rm") {
-        // The read-only endpoints: answered here, on this I/O thread.
-        if (method != http::verb::get && method != http::verb::head) {
-            prepare_error(405, "method not allowed: use GET " + std::string(path));
-            res_.set(http::field::allow, "GET, HEAD");
-            return do_write();
-        }
-        unsigned status = 200;
-        std::string body;
-        std::string_view type = "application/json";
-        if (path == "/rep") {
-            body = AdminApi::rep_body(*state_.replicas.snapshot());
-        } else if (path == "/metrics") {
-            body = RouterMetrics::prometheus(state_);
-            type = PrometheusText::content_type;
-        } else if (path == "/status") {
-            body = RouterMetrics::status_json(state_);
-        } else if (path == "/") {
-            body = Dashboard::html();
-            type = Dashboard::content_type;
-        } else {
-            std::tie(status, body) = path == "/healthz" ? RouterMetrics::health(state_)
-                                                        : RouterMetrics::readiness(state_);
-        }
-        res_ = make_response(static_cast<http::status>(status), req_.version());
-        res_.set(http::field::content_type, type);
-        res_.body() = std::move(body);
+    if (!route.allows(method)) {
+        prepare_error(405, "method not allowed: use " + std::string(route.usage));
+        res_.set(http::field::allow, route.allow);
+        return do_write();
+    }
+    if (route.answer) {  // read-only: answered here, on this I/O thread
+        AdminAnswer answer = route.answer(state_);
+        res_ = make_response(static_cast<http::status>(answer.status), req_.version());
+        res_.set(http::field::content_type, answer.content_type);
+        res_.body() = std::move(answer.body);
         res_.prepare_payload();
         res_.keep_alive(client_keep_alive_ && !draining_);
         if (method == http::verb::head) res_.body().clear();
-        return do_write();
-    }
-    const bool add = path == "/add";
-    const bool allowed = add ? method == http::verb::post
-                             : method == http::verb::delete_ || method == http::verb::post;
-    if (!allowed) {
-        prepare_error(405, add ? "method not allowed: use POST /add"
-                               : "method not allowed: use DELETE /rm (or POST /rm)");
-        res_.set(http::field::allow, add ? "POST" : "DELETE, POST");
         return do_write();
     }
     if (const auto refused = state_.authorize(listener_, req_[http::field::authorization])) {
@@ -460,7 +433,7 @@ void ProxySession::on_admin(std::string_view path) {
         if (refused->status == 401) res_.set(http::field::www_authenticate, "Bearer realm=\"ringlb\"");
         return do_write();
     }
-    do_control(add ? ControlRequest::Op::add : ControlRequest::Op::remove);
+    do_control(*route.op);
 }
 
 // ------------------------------------------------------------ admin endpoints

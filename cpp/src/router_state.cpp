@@ -1,5 +1,7 @@
 #include "ringlb/router_state.hpp"
 
+#include "ringlb/admin_routes.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <stdexcept>
@@ -116,13 +118,8 @@ RouterStats RouterState::totals() const noexcept {
 }
 
 bool RouterState::serves_admin(Listener listener, std::string_view path) const noexcept {
-    if (path == "/rep") return true;
-    if (path == "/" || path == "/metrics" || path == "/status" || path == "/healthz" ||
-        path == "/readyz") {
-        return listener == Listener::admin;
-    }
-    if (path != "/add" && path != "/rm") return false;
-    return listener == Listener::admin || config.admin_on_data_port;
+    const AdminRoute* route = find_admin_route(path);
+    return route && route->served_on(listener, config.admin_on_data_port);
 }
 
 std::optional<ControlError> RouterState::authorize(Listener listener,

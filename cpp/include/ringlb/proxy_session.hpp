@@ -54,6 +54,8 @@
 
 namespace ringlb {
 
+struct AdminRoute;
+
 class IoWorker;
 struct RouteTable;
 
@@ -110,7 +112,7 @@ private:
     void on_read_error(boost::beast::error_code ec);
 
     // Admin endpoints.
-    void on_admin(std::string_view path);
+    void on_admin(const AdminRoute& route);
     void do_control(ControlRequest::Op op);
     void on_control(unsigned status, std::string body);
 
