@@ -415,13 +415,10 @@ control handler (set_control_handler). Timeouts are in seconds.
             [](const Router& r) {
                 const RouterStats s = r.stats();
                 Record d;
-                d["requests"] = s.requests;
-                d["proxied"] = s.proxied;
-                d["retries"] = s.retries;
-                d["upstream_failures"] = s.upstream_failures;
-                d["errors"] = s.errors;
+#define RINGLB_COUNTER_KEY(name, what) d[#name] = s.name;
+                RINGLB_ROUTER_COUNTERS(RINGLB_COUNTER_KEY)
+#undef RINGLB_COUNTER_KEY
                 d["active_connections"] = s.active_connections;
-                d["upstream_connects"] = s.upstream_connects;
                 py::typing::Dict<py::str, py::int_> per;
                 for (const auto& rs : r.replica_stats()) per[py::str(rs.hostname)] = rs.requests;
                 d["replicas"] = per;

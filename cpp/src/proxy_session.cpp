@@ -531,7 +531,7 @@ void ProxySession::do_try() {
 }
 
 void ProxySession::do_connect() {
-    WorkerStats::bump(worker_.stats().connects);
+    WorkerStats::bump(worker_.stats().upstream_connects);
     expires_after(Phase::upstream, state_.config.connect_timeout);
     conn_->socket.async_connect(pool_->endpoint(),
                                 beast::bind_front_handler(&ProxySession::on_connect,

@@ -164,13 +164,10 @@ std::string RouterMetrics::status_json(RouterState& state) {
     router["max_replicas"] = state.limits.max;
     // Router::stats(): every request answered (admin ones too), by whom and how.
     json::object counts;
-    counts["requests"] = totals.requests;
-    counts["proxied"] = totals.proxied;
-    counts["retries"] = totals.retries;
-    counts["upstream_failures"] = totals.upstream_failures;
-    counts["errors"] = totals.errors;
+#define RINGLB_COUNTER_KEY(name, what) counts[#name] = totals.name;
+    RINGLB_ROUTER_COUNTERS(RINGLB_COUNTER_KEY)
+#undef RINGLB_COUNTER_KEY
     counts["connections_active"] = totals.active_connections;
-    counts["upstream_connects"] = totals.upstream_connects;
     router["totals"] = std::move(counts);
 
     const std::vector<ReplicaHealth> health = state.health();

@@ -106,12 +106,9 @@ RouterStats RouterState::totals() const noexcept {
         return c.load(std::memory_order_relaxed);
     };
     for (const auto& ws : worker_stats) {
-        s.requests += get(ws.requests);
-        s.proxied += get(ws.proxied);
-        s.retries += get(ws.retries);
-        s.upstream_failures += get(ws.upstream_failures);
-        s.errors += get(ws.errors);
-        s.upstream_connects += get(ws.connects);
+#define RINGLB_COUNTER_ADD(name, what) s.name += get(ws.name);
+        RINGLB_ROUTER_COUNTERS(RINGLB_COUNTER_ADD)
+#undef RINGLB_COUNTER_ADD
     }
     s.active_connections = connections.load(std::memory_order_relaxed);
     return s;

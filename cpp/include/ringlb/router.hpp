@@ -85,13 +85,11 @@ using FailureListener = std::function<void(std::uint32_t id)>;
 using HealthSource = std::function<std::vector<ReplicaHealth>()>;
 
 struct RouterStats {
-    std::uint64_t requests = 0;           // client requests answered
-    std::uint64_t proxied = 0;            // answered by a replica
-    std::uint64_t retries = 0;            // upstream tries after a failure
-    std::uint64_t upstream_failures = 0;  // refused / reset / timed out
-    std::uint64_t errors = 0;             // answered with a 5xx by the router itself
-    std::uint64_t active_connections = 0;
-    std::uint64_t upstream_connects = 0;  // connections opened to replicas (the rest were reused)
+    // Every I/O thread's RINGLB_ROUTER_COUNTERS (worker_stats.hpp), summed.
+#define RINGLB_COUNTER_SUM(name, what) std::uint64_t name = 0;
+    RINGLB_ROUTER_COUNTERS(RINGLB_COUNTER_SUM)
+#undef RINGLB_COUNTER_SUM
+    std::uint64_t active_connections = 0;  // client connections open now
 };
 
 // Per registered replica, from Router::replica_stats().

@@ -23,11 +23,24 @@ inline void bump(std::atomic<std::uint64_t>& c, std::uint64_t by = 1) noexcept {
     c.store(c.load(std::memory_order_relaxed) + by, std::memory_order_relaxed);
 }
 
+// The router-wide counters, declared once: each line gives the per-thread
+// counter (WorkerStats), its sum (RouterStats, RouterState::totals()), and its
+// key in Router.stats() (Python) and in /status's "totals". An X-macro because
+// C++20 has no reflection over a struct's fields.
+#define RINGLB_ROUTER_COUNTERS(X)                                                     \
+    X(requests, "client requests answered")                                           \
+    X(proxied, "answered by a replica")                                               \
+    X(retries, "upstream tries after a failure")                                      \
+    X(upstream_failures, "tries refused, reset or timed out")                        \
+    X(errors, "answered with a 5xx by the router itself")                             \
+    X(upstream_connects, "connections opened to replicas (the rest were reused)")
+
 // Router-wide counters of one I/O thread, written by that thread only; a
 // cache line of its own (RouterState keeps them side by side).
 struct alignas(64) WorkerStats {
-    std::atomic<std::uint64_t> requests{0}, proxied{0}, retries{0}, upstream_failures{0},
-        errors{0}, connects{0};
+#define RINGLB_COUNTER_FIELD(name, what) std::atomic<std::uint64_t> name{0};
+    RINGLB_ROUTER_COUNTERS(RINGLB_COUNTER_FIELD)
+#undef RINGLB_COUNTER_FIELD
     static void bump(std::atomic<std::uint64_t>& c) noexcept { ringlb::bump(c); }
 };
 
