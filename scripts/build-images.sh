@@ -12,8 +12,7 @@
 # The wheel: --wheel WHEEL, else built from this tree as README's "Building a wheel"
 # says (python -m build, auditwheel repair), incrementally in build/. Its dependencies
 # are downloaded as wheels on the host (pip's cache), so the image build is offline.
-# The image is tagged TAG (default ringlb/balancer:latest); the untagged build stage is
-# removed. `debian-base TAG` makes only the mmdebstrap base (tests/python use it too).
+# The image is tagged TAG (default ringlb/balancer:latest); the build stage is removed. `debian-base TAG` makes only the mmdebstrap base (tests/python use it too).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,12 +35,17 @@ debian_base() {
   echo "build-images: making $tag with mmdebstrap" >&2
   # Imported under a temporary name, tagged only when mmdebstrap succeeded too: a
   # failed run must not leave a half base under the tag that later builds trust.
-  local tmp="ringlb-local/partial:$$" status=0
+  # The merged-usr hook makes /bin etc. links itself: without it bookworm's usrmerge
+  # package is installed, and perl with it (~45 MB). Unsafe io: no fsync, it is a tarball.
+  local tmp="ringlb-local/partial:$$" log status=0
+  log="$(mktemp -t ringlb-mmdebstrap-XXXXXX)"
   mmdebstrap --quiet --variant=minbase --include=python3,python3-venv \
+    --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr --dpkgopt=force-unsafe-io \
     --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*' \
-    --dpkgopt='path-exclude=/usr/share/locale/*' bookworm - \
+    --dpkgopt='path-exclude=/usr/share/locale/*' bookworm - 2>"$log" \
     | docker import "${changes[@]}" - "$tmp" >/dev/null || status=$?
-  if [ "$status" -eq 0 ]; then docker tag "$tmp" "$tag"; fi
+  if [ "$status" -eq 0 ]; then docker tag "$tmp" "$tag"; else tail -20 "$log" >&2; fi
+  rm -f "$log"
   docker rmi "$tmp" >/dev/null 2>&1 || true
   [ "$status" -eq 0 ] || die "making the base $tag failed (exit $status)"
 }
@@ -95,7 +99,7 @@ if [ -z "$wheel" ]; then
   # As the build folder was configured (scripts/install.sh), so the build stays incremental.
   werror="$(grep -h '^RINGLB_WERROR:' build/*/CMakeCache.txt 2>/dev/null | head -1 | cut -d= -f2 || true)"
   case "${werror^^}" in ON|TRUE|1) werror=ON ;; *) werror=OFF ;; esac
-  echo "build-images: building the wheel" >&2
+  echo "build-images: building the wheel ($SECONDS s)" >&2
   PATH="$venv_bin:$PATH" RINGLB_WERROR="${RINGLB_WERROR:-$werror}" \
     CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}" \
     "$PYTHON" -m build --wheel --no-isolation --outdir "$ctx/raw" . >"$ctx/build.log" 2>&1 \
@@ -107,18 +111,24 @@ else
   cp "$wheel" "$ctx/wheels/"
   PYTHON="${PYTHON_FOR_PIP:-$([ -x "$PYTHON" ] && echo "$PYTHON" || echo python3)}"
 fi
-echo "build-images: downloading the dependencies' wheels" >&2
+echo "build-images: downloading the dependencies' wheels ($SECONDS s)" >&2
+# pip's own wheel too: the image build runs pip from it (docker/Dockerfile).
 "$PYTHON" -m pip download --quiet --only-binary :all: --python-version 3.11 \
-  --dest "$ctx/wheels" "$ctx"/wheels/ringlb-*.whl
+  --dest "$ctx/wheels" "$ctx"/wheels/ringlb-*.whl pip
 
-build_id="$(date +%s)-$$"
 build_labels=()
 for label in "${labels[@]}"; do build_labels+=(--label "$label"); done
-echo "build-images: building $tag from $base" >&2
+# The build stage under a tag of its own first, so that it can be removed afterwards (the
+# classic builder would leave it as an untagged image); the second build reuses it.
+stage="ringlb-local/balancer-build:$$"
+echo "build-images: building $tag from $base ($SECONDS s)" >&2
 status=0
-docker build --quiet -f docker/Dockerfile --build-arg "BASE=$base" \
-  --build-arg "BUILD_ID=$build_id" "${build_labels[@]}" -t "$tag" "$ctx" >/dev/null || status=$?
-# The untagged image of the build stage: only this build's (BUILD_ID), even on failure.
-docker image prune --force --filter "label=ringlb.image.stage=$build_id" >/dev/null || true
+docker build --quiet -f docker/Dockerfile --build-arg "BASE=$base" --target build \
+    -t "$stage" "$ctx" >/dev/null \
+  && docker build --quiet -f docker/Dockerfile --build-arg "BASE=$base" \
+    "${build_labels[@]}" -t "$tag" "$ctx" >/dev/null \
+  || status=$?
+docker rmi "$stage" >/dev/null 2>&1 || true
 [ "$status" -eq 0 ] || die "docker build failed"
+echo "build-images: done ($SECONDS s)" >&2
 echo "$tag"

@@ -96,6 +96,7 @@ def _remove_everything(client: Any, project: str, cluster: str, network: str) ->
             n.remove()
 
 
+@pytest.mark.timeout(600)  # the first build makes the Debian base (as test_wheel.py)
 def test_compose_up_runs_the_whole_system_and_down_leaves_nothing(
         client: Any, balancer_image: str) -> None:
     project = f"ringlbtest{os.getpid()}{uuid.uuid4().hex[:6]}"

@@ -31,8 +31,8 @@ import docker.errors
 import requests.exceptions
 
 from ringlb.backends.base import (
-    Backend,
     REPLICA_ADDRESS_MODES,
+    Backend,
     BackendError,
     ReplicaCommand,
     ReplicaInfo,
