@@ -2,8 +2,8 @@
 (docker/Dockerfile) from this tree's wheel, and `docker-compose -f docker/compose.yaml up`
 runs the assignment's whole system: the balancer on 127.0.0.1:<port>, three replica
 containers it starts through the mounted Docker socket on the network it shares with
-them. /rep, proxied requests, /add and /rm are checked from the host, then `down` must
-leave no container, network or replica behind.
+them. /rep, proxied requests, the replacement of a killed replica, /add and /rm are checked
+from the host, then `down` must leave no container, network or replica behind.
 
 Cost: the wheel build is incremental (build/, as scripts/install.sh left it); the Debian
 base (mmdebstrap, 20 s to a few minutes) is made once and kept as a cache under the
@@ -152,6 +152,25 @@ def test_compose_up_runs_the_whole_system_and_down_leaves_nothing(
                 assert r.json()["message"] == f"Hello from Server: {name.removeprefix('Server')}"
                 seen.add(name)
         assert len(seen) >= 2, seen  # random keys over three replicas
+
+        # A replica killed: the balancer replaces it (a new container, a new IP on the
+        # network) and requests keep being answered meanwhile (retries on the next replica).
+        victim = client.containers.get(f"ringlb-{cluster}-Server2")
+        victim.kill()
+        with requests.Session() as s:
+            codes = [s.get(f"{url}/home", timeout=5).status_code for _ in range(40)]
+        assert codes == [200] * 40, codes
+
+        def replaced() -> bool:
+            try:
+                c = client.containers.get(f"ringlb-{cluster}-Server2")
+            except Exception:  # noqa: BLE001 - between removal and restart
+                return False
+            return c.id != victim.id and c.status == "running"
+
+        assert wait_for(replaced, 30, 0.2), compose("logs", "--tail=20").stdout
+        assert wait_for(lambda: requests.get(f"{url}/home", timeout=5).headers.get(
+            "X-Ringlb-Replica") == "Server2", 20, 0.05)
 
         # /add and /rm: the listener is not loopback inside the container, so they need
         # the token; with it they start and remove a replica container.

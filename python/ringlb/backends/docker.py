@@ -155,6 +155,12 @@ class DockerBackend(Backend):
         self.user = user
         if cpus <= 0:
             raise ValueError("cpus must be positive")
+        if network and not _NETWORK_NAME.match(network):
+            raise ValueError(f"invalid Docker network name {network!r}: must match "
+                             f"{_NETWORK_NAME.pattern}")
+        if address not in REPLICA_ADDRESS_MODES:
+            raise ValueError(f"replica address must be one of {', '.join(REPLICA_ADDRESS_MODES)}, "
+                             f"got {address!r}")
         self.memory = memory
         self.cpus = cpus
         self.pids_limit = pids_limit
@@ -166,12 +172,6 @@ class DockerBackend(Backend):
             self.client.ping()
         except DOCKER_ERRORS as e:
             raise BackendError(f"the Docker daemon does not answer: {e}") from e
-        if network and not _NETWORK_NAME.match(network):
-            raise ValueError(f"invalid Docker network name {network!r}: must match "
-                             f"{_NETWORK_NAME.pattern}")
-        if address not in REPLICA_ADDRESS_MODES:
-            raise ValueError(f"replica address must be one of {', '.join(REPLICA_ADDRESS_MODES)}, "
-                             f"got {address!r}")
         self.address = address
         #: A network given by name belongs to whoever made it (compose): ringlb only
         #: attaches its replicas to it. Otherwise ringlb makes ringlb-<cluster>, labelled.
