@@ -82,6 +82,7 @@ elif [ "$local_base" -eq 0 ] && { have_image "$DEFAULT_BASE" \
     || timeout 120 docker pull -q "$DEFAULT_BASE" >/dev/null 2>&1; }; then
   base="$DEFAULT_BASE"
 else
+  [ "$local_base" -eq 1 ] || echo "build-images: no registry gives $DEFAULT_BASE: using $LOCAL_BASE" >&2
   base="$LOCAL_BASE"
   have_image "$base" || debian_base "$base"
 fi
@@ -109,7 +110,7 @@ if [ -z "$wheel" ]; then
 else
   [ -f "$wheel" ] || die "no wheel at $wheel"
   cp "$wheel" "$ctx/wheels/"
-  PYTHON="${PYTHON_FOR_PIP:-$([ -x "$PYTHON" ] && echo "$PYTHON" || echo python3)}"
+  [ -x "$PYTHON" ] || PYTHON=python3  # only pip download needs it then
 fi
 echo "build-images: downloading the dependencies' wheels ($SECONDS s)" >&2
 # pip's own wheel too: the image build runs pip from it (docker/Dockerfile).
