@@ -44,6 +44,7 @@ from ringlb.backends import (
     make_backend,
 )
 from ringlb.backends.base import (
+    REPLICA_ADDRESS_MODES,
     ReplicaCommand,
     parse_env,
     validate_cluster,
@@ -122,6 +123,12 @@ class LauncherConfig:
     #: Docker limits per replica container.
     docker_memory: str = "64m"
     docker_cpus: float = 0.5
+    #: Docker: an existing network to attach the replicas to ("": ringlb makes
+    #: ringlb-<cluster>), and how the router reaches them: "published" (a port
+    #: on 127.0.0.1) or "network" (the container's IP there: a router that runs
+    #: in a container on that network, docker/compose.yaml).
+    docker_network: str = ""
+    docker_address: str = "published"
     #: Seconds a new replica has to answer the health path.
     start_timeout: float = 10.0
     #: Your own service as the replicas: a command template with {port}, {id}
@@ -175,6 +182,8 @@ class LauncherConfig:
         need(self.bounded_load == 0 or self.bounded_load >= 1.0,
              "bounded_load must be 0 (off) or >= 1.0")
         need(self.replica_threads >= 1, "replica_threads must be >= 1")
+        need(self.docker_address in REPLICA_ADDRESS_MODES,
+             f"docker_address must be one of {', '.join(REPLICA_ADDRESS_MODES)}")
         need(self.max_connections >= 1, "max_connections must be >= 1")
         need(self.max_header_bytes >= 64, "max_header_bytes must be >= 64")
         need(self.max_body_bytes >= 0, "max_body_bytes must be >= 0")

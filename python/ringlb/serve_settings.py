@@ -26,7 +26,12 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ringlb.backends import backend_names
-from ringlb.backends.base import ReplicaCommand, parse_env, validate_health_path
+from ringlb.backends.base import (
+    REPLICA_ADDRESS_MODES,
+    ReplicaCommand,
+    parse_env,
+    validate_health_path,
+)
 from ringlb.launcher import LauncherConfig
 
 if sys.version_info >= (3, 11):
@@ -276,6 +281,14 @@ SETTINGS: tuple[Setting, ...] = (
             "memory limit of each replica container"),
     Setting("docker_cpus", "--docker-cpus", REPLICAS, "CPU limit of each replica container",
             positive_float),
+    Setting("docker_network", "--docker-network", REPLICAS,
+            "an existing Docker network to attach the replicas to, which ringlb neither "
+            "creates nor removes (empty: ringlb makes ringlb-<cluster>)", metavar="NETWORK"),
+    Setting("docker_address", "--docker-address", REPLICAS,
+            "how the router reaches a replica container: published (a port Docker publishes "
+            "on 127.0.0.1) or network (its IP on the replicas' network: for a router that "
+            "itself runs in a container on that network, docker/compose.yaml)",
+            choices=REPLICA_ADDRESS_MODES),
 
     Setting("health_path", "--health-path", HEALTH,
             "the path probed with GET on each replica; any 2xx or 3xx answer is healthy",

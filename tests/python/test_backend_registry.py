@@ -149,13 +149,17 @@ def test_docker_limits_come_from_the_config(proc_cluster: str) -> None:
     from ringlb.backends.docker import DockerBackend
 
     require_docker()  # the backend pings the daemon; it creates nothing (no replica started)
-    cfg = LauncherConfig(docker_memory="96m", docker_cpus=0.25, start_timeout=4.0)
+    cfg = LauncherConfig(docker_memory="96m", docker_cpus=0.25, start_timeout=4.0,
+                         docker_network="somenet", docker_address="network")
     b = backend_from_config("docker", proc_cluster, cfg)
     try:
         assert isinstance(b, DockerBackend)
         assert (b.memory, b.cpus, b.start_timeout) == ("96m", 0.25, 4.0)
+        assert (b.network_name, b.own_network, b.address) == ("somenet", False, "network")
     finally:
         b.close()
+    with pytest.raises(ValueError, match="docker_address must be one of published, network"):
+        LauncherConfig(docker_address="host").validate()
 
 
 # -- auto ------------------------------------------------------------------------------------

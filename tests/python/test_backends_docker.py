@@ -115,6 +115,43 @@ def test_replicas_reach_each_other_by_hostname_on_the_cluster_network(backend: A
     assert {a.ref, b.ref} <= attached
 
 
+def test_given_network_and_network_addresses(client: Any, cluster: str) -> None:
+    """--docker-network/--docker-address network (a balancer in a container): replicas join
+    a network ringlb did not make, publish nothing, are reached at their IP there (this
+    host reaches a bridge network's addresses too), are adopted the same way, and the
+    network outlives the backend. A missing network is a clear error, nothing started."""
+    from ringlb.backends.base import BackendError
+    from ringlb.backends.docker import DockerBackend
+
+    with pytest.raises(BackendError, match="does not exist"), \
+            closing_backend(DockerBackend(cluster, client=client, network=f"{cluster}-none",
+                                          address="network")) as b:
+        b.start(1, "S1")
+    assert cluster_containers(client, cluster) == []
+    with pytest.raises(ValueError, match="replica address"):
+        DockerBackend(cluster, client=client, address="host")
+    with pytest.raises(ValueError, match="network name"):
+        DockerBackend(cluster, client=client, network="-bad name")
+
+    net = client.networks.create(f"{cluster}-given", driver="bridge",
+                                 labels={"ringlb.cluster": cluster})  # removed by the fixture
+    with closing_backend(DockerBackend(cluster, client=client, network=net.name,
+                                       address="network")) as b:
+        info = b.start(2, "S2")
+        c = client.containers.get(info.ref)
+        ip = c.attrs["NetworkSettings"]["Networks"][net.name]["IPAddress"]
+        assert (info.host, info.port) == (ip, 5000)
+        assert not c.attrs["HostConfig"]["PortBindings"]
+        home = requests.get(f"http://{ip}:5000/home", timeout=5).json()
+        assert home["message"] == "Hello from Server: 2"
+        assert cluster_networks(client, cluster) == [net]  # ringlb made none
+        later = DockerBackend(cluster, client=client, network=net.name, address="network")
+        assert later.adopt() == [info]
+    net.reload()
+    assert net.containers == []  # the replicas went with the backend; the network stays
+    assert client.networks.get(net.id).name == net.name
+
+
 def test_invalid_hostnames_are_refused_before_docker_is_called(backend: Any, client: Any,
                                                               cluster: str) -> None:
     for bad in ["", "-x", "has space", "a" * 64, "../etc", None]:

@@ -5,9 +5,9 @@ base image, where `ringlb serve --backend process --port 0` answers GET /rep.
 
 The build reuses the source tree's incremental build folder (pyproject's build-dir), so it
 costs a few seconds after scripts/install.sh. The base image (Debian 12 minbase with python3
-and python3-venv, ~20-150 s to make) is cached under the labelled tag BASE_TAG: the test makes
-it when missing and then removes it at the end of the session; an image that was already
-there is reused and kept. The container runs without a network; the wheel's dependencies are
+and python3-venv, ~20-300 s to make) is scripts/build-images.sh's local base: made by that
+script when missing and kept as a cache, shared with the balancer image. The container runs
+without a network; the wheel's dependencies are
 fetched on the host with `pip download` (pip's cache) and copied in with the wheel.
 """
 
@@ -23,7 +23,6 @@ import subprocess
 import sys
 import tarfile
 import zipfile
-from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -32,9 +31,8 @@ import pytest
 from control_helpers import require_docker
 
 ROOT = Path(__file__).resolve().parents[2]
-BASE_TAG = "ringlb-test/wheel-base:bookworm"
+BASE_TAG = "ringlb-local/debian-python:bookworm"  # scripts/build-images.sh's LOCAL_BASE
 LABEL = "ringlb.test"
-BASE_LABEL_VALUE = "wheel-base"
 CONTAINER_LABEL_VALUE = "wheel-install"
 VENV_BIN = Path(sys.executable).parent
 
@@ -105,40 +103,22 @@ def docker_client() -> Any:
 
 
 @pytest.fixture(scope="session")
-def base_image(docker_client: Any) -> Iterator[str]:
-    """A bare Debian 12 (minbase + python3, python3-venv; no Boost, no compiler) made with
-    mmdebstrap and `docker import`, labelled; removed at the end only if made here."""
+def base_image(docker_client: Any) -> str:
+    """A bare Debian 12 (minbase + python3, python3-venv; no Boost, no compiler): the local
+    base of scripts/build-images.sh, which makes it with mmdebstrap when missing; kept, as
+    that script keeps it, for the balancer image (test_container.py) and later runs."""
     import docker
 
     try:
         docker_client.images.get(BASE_TAG)
-        created = False
     except docker.errors.ImageNotFound:
         if shutil.which("mmdebstrap") is None:
             pytest.fail("mmdebstrap is not installed (scripts/apt-packages.txt lists it)")
-        strap = subprocess.Popen(
-            ["mmdebstrap", "--quiet", "--variant=minbase", "--include=python3,python3-venv",
-             "--dpkgopt=path-exclude=/usr/share/doc/*", "--dpkgopt=path-exclude=/usr/share/man/*",
-             "--dpkgopt=path-exclude=/usr/share/locale/*", "bookworm", "-"],
-            stdout=subprocess.PIPE)
-        imported = subprocess.run(
-            ["docker", "import", "--change", f"LABEL {LABEL}={BASE_LABEL_VALUE}", "-", BASE_TAG],
-            stdin=strap.stdout, capture_output=True, text=True, timeout=600, check=False)
-        assert strap.stdout is not None
-        strap.stdout.close()
-        strap_rc = strap.wait(600)
-        if strap_rc != 0 or imported.returncode != 0:
-            with_tag = docker_client.images.list(filters={"label": f"{LABEL}={BASE_LABEL_VALUE}"})
-            for image in with_tag:
-                docker_client.images.remove(image.id, force=True)
-            pytest.fail(f"making the base image failed: mmdebstrap exit {strap_rc}, "
-                        f"docker import: {imported.stderr.strip()}")
-        created = True
-    try:
-        yield BASE_TAG
-    finally:
-        if created:
-            docker_client.images.remove(BASE_TAG, force=True)
+        made = subprocess.run(["bash", str(ROOT / "scripts" / "build-images.sh"), "debian-base",
+                               BASE_TAG], capture_output=True, text=True, timeout=900,
+                              check=False)
+        assert made.returncode == 0, made.stderr[-3000:]
+    return BASE_TAG
 
 
 @pytest.fixture(scope="module")

@@ -23,6 +23,12 @@ from ringlb import _core
 CLUSTER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,47}$")
 
 
+#: How a router reaches a replica container: "published", a port published on the
+#: host's 127.0.0.1 (the router runs on the host); "network", the container's own
+#: address and port on the network it shares with a router that runs in a container.
+REPLICA_ADDRESS_MODES = ("published", "network")
+
+
 class BackendError(RuntimeError):
     """A replica could not be started, stopped or found; the message says which and why."""
 

@@ -4,7 +4,11 @@ Everything goes through the Docker SDK for Python. The image is built locally
 FROM scratch (the Dockerfile in docker/ plus the package's static binary) when
 the tag for the current binary is missing; nothing is pulled. Each cluster gets
 a user-defined bridge network where every replica answers to its hostname;
-ports are published on 127.0.0.1 only, on a port Docker chooses. Labels mark
+ports are published on 127.0.0.1 only, on a port Docker chooses. A balancer that
+itself runs in a container (docker/compose.yaml) instead names a network it is
+attached to (`network`, which ringlb neither creates nor removes) and reaches
+each replica at its IP address on that network (`address="network"`), with no
+port published on the host. Labels mark
 everything (`ringlb.managed`, `ringlb.cluster`, `ringlb.server_id`,
 `ringlb.hostname`) so that a restarted launcher adopts the replicas still
 running, and cleanup can find what a crash left behind.
@@ -14,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import shutil
 import tempfile
 import threading
@@ -26,6 +31,7 @@ import docker.errors
 import requests.exceptions
 
 from ringlb.backends.base import (
+    REPLICA_ADDRESS_MODES,
     Backend,
     BackendError,
     ReplicaCommand,
@@ -44,6 +50,8 @@ log = logging.getLogger("ringlb.backends.docker")
 IMAGE = "ringlb/replica"
 CONTAINER_PORT = 5000
 _HOST = "127.0.0.1"
+#: Docker's own rule for network names.
+_NETWORK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 _build_lock = threading.Lock()
 
 #: What a Docker SDK call can raise when the daemon refuses or cannot be reached.
@@ -141,6 +149,8 @@ class DockerBackend(Backend):
         command: str = "",
         read_only: bool = True,
         user: str = "",
+        network: str = "",
+        address: str = "published",
     ) -> None:
         super().__init__(cluster)
         self.health_path = validate_health_path(health_path)
@@ -158,6 +168,12 @@ class DockerBackend(Backend):
         self.user = user
         if cpus <= 0:
             raise ValueError("cpus must be positive")
+        if network and not _NETWORK_NAME.match(network):
+            raise ValueError(f"invalid Docker network name {network!r}: must match "
+                             f"{_NETWORK_NAME.pattern}")
+        if address not in REPLICA_ADDRESS_MODES:
+            raise ValueError(f"replica address must be one of {', '.join(REPLICA_ADDRESS_MODES)}, "
+                             f"got {address!r}")
         self.memory = memory
         self.cpus = cpus
         self.pids_limit = pids_limit
@@ -169,7 +185,11 @@ class DockerBackend(Backend):
             self.client.ping()
         except DOCKER_ERRORS as e:
             raise BackendError(f"the Docker daemon does not answer: {e}") from e
-        self.network_name = f"ringlb-{self.cluster}"
+        self.address = address
+        #: A network given by name belongs to whoever made it (compose): ringlb only
+        #: attaches its replicas to it. Otherwise ringlb makes ringlb-<cluster>, labelled.
+        self.own_network = not network
+        self.network_name = network or f"ringlb-{self.cluster}"
         self._image: str | None = None
         self._lock = threading.Lock()
         self._replicas: dict[str, ReplicaInfo] = {}
@@ -201,6 +221,13 @@ class DockerBackend(Backend):
         return self._image
 
     def _network(self) -> Any:
+        if not self.own_network:
+            try:
+                return self.client.networks.get(self.network_name)
+            except docker.errors.NotFound:
+                raise BackendError(f"Docker network {self.network_name!r} does not exist: "
+                                   f"create it first (ringlb attaches replicas to a network "
+                                   f"it is given, and makes none)") from None
         with self._lock:
             nets = self.client.networks.list(names=[self.network_name], filters=self._filters())
             for net in nets:
@@ -209,6 +236,16 @@ class DockerBackend(Backend):
             log.info("creating network %s", self.network_name)
             return self.client.networks.create(self.network_name, driver="bridge",
                                                labels=self.labels(), check_duplicate=True)
+
+    def _endpoint(self, container: Any) -> tuple[str, int] | None:
+        """Where the router reaches this (running, reloaded) container, by the address
+        mode; None when Docker gives no such address."""
+        if self.address == "network":
+            networks = (container.attrs.get("NetworkSettings") or {}).get("Networks") or {}
+            ip = (networks.get(self.network_name) or {}).get("IPAddress")
+            return (ip, self.port) if ip else None
+        port = self._published_port(container)
+        return (_HOST, port) if port is not None else None
 
     def _published_port(self, container: Any) -> int | None:
         ports = (container.attrs.get("NetworkSettings") or {}).get("Ports") or {}
@@ -267,7 +304,8 @@ class DockerBackend(Backend):
                 environment={**self.env,
                              **ReplicaCommand.variables(self.port, server_id, hostname)},
                 labels=self.labels(server_id, hostname),
-                ports={f"{self.port}/tcp": (_HOST, None)},
+                # Reached on its network: nothing is published on the host.
+                ports={} if self.address == "network" else {f"{self.port}/tcp": (_HOST, None)},
                 network=net.name,
                 networking_config={
                     net.name: self.client.api.create_endpoint_config(aliases=[hostname])
@@ -287,10 +325,12 @@ class DockerBackend(Backend):
             raise BackendError(f"cannot start replica '{hostname}': {e}") from e
         try:
             container.reload()
-            port = self._published_port(container)
-            if port is None:
-                raise BackendError(f"replica '{hostname}': Docker published no port")
-            if not wait_heartbeat(_HOST, port, self.start_timeout, self.health_path):
+            endpoint = self._endpoint(container)
+            if endpoint is None:
+                raise BackendError(f"replica '{hostname}': Docker gave it no address "
+                                   f"({self.address})")
+            host, port = endpoint
+            if not wait_heartbeat(host, port, self.start_timeout, self.health_path):
                 container.reload()
                 logs = container.logs(tail=5).decode(errors="replace").strip()
                 raise BackendError(
@@ -302,8 +342,8 @@ class DockerBackend(Backend):
             if isinstance(e, DOCKER_ERRORS):
                 raise BackendError(f"cannot start replica '{hostname}': {e}") from e
             raise
-        log.debug("started container %s (id %d) on %s:%d", name, server_id, _HOST, port)
-        return ReplicaInfo(server_id, hostname, _HOST, port, container.id)
+        log.debug("started container %s (id %d) on %s:%d", name, server_id, host, port)
+        return ReplicaInfo(server_id, hostname, host, port, container.id)
 
     def _cleanup(self, hostname: str) -> None:
         try:
@@ -385,18 +425,20 @@ class DockerBackend(Backend):
             with self._lock:
                 if hostname in self._replicas:
                     continue
-            port = self._published_port(c) if c.status == "running" else None
-            if (port is None or server_id in seen_ids or c.name != self.container_name(hostname)
-                    or not heartbeat_ok(_HOST, port, self.health_path)):
+            endpoint = self._endpoint(c) if c.status == "running" else None
+            if (endpoint is None or server_id in seen_ids
+                    or c.name != self.container_name(hostname)
+                    or not heartbeat_ok(*endpoint, self.health_path)):
                 log.warning("removing leftover container %s (%s)", c.name, c.status)
                 self._remove(c)
                 continue
-            info = ReplicaInfo(server_id, hostname, _HOST, port, c.id)
+            host, port = endpoint
+            info = ReplicaInfo(server_id, hostname, host, port, c.id)
             with self._lock:
                 self._replicas[hostname] = info
             seen_ids.add(server_id)
             adopted.append(info)
-            log.info("adopted container %s (id %d, port %d)", c.name, server_id, port)
+            log.info("adopted container %s (id %d, %s:%d)", c.name, server_id, host, port)
         return adopted
 
     def remove_all(self) -> int:
@@ -410,7 +452,10 @@ class DockerBackend(Backend):
         return n
 
     def close(self) -> None:
-        """Remove the cluster's network when no container uses it any more."""
+        """Remove the cluster's network when no container uses it any more (only the one
+        ringlb made: a network it was given stays)."""
+        if not self.own_network:
+            return
         try:
             for net in self.client.networks.list(names=[self.network_name],
                                                  filters=self._filters()):
