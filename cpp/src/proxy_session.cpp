@@ -214,6 +214,8 @@ void ProxySession::release_idle() {
     std::string().swap(out_);
     std::string().swap(up_out_);
     std::string().swap(scratch_);
+    std::string().swap(upgrade_);
+    retry_order_.reset();
     buffer_.shrink_to_fit();
 }
 
@@ -342,7 +344,7 @@ void ProxySession::start_body() {
     body_sent_ = false;
     stream_routed_ = false;
     piece_pending_ = false;
-    if (!stream_buf_) stream_buf_ = std::make_unique<std::array<char, stream_threshold>>();
+    if (!stream_buf_) stream_buf_ = std::make_unique<StreamWindow>();
     // The first window is read before a replica is chosen: a chunked body
     // that ends within it is forwarded whole, with its length, like a small
     // sized one (and can be retried).
@@ -479,8 +481,8 @@ void ProxySession::do_route() {
                                                      worker_.rng(), scratch_);
     // The first choice only: the rest of the retry order is worked out if a
     // try fails (most requests never need it).
-    n_tries_ = worker_.plan(*routes_, request_id_, std::span<std::size_t>(tries_.data(), 1), false);
-    tries_complete_ = false;
+    retry_order_.reset();
+    n_tries_ = worker_.plan(*routes_, request_id_, std::span<std::size_t>(&first_try_, 1), false);
     if (n_tries_ == 0) {
         routes_.reset();
         return send_error(503, "no replica is available to serve the request");
@@ -517,7 +519,7 @@ void ProxySession::do_route() {
 }
 
 void ProxySession::do_try() {
-    pool_ = routes_->pools[tries_[attempt_]].get();
+    pool_ = routes_->pools[tries()[attempt_]].get();
     pool_->counters().in_flight.fetch_add(1, std::memory_order_relaxed);
     state_.total_in_flight.fetch_add(1, std::memory_order_relaxed);
     in_flight_ = true;
@@ -574,8 +576,8 @@ void ProxySession::do_stream_parse() {
     // Parses what the client sent into the window; a full window, or the end
     // of the body, goes upstream before more is read.
     auto& body = stream_parser_->get().body();
-    body.data = stream_buf_->data();
-    body.size = stream_buf_->size();
+    body.data = stream_buf_->data.data();
+    body.size = stream_buf_->data.size();
     while (buffer_.size() > 0 && !stream_parser_->is_done()) {
         beast::error_code ec;
         const std::size_t n = stream_parser_->put(buffer_.data(), ec);
@@ -585,12 +587,12 @@ void ProxySession::do_stream_parse() {
         if (ec) return on_stream_error(ec);
         if (n == 0) break;
     }
-    const std::size_t piece = stream_buf_->size() - body.size;
+    const std::size_t piece = stream_buf_->data.size() - body.size;
     if (piece > 0 || stream_parser_->is_done()) {
         if (stream_routed_) return do_stream_write(piece);
         if (stream_parser_->is_done()) {
             // The whole body fit in the first window: no streaming after all.
-            req_.body().assign(stream_buf_->data(), piece);
+            req_.body().assign(stream_buf_->data.data(), piece);
             streaming_ = false;
             stream_parser_.reset();
             return do_route();
@@ -622,9 +624,9 @@ void ProxySession::do_stream_write(std::size_t piece) {
     const bool last = stream_parser_->is_done();
     // The buffer sequence is a span over a member: async_write copies the
     // span, not the array, so the array must outlive the write.
-    auto& out = stream_out_;
+    auto& out = stream_buf_->out;
     const std::size_t k = WireFormat::frame_piece(
-        out, chunk_head_, std::string_view(stream_buf_->data(), piece), stream_chunked_, last);
+        out, stream_buf_->chunk_head, std::string_view(stream_buf_->data.data(), piece), stream_chunked_, last);
     expires_after(Phase::upstream, state_.config.upstream_timeout);
     asio::async_write(conn_->socket, std::span<const asio::const_buffer>(out.data(), k),
                       beast::bind_front_handler(&ProxySession::on_upstream_write,
@@ -750,11 +752,11 @@ void ProxySession::on_upstream_failure(beast::error_code ec, const char* what) {
     // A replica that answers garbage is alive; the heartbeat engine only
     // hears of refused, reset and timed-out connections (SPEC §4).
     if (!is_protocol_error(ec)) state_.report_failure(pool_->id());
-    if (!tries_complete_) {
-        const std::size_t max_tries = std::min<std::size_t>(state_.config.retries + 1, tries_.size());
+    if (!retry_order_) {
+        const std::size_t max_tries = state_.config.retries + std::size_t{1};
+        retry_order_ = std::make_unique<std::size_t[]>(max_tries);
         n_tries_ = worker_.plan(*routes_, request_id_,
-                                std::span<std::size_t>(tries_.data(), max_tries), true);
-        tries_complete_ = true;
+                                std::span<std::size_t>(retry_order_.get(), max_tries), true);
     }
     // A request that never reached a replica can go anywhere; one that may
     // have been processed is retried only when repeating it is harmless.
@@ -917,14 +919,14 @@ void ProxySession::start_response_stream() {
     up_parser_.reset();
     up_stream_->body_limit(boost::none);  // streamed: no reason to cut it off
     res_header_sent_ = false;
-    if (!stream_buf_) stream_buf_ = std::make_unique<std::array<char, stream_threshold>>();
+    if (!stream_buf_) stream_buf_ = std::make_unique<StreamWindow>();
     do_response_parse();
 }
 
 void ProxySession::do_response_parse() {
     auto& body = up_stream_->get().body();
-    body.data = stream_buf_->data();
-    body.size = stream_buf_->size();
+    body.data = stream_buf_->data.data();
+    body.size = stream_buf_->data.size();
     auto& buffer = conn_->buffer;
     while (buffer.size() > 0 && !up_stream_->is_done()) {
         beast::error_code ec;
@@ -934,7 +936,7 @@ void ProxySession::do_response_parse() {
         if (ec) return on_response_stream_error(ec);
         if (n == 0) break;
     }
-    const std::size_t piece = stream_buf_->size() - body.size;
+    const std::size_t piece = stream_buf_->data.size() - body.size;
     if (piece > 0 || up_stream_->is_done()) return do_response_write(piece);
     expires_after(Phase::upstream, state_.config.upstream_timeout);
     // A window per read: fewer, larger pieces for a body that keeps coming.
@@ -961,12 +963,12 @@ void ProxySession::do_response_write(std::size_t piece) {
         // It all fit in the first window: answered whole, with its length.
         end_upstream(up_stream_->keep_alive());
         res_.base() = std::move(up_stream_->get().base());
-        res_.body().assign(stream_buf_->data(), piece);
+        res_.body().assign(stream_buf_->data.data(), piece);
         up_stream_.reset();
         return answer_upstream();
     }
     std::size_t k = 0;
-    auto& out = stream_out_;
+    auto& out = stream_buf_->out;
     if (!res_header_sent_) {
         finish_try();
         res_.base() = std::move(up_stream_->get().base());
@@ -990,8 +992,8 @@ void ProxySession::do_response_write(std::size_t piece) {
         res_header_sent_ = true;
         WorkerStats::bump(worker_.stats().requests);
     }
-    k += WireFormat::frame_piece(std::span(out).subspan(k), chunk_head_,
-                                 std::string_view(stream_buf_->data(), piece), res_chunked_, last);
+    k += WireFormat::frame_piece(std::span(out).subspan(k), stream_buf_->chunk_head,
+                                 std::string_view(stream_buf_->data.data(), piece), res_chunked_, last);
     expires_after(Phase::client, state_.config.idle_timeout);
     asio::async_write(socket_, std::span<const asio::const_buffer>(out.data(), k),
                       beast::bind_front_handler(&ProxySession::on_response_write,

@@ -214,9 +214,13 @@ private:
     bool routed_ = false;  // this request reached do_route (routed_at_, attempt_ are its)
     Clock::time_point routed_at_{};  // do_route(): where the request's duration starts
     std::shared_ptr<const RouteTable> routes_;
-    std::array<std::size_t, 65> tries_{};  // member indices, retries + 1 at most
+    // The member indices to try, in order: the first choice only, until a try
+    // fails (most requests never need more); then the whole retry order, on
+    // the heap (retries + 1 at most), so an idle connection does not carry it.
+    std::size_t first_try_ = 0;
+    std::unique_ptr<std::size_t[]> retry_order_;
+    std::size_t* tries() noexcept { return retry_order_ ? retry_order_.get() : &first_try_; }
     std::size_t n_tries_ = 0;
-    bool tries_complete_ = false;  // tries_ holds the whole retry order, not just the first
     std::size_t attempt_ = 0;
     UpstreamPool* pool_ = nullptr;  // tries_[attempt_]'s pool, kept alive by routes_
     std::unique_ptr<UpstreamConnection> conn_;
@@ -241,9 +245,14 @@ private:
     bool piece_pending_ = false;   // the first window waits for the header's write
     std::size_t pending_size_ = 0;
     std::unique_ptr<StreamRequestParser> stream_parser_;
-    std::unique_ptr<std::array<char, stream_window>> stream_buf_;
-    std::array<char, 24> chunk_head_{};
-    std::array<boost::asio::const_buffer, 5> stream_out_{};  // a header and a framed piece
+    // The window a streamed body (either way) passes through, and what frames
+    // each piece of it: made when a message streams, freed after it.
+    struct StreamWindow {
+        std::array<char, stream_window> data;
+        std::array<char, 24> chunk_head{};
+        std::array<boost::asio::const_buffer, 5> out{};  // a header and a framed piece
+    };
+    std::unique_ptr<StreamWindow> stream_buf_;
     std::size_t linger_left_ = 0;
 };
 
