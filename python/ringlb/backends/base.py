@@ -42,6 +42,9 @@ class ReplicaInfo:
     host: str
     port: int
     ref: str
+    #: Its ring weight when the backend knows one (a static upstream's
+    #: ",weight=N"); None: the launcher's --replica-weight.
+    weight: int | None = None
 
 
 def validate_hostname(hostname: object) -> str:
