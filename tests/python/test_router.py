@@ -1023,12 +1023,12 @@ def test_stats_shape(cluster: ringlb.Router) -> None:
     assert s["requests"] == 2 and s["proxied"] == 1
     assert s["replicas"] == {"Server1": 1, "Server2": 0, "Server3": 0}
     first = cluster.replica_stats()[0]
-    assert set(first) == {"id", "hostname", "host", "port", "serving", "share", "requests",
-                          "responses", "duration_seconds", "in_flight", "failures"}
-    assert {k: first[k] for k in ("id", "hostname", "host", "serving", "requests", "in_flight",
-                                  "failures")} == {
-        "id": 1, "hostname": "Server1", "host": "127.0.0.1", "serving": True, "requests": 1,
-        "in_flight": 0, "failures": 0}
+    assert set(first) == {"id", "hostname", "host", "port", "serving", "weight", "share",
+                          "requests", "responses", "duration_seconds", "in_flight", "failures"}
+    assert {k: first[k] for k in ("id", "hostname", "host", "serving", "weight", "requests",
+                                  "in_flight", "failures")} == {
+        "id": 1, "hostname": "Server1", "host": "127.0.0.1", "serving": True, "weight": 1,
+        "requests": 1, "in_flight": 0, "failures": 0}
     assert first["responses"] == {"1xx": 0, "2xx": 1, "3xx": 0, "4xx": 0, "5xx": 0}
     assert first["port"] > 0 and 0 < first["share"] <= 1 and first["duration_seconds"] > 0
 
