@@ -15,6 +15,13 @@ For each scheme in ``ringlb.ring_schemes()`` and N = 2..6 and 50 replicas
 - ns per lookup: ``Ring.lookup_many`` over the 10**6 64-bit keys (C++ loop,
   GIL released) divided by the count, best of 9 passes.
 
+Then two short tables: weighted replicas (``ringlb.quality.weight_fit``: the
+largest relative deviation of a replica's share of the 64-bit keys from
+weight / sum of weights, for the schemes that take weights), and canonical
+placement (issue 15.1) of the slot schemes: the keys moved between replicas
+that stay on one join or leave, in canonical placement against SPEC §2's join
+order (0 by construction).
+
 Usage: ``python bench/quality.py [--keys 1000000] [--seed 0] [--json out.json]``
 (about a minute). Numbers on a shared machine are noisy; the balance and
 disruption columns are exact for the given seed.
@@ -33,6 +40,11 @@ from ringlb import quality
 
 REPLICAS = (2, 3, 4, 5, 6, 50)
 SLOT_SCHEMES = ("assignment", "linear", "splitmix64", "xxh3")
+WEIGHTED_SCHEMES = ("ketama", "ketama-xxh3", "maglev")
+#: Weight mixes of the weights table: a small spread, a wide one, and one heavy
+#: replica among many light ones.
+WEIGHT_MIXES = ((1, 2, 3, 4), (1, 1, 8), (16,) + (1,) * 15)
+CANONICAL_REPLICAS = (3, 6, 20, 50)
 
 
 def fmt_bytes(n: int) -> str:
@@ -95,6 +107,37 @@ def main(argv: list[str] | None = None) -> int:
                   f"{q.ns_per_lookup:.1f} |")
             sys.stdout.flush()
 
+    print()
+    print("Weighted replicas: largest |share / (weight / sum of weights) - 1| over the "
+          "replicas, 64-bit keys:")
+    print()
+    print("| scheme | weights | max deviation | shares |")
+    print("|---|---|--:|---|")
+    for scheme in (s for s in WEIGHTED_SCHEMES if s in schemes):
+        for mix in WEIGHT_MIXES:
+            fit = quality.weight_fit(scheme, mix, wide)
+            shown = (", ".join(str(w) for w in mix) if len(mix) <= 4
+                     else f"{mix[0]}, 1 × {len(mix) - 1}")
+            shares = ", ".join(f"{x:.3f}" for x in fit.shares[:4])
+            if len(mix) > 4:
+                shares += " …"
+            results.append({"weight_fit": scheme, "weights": list(mix),
+                            "max_deviation": fit.max_deviation, "shares": list(fit.shares)})
+            print(f"| {scheme} | {shown} | {fit.max_deviation:.4f} | {shares} |")
+    print()
+    print("Canonical placement of the slot schemes (a fresh build in ascending id order on "
+          "every change): the largest fraction of 64-bit keys moved between replicas that "
+          "stay, over one join and up to 8 leaves (join order: 0):")
+    print()
+    print("| scheme | " + " | ".join(f"N = {n}" for n in CANONICAL_REPLICAS) + " |")
+    print("|---|" + "--:|" * len(CANONICAL_REPLICAS))
+    for scheme in (s for s in SLOT_SCHEMES if s in schemes):
+        cells = []
+        for n in CANONICAL_REPLICAS:
+            q = quality.measure(scheme, n, wide, lookup_repeats=1, canonical=True)
+            results.append({**q.as_dict(), "key_kind": "64-bit"})
+            cells.append(f"{q.stayers_moved:.4f}")
+        print(f"| {scheme} | " + " | ".join(cells) + " |")
     print()
     print("Slots that H reaches with the 6-digit ids (of the ring's M):")
     print()

@@ -40,12 +40,14 @@ namespace {
 class PyRing {
 public:
     PyRing(std::optional<std::int64_t> slots, std::optional<std::int64_t> virtual_nodes,
-           const std::string& scheme, const std::string& probing) {
-        const RingOptions o = ring_options_arg(slots, virtual_nodes, scheme, probing);
+           const std::string& scheme, const std::string& probing, bool canonical) {
+        const RingOptions o = ring_options_arg(slots, virtual_nodes, scheme, probing, canonical);
         ring_ = make_ring(o);
     }
 
-    std::uint32_t add(const std::string& hostname, std::optional<std::int64_t> id) {
+    std::uint32_t add(const std::string& hostname, std::optional<std::int64_t> id,
+                      std::int64_t weight) {
+        const std::uint32_t w = weight_arg(*ring_, weight);
         std::uint32_t sid = ring_->next_free_id();
         if (id) {
             if (*id < 1 || *id > 0xffffffffLL) {
@@ -53,7 +55,7 @@ public:
             }
             sid = static_cast<std::uint32_t>(*id);
         }
-        ring_ = ring_->with_member({sid, hostname});
+        ring_ = ring_->with_member({sid, hostname, w});
         return sid;
     }
 
@@ -217,9 +219,14 @@ std::string probing_name(Probing p) { return p == Probing::linear ? "linear" : "
 
 }  // namespace
 
+std::uint32_t weight_arg(const HashRing& ring, std::int64_t weight) {
+    ring.check_weight(weight);
+    return static_cast<std::uint32_t>(weight);
+}
+
 RingOptions ring_options_arg(std::optional<std::int64_t> slots,
                              std::optional<std::int64_t> virtual_nodes, const std::string& scheme,
-                             const std::string& probing) {
+                             const std::string& probing, bool canonical) {
     // 0 and None both mean "the scheme's default", as the core's RingOptions has it.
     if (slots && (*slots < 0 || *slots > 0x7fffffff)) {
         throw std::invalid_argument(
@@ -236,6 +243,7 @@ RingOptions ring_options_arg(std::optional<std::int64_t> slots,
     if (probing == "linear") o.probing = Probing::linear;
     else if (probing == "quadratic") o.probing = Probing::quadratic;
     else throw std::invalid_argument("probing must be 'linear' or 'quadratic', got '" + probing + "'");
+    o.canonical = canonical;
     return o;
 }
 
@@ -244,6 +252,7 @@ void bind_ring(py::module_& m) {
           "The request id for a routing key: a decimal integer below 2**64 is the id "
           "itself, anything else is hashed with XXH3-64 (SPEC section 3).");
     m.def("ring_schemes", &ring_scheme_names, "Names of every hash scheme the ring accepts.");
+    m.attr("MAX_WEIGHT") = kMaxWeight;
 
     py::class_<PyRing>(m, "Ring", R"doc(
 A consistent hash ring (SPEC section 2).
@@ -265,16 +274,28 @@ None or 0 means the scheme's default:
 - "maglev": Maglev hashing; slots = the lookup table size, a prime (default
   65537); virtual_nodes must be None or 0. Near-perfect balance and O(1) lookup; a
   membership change may move a small fraction of keys between other replicas.
+
+Weights (add(..., weight=w), 1 .. MAX_WEIGHT): ketama gives a replica w times
+the points, maglev w turns in its table population, so its share is about
+w / sum of weights; slot schemes take weight 1 only (ValueError otherwise).
+
+canonical=True: the ring depends only on its (id, hostname, weight) set, not
+on the order replicas joined and left in. Ketama and maglev always are; for
+slot schemes every change becomes a fresh build in ascending id order (which
+may move a few virtual servers of replicas that stay).
 )doc")
         .def(py::init<std::optional<std::int64_t>, std::optional<std::int64_t>,
-                      const std::string&, const std::string&>(),
+                      const std::string&, const std::string&, bool>(),
              py::arg("slots") = py::none(), py::arg("virtual_nodes") = py::none(),
              py::arg("scheme") = "assignment", py::arg("probing") = "linear",
+             py::arg("canonical") = false,
              "Raises ValueError for an unknown scheme or probing, or sizes the scheme "
              "cannot use (the message names the field).")
         .def("add", &PyRing::add, py::arg("hostname"), py::arg("id") = py::none(),
+             py::arg("weight") = 1,
              "Add a replica; returns its server id (the smallest unused one unless given). "
-             "Raises ValueError for a taken id or hostname, RingFullError when no room is left.")
+             "Raises ValueError for a taken id or hostname or a weight the scheme refuses, "
+             "RingFullError when no room is left.")
         .def("remove", &PyRing::remove, py::arg("replica"),
              "Remove a replica by server id or hostname; KeyError when there is none. "
              "No other virtual server moves.")
@@ -319,6 +340,15 @@ None or 0 means the scheme's default:
                 for (const auto& mb : r.ring_->members()) v.emplace_back(mb.id, mb.hostname);
                 return v;
             }, "(server id, hostname) pairs in join order.")
+        .def_property_readonly("weights", [](const PyRing& r) {
+                std::vector<std::uint32_t> v;
+                for (const auto& mb : r.ring_->members()) v.push_back(mb.weight);
+                return v;
+            }, "The weight of each member, parallel to members.")
+        .def_property_readonly("weighted", [](const PyRing& r) { return r.ring_->weighted(); },
+                               "Whether the scheme honours weights other than 1.")
+        .def_property_readonly("canonical",
+                               [](const PyRing& r) { return r.ring_->options().canonical; })
         .def_property_readonly("slots", [](const PyRing& r) { return r.ring_->options().slots; })
         .def_property_readonly("virtual_nodes",
                                [](const PyRing& r) { return r.ring_->options().virtual_nodes; })
@@ -344,7 +374,8 @@ None or 0 means the scheme's default:
                 return "Ring(slots=" + std::to_string(r.ring_->options().slots) +
                        ", virtual_nodes=" + std::to_string(r.ring_->options().virtual_nodes) +
                        ", scheme='" + r.ring_->options().scheme + "', replicas=" +
-                       std::to_string(r.ring_->members().size()) + ")";
+                       std::to_string(r.ring_->members().size()) +
+                       (r.ring_->options().canonical ? ", canonical=True)" : ")");
             });
 }
 

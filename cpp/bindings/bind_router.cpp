@@ -35,6 +35,10 @@ using Records = py::typing::List<Record>;
 using PyHandler = py::typing::Callable<void(py::str, py::typing::List<py::str>)>;
 using ReplicaTuple =
     std::tuple<std::string, std::string, std::int64_t, std::optional<std::int64_t>>;
+// The same with a weight: (hostname, host, port, id_or_None, weight).
+using WeightedReplicaTuple =
+    std::tuple<std::string, std::string, std::int64_t, std::optional<std::int64_t>, std::int64_t>;
+using ReplicaItem = std::variant<WeightedReplicaTuple, ReplicaTuple>;
 
 // The Python class ringlb.ControlError, created in bind_router().
 py::handle control_error_class;
@@ -90,14 +94,21 @@ void check_host(const std::string& host) {
     if (ec) throw std::invalid_argument("host must be an IP address, got '" + host + "'");
 }
 
-Replica replica_arg(const ReplicaTuple& t) {
+Replica replica_arg(Router& r, const ReplicaTuple& t, std::int64_t weight) {
     const auto& [hostname, host, port, id] = t;
     if (!AdminApi::valid_hostname(hostname)) {
         throw std::invalid_argument("hostname '" + hostname + "' must match " +
                                     std::string(AdminApi::hostname_pattern));
     }
     check_host(host);
-    return Replica{id ? id_arg(*id) : 0, hostname, host, port_arg(port, false)};
+    return Replica{id ? id_arg(*id) : 0, hostname, host, port_arg(port, false),
+                   weight_arg(*r.replicas().snapshot()->ring, weight)};
+}
+
+Replica replica_arg(Router& r, const ReplicaItem& item) {
+    if (const auto* t = std::get_if<ReplicaTuple>(&item)) return replica_arg(r, *t, 1);
+    const auto& [hostname, host, port, id, weight] = std::get<WeightedReplicaTuple>(item);
+    return replica_arg(r, ReplicaTuple{hostname, host, port, id}, weight);
 }
 
 std::shared_ptr<Router> make_router(const std::string& host, std::int64_t port,
@@ -113,13 +124,14 @@ std::shared_ptr<Router> make_router(const std::string& host, std::int64_t port,
                                     const std::string& admin_token, const std::string& admin_listen,
                                     bool admin_on_data_port, std::int64_t min_replicas,
                                     std::int64_t max_replicas, const std::string& hostname_prefix,
-                                    bool replica_header, const std::string& access_log) {
+                                    bool replica_header, const std::string& access_log,
+                                    bool canonical_ring) {
     RouterConfig c;
     c.host = host;
     c.port = port_arg(port, true);
     if (threads < 0 || threads > 1024) throw std::invalid_argument("threads must be between 0 and 1024");
     c.threads = static_cast<unsigned>(threads);
-    c.ring = ring_options_arg(slots, virtual_nodes, scheme, probing);
+    c.ring = ring_options_arg(slots, virtual_nodes, scheme, probing, canonical_ring);
     c.key = key;
     if (retries < 0 || retries > 64) throw std::invalid_argument("retries must be between 0 and 64");
     c.retries = static_cast<unsigned>(retries);
@@ -167,10 +179,12 @@ ControlHandler python_handler(py::function fn) {
         py::gil_scoped_acquire gil;
         try {
             const char* op = req.op == ControlRequest::Op::add ? "add" : "remove";
-            // Only a request that carried addresses passes them: a handler of
-            // replicas it starts itself takes (op, hostnames).
-            if (req.addresses.empty()) (*held)(op, req.hostnames);
-            else (*held)(op, req.hostnames, py::arg("addresses") = req.addresses);
+            // Only a request that carried addresses or weights passes them: a
+            // handler that takes neither keeps its (op, hostnames) signature.
+            py::dict extra;
+            if (!req.addresses.empty()) extra["addresses"] = req.addresses;
+            if (!req.weights.empty()) extra["weights"] = req.weights;
+            (*held)(op, req.hostnames, **extra);
         } catch (py::error_already_set& e) {
             if (e.matches(control_error_class)) {
                 const py::object value = e.value();
@@ -208,6 +222,7 @@ Record replica_dict(const Replica& r, bool serving) {
     d["host"] = r.host;
     d["port"] = r.port;
     d["serving"] = serving;
+    d["weight"] = r.weight;
     return d;
 }
 
@@ -272,13 +287,16 @@ control handler (set_control_handler). Timeouts are in seconds.
              py::arg("admin_on_data_port") = true, py::arg("min_replicas") = 1,
              py::arg("max_replicas") = 0, py::arg("hostname_prefix") = "Server",
              py::arg("replica_header") = true, py::arg("access_log") = "",
+             py::arg("canonical_ring") = false,
              "admin_token: /add and /rm need 'Authorization: Bearer <token>'; without one they "
              "answer 403 on a non-loopback listener. admin_listen: 'HOST:PORT' of a second "
              "listener serving the admin API. admin_on_data_port=False proxies /add and /rm on "
              "the data port like any path. min_replicas / max_replicas bound what /rm and /add "
              "leave (max 0: the ring's capacity, at most 64). replica_header=False leaves out "
              "the X-Ringlb-Replica response field. access_log: a file to append a line per "
-             "request to ('-': standard output). "
+             "request to ('-': standard output). canonical_ring: the ring is a function of the "
+             "replica set alone, whatever order they joined in (slot schemes: a fresh build in "
+             "ascending id order on every change; ketama and maglev always are). "
              "Raises ValueError for a bad argument (unknown scheme, probing or key source, "
              "a host that is not an IP address, negative sizes, non-positive timeouts).")
         .def("start", &start_router,
@@ -304,25 +322,27 @@ control handler (set_control_handler). Timeouts are in seconds.
         .def(
             "add_replica",
             [](Router& r, const std::string& hostname, const std::string& host, std::int64_t port,
-               std::optional<std::int64_t> id) {
-                return r.replicas().add({replica_arg({hostname, host, port, id})}).front().id;
+               std::optional<std::int64_t> id, std::int64_t weight) {
+                return r.replicas().add({replica_arg(r, {hostname, host, port, id}, weight)}).front().id;
             },
             py::arg("hostname"), py::arg("host"), py::arg("port"), py::arg("id") = py::none(),
+            py::arg("weight") = 1,
             "Register a replica and put it on the ring; returns its server id (the smallest "
-            "free one unless given). ValueError for a bad or taken id/hostname, RingFullError "
-            "when the ring has no room.")
+            "free one unless given). ValueError for a bad or taken id/hostname or a weight the "
+            "scheme refuses (1 .. MAX_WEIGHT; slot schemes: 1 only), RingFullError when the "
+            "ring has no room.")
         .def(
             "add_replicas",
-            [](Router& r, const std::vector<ReplicaTuple>& items) {
+            [](Router& r, const std::vector<ReplicaItem>& items) {
                 std::vector<Replica> reps;
-                for (const auto& t : items) reps.push_back(replica_arg(t));
+                for (const auto& t : items) reps.push_back(replica_arg(r, t));
                 std::vector<std::uint32_t> ids;
                 for (const auto& rep : r.replicas().add(std::move(reps))) ids.push_back(rep.id);
                 return ids;
             },
             py::arg("replicas"),
-            "Register several (hostname, host, port, id_or_None) replicas, all or none; "
-            "returns their ids.")
+            "Register several (hostname, host, port, id_or_None[, weight]) replicas, all or "
+            "none; returns their ids.")
         .def(
             "remove_replica",
             [](Router& r, const IdOrName& who) { r.replicas().remove({resolve(r, who)}); },
@@ -371,7 +391,7 @@ control handler (set_control_handler). Timeouts are in seconds.
                 return out;
             },
             "Registered replicas in registration order: dicts with id, hostname, host, port, "
-            "serving.")
+            "serving, weight.")
         .def("next_free_id", [](Router& r) { return r.replicas().next_free_id(); },
              "The smallest server id no registered replica uses.")
         .def(
@@ -407,7 +427,9 @@ control handler (set_control_handler). Timeouts are in seconds.
             py::arg("handler"),
             "fn(op, hostnames) with op 'add' or 'remove' and the validated hostnames, run on "
             "the router's control thread for POST /add and DELETE /rm; it must register or "
-            "remove the replicas before returning. Raise ControlError(status, message) to "
+            "remove the replicas before returning. An /add that carried \"addresses\" or "
+            "\"weights\" passes them too, as keyword arguments addresses= and weights= (lists "
+            "parallel to hostnames; the weights already checked against the ring). Raise ControlError(status, message) to "
             "refuse; any other exception answers 500. None removes it (then /add and /rm "
             "answer 503).")
         .def(
@@ -443,6 +465,7 @@ control handler (set_control_handler). Timeouts are in seconds.
                     d["host"] = rs.host;
                     d["port"] = rs.port;
                     d["share"] = rs.share;
+                    d["weight"] = rs.weight;
                     py::dict responses;
                     for (std::size_t k = 0; k < rs.responses.size(); ++k) {
                         responses[py::str(std::to_string(k + 1) + "xx")] = rs.responses[k];
@@ -453,7 +476,7 @@ control handler (set_control_handler). Timeouts are in seconds.
                 }
                 return out;
             },
-            "Per registered replica: id, hostname, host, port, serving, share (of the request-id "
+            "Per registered replica: id, hostname, host, port, serving, weight, share (of the request-id "
             "space on the ring now), requests (answered), responses ({'1xx': n, ... '5xx': n}, "
             "by the status the client got), duration_seconds (their sum), in_flight, failures.")
         .def("__enter__",

@@ -26,7 +26,11 @@ struct RingEmptyError : Error {
 // sizes out of range or an unknown probing; make_ring judges the rest.
 RingOptions ring_options_arg(std::optional<std::int64_t> slots,
                              std::optional<std::int64_t> virtual_nodes, const std::string& scheme,
-                             const std::string& probing);
+                             const std::string& probing, bool canonical);
+
+// A replica weight from Python, as `ring` would take it (HashRing::check_weight
+// throws std::invalid_argument otherwise).
+std::uint32_t weight_arg(const HashRing& ring, std::int64_t weight);
 
 void bind_errors(pybind11::module_& m);
 void bind_ring(pybind11::module_& m);

@@ -4,6 +4,7 @@
 #include <boost/json/basic_parser_impl.hpp>
 
 #include <algorithm>
+#include <limits>
 #include <set>
 #include <vector>
 
@@ -58,6 +59,7 @@ struct Body {
     std::int64_t n = 0;
     std::vector<std::string> hostnames;
     std::vector<std::string> addresses;  // /add only: one "HOST:PORT" per new replica
+    std::vector<std::int64_t> weights;   // /add only: one ring weight per new replica, unchecked
 };
 
 // Boost.JSON's DOM parser keeps the last of two equal keys, so {"n":1,"n":2}
@@ -126,7 +128,7 @@ std::string duplicate_key(std::string_view text) {
 }
 
 // Parses {"n": int, "hostnames": [str, ...]?} (and for /add "addresses":
-// [str, ...]?) and checks everything that does not depend on the current
+// [str, ...]? and "weights": [int, ...]?) and checks everything that does not depend on the current
 // replicas. `more_message` is the SPEC's exact text for a hostname list
 // longer than n.
 Body parse_body(std::string_view text, const char* more_message, bool add) {
@@ -139,9 +141,10 @@ Body parse_body(std::string_view text, const char* more_message, bool add) {
     const json::object* obj = v.if_object();
     if (!obj) reject("request body must be a JSON object like {\"n\": 1, \"hostnames\": [...]}");
     for (const auto& kv : *obj) {
-        if (kv.key() != "n" && kv.key() != "hostnames" && !(add && kv.key() == "addresses")) {
+        if (kv.key() != "n" && kv.key() != "hostnames" &&
+            !(add && (kv.key() == "addresses" || kv.key() == "weights"))) {
             reject("unknown field '" + std::string(kv.key()) +
-                   (add ? "' (expected 'n', 'hostnames' and 'addresses')"
+                   (add ? "' (expected 'n', 'hostnames', 'addresses' and 'weights')"
                         : "' (expected 'n' and 'hostnames')"));
         }
     }
@@ -196,6 +199,25 @@ Body parse_body(std::string_view text, const char* more_message, bool add) {
         }
         for (const auto& e : *arr) b.addresses.emplace_back(e.get_string());
     }
+    // Ring weights, one per new replica; their range, and whether the scheme
+    // takes them, are the ring's to say (validate_add asks
+    // HashRing::check_weight).
+    if (const json::value* w = obj->if_contains("weights")) {
+        const json::array* arr = w->if_array();
+        if (!arr || !std::all_of(arr->begin(), arr->end(), [](const json::value& e) {
+                return e.is_int64() || e.is_uint64();
+            })) {
+            reject("'weights' must be a list of integers");
+        }
+        if (static_cast<std::int64_t>(arr->size()) != b.n) {
+            reject("'weights' must give one weight per new replica: n is " + std::to_string(b.n) +
+                   ", there are " + std::to_string(arr->size()));
+        }
+        for (const auto& e : *arr) {
+            // Past int64: certainly out of range.
+            b.weights.push_back(e.is_int64() ? e.get_int64() : std::numeric_limits<std::int64_t>::max());
+        }
+    }
     return b;
 }
 
@@ -211,11 +233,14 @@ bool AdminApi::valid_hostname(std::string_view name) noexcept {
                        [&](char c) { return alnum(c) || c == '_' || c == '.' || c == '-'; });
 }
 
-std::size_t AdminApi::room_left(const ReplicaSet::Snapshot& snap, std::size_t limit) {
+std::size_t AdminApi::room_left(const ReplicaSet::Snapshot& snap, std::size_t limit,
+                               std::span<const std::uint32_t> weights) {
     auto ring = snap.ring;
     try {
         for (const auto& r : snap.registered) {
-            if (ring->index_of(r->id) == HashRing::npos) ring = ring->with_member({r->id, r->hostname});
+            if (ring->index_of(r->id) == HashRing::npos) {
+                ring = ring->with_member({r->id, r->hostname, r->weight});
+            }
         }
     } catch (const RingFullError&) {
         return 0;  // the replicas waiting to come back do not even fit: no room
@@ -223,8 +248,9 @@ std::size_t AdminApi::room_left(const ReplicaSet::Snapshot& snap, std::size_t li
     std::size_t room = 0;
     for (const std::uint32_t id : snap.free_ids(limit)) {
         // A placeholder that no valid hostname can equal.
+        const std::uint32_t weight = room < weights.size() ? weights[room] : 1;
         try {
-            ring = ring->with_member({id, "#room" + std::to_string(id)});
+            ring = ring->with_member({id, "#room" + std::to_string(id), weight});
         } catch (const RingFullError&) {
             break;
         }
@@ -249,8 +275,17 @@ ControlRequest AdminApi::validate_add(std::string_view body, const ReplicaSet::S
     for (const auto& h : b.hostnames) {
         if (taken.count(h)) reject("hostname '" + h + "' is already present");
     }
+    std::vector<std::uint32_t> weights;
+    for (const std::int64_t w : b.weights) {
+        try {
+            snap.ring->check_weight(w);
+        } catch (const std::invalid_argument& e) {
+            reject(e.what());
+        }
+        weights.push_back(static_cast<std::uint32_t>(w));
+    }
     const auto n = static_cast<std::size_t>(b.n);
-    const std::size_t room = room_left(snap, n);
+    const std::size_t room = room_left(snap, n, weights);
     if (room < n) {
         reject("cannot add " + std::to_string(n) + " replicas: the ring has room for " +
                std::to_string(room) + " more");
@@ -260,6 +295,7 @@ ControlRequest AdminApi::validate_add(std::string_view body, const ReplicaSet::S
     req.op = ControlRequest::Op::add;
     req.hostnames = std::move(b.hostnames);
     req.addresses = std::move(b.addresses);
+    req.weights = std::move(weights);
     for (auto& name : snap.fresh_names(n - req.hostnames.size(), prefix, req.hostnames)) {
         req.hostnames.push_back(std::move(name));
     }

@@ -54,8 +54,21 @@ std::uint32_t HashRing::next_free_id() const noexcept {
     return want;
 }
 
+void HashRing::check_weight(std::int64_t weight) const {
+    if (weight < 1 || weight > kMaxWeight) {
+        throw std::invalid_argument("weight must be between 1 and " + std::to_string(kMaxWeight) +
+                                    ", got " + std::to_string(weight));
+    }
+    if (weight != 1 && !weighted()) {
+        throw std::invalid_argument(
+            "hash scheme '" + options_.scheme + "' does not take weights (each replica has K "
+            "virtual servers); use ketama, ketama-xxh3 or maglev for weighted replicas");
+    }
+}
+
 void HashRing::check_new_member(const Member& m) const {
     if (m.id == 0) throw std::invalid_argument("server id must be >= 1");
+    check_weight(m.weight);
     if (m.hostname.empty()) throw std::invalid_argument("hostname must not be empty");
     if (index_of(m.id) != npos) {
         throw std::invalid_argument("server id " + std::to_string(m.id) + " is already on the ring");

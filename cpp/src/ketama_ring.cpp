@@ -146,10 +146,11 @@ void KetamaRing::assign(const std::vector<Point>& pts) {
 
 std::shared_ptr<const HashRing> KetamaRing::with_member(Member member) const {
     check_new_member(member);
-    const std::size_t per = options_.virtual_nodes;
+    const std::size_t per = std::size_t{options_.virtual_nodes} * member.weight;
     if (size_ + per > kMaxRingPoints) {
-        throw RingFullError("the ring is full: " + std::to_string(members_.size()) +
-                            " replicas of " + std::to_string(per) + " points reach the limit of " +
+        throw RingFullError("the ring is full: " + std::to_string(size_) + " points and " +
+                            std::to_string(per) + " more for a replica of weight " +
+                            std::to_string(member.weight) + " pass the limit of " +
                             std::to_string(kMaxRingPoints) + " points");
     }
     auto next = std::make_shared<KetamaRing>(options_, *scheme_);
@@ -160,7 +161,9 @@ std::shared_ptr<const HashRing> KetamaRing::with_member(Member member) const {
     for (std::size_t k = 0; k < size_; ++k) pts.emplace_back(points_[k], owners_[k]);
     const auto idx = static_cast<std::uint32_t>(members_.size());
     const std::uint32_t id = next->members_.back().id;
-    for (std::uint32_t j = 0; j < per; ++j) pts.emplace_back(scheme_->point(id, j), idx);
+    for (std::size_t j = 0; j < per; ++j) {
+        pts.emplace_back(scheme_->point(id, static_cast<std::uint32_t>(j)), idx);
+    }
     // The present points are sorted already: sort the new ones and merge, O(P).
     const auto less = [&next](const Point& a, const Point& b) { return next->point_less(a, b); };
     const auto mid = pts.begin() + static_cast<std::ptrdiff_t>(size_);

@@ -84,27 +84,34 @@ void MaglevRing::populate() {
     std::iota(order.begin(), order.end(), 0U);
     std::sort(order.begin(), order.end(),
               [this](std::uint32_t a, std::uint32_t b) { return members_[a].id < members_[b].id; });
-    std::vector<std::uint64_t> pos(n), skip(n);
+    std::vector<std::uint64_t> pos(n), skip(n), weight(n), claimed(n, 0);
+    std::uint64_t heaviest = 1;
     for (std::size_t k = 0; k < n; ++k) {
-        const std::uint32_t id = members_[order[k]].id;
-        pos[k] = h1(id) % m;
-        skip[k] = m == 1 ? 1 : h2(id) % (m - 1) + 1;
+        const Member& mb = members_[order[k]];
+        pos[k] = h1(mb.id) % m;
+        skip[k] = m == 1 ? 1 : h2(mb.id) % (m - 1) + 1;
+        weight[k] = mb.weight;
+        heaviest = std::max(heaviest, weight[k]);
     }
     // The paper's population loop, walking each permutation by adding skip
     // (mod M, by one conditional subtraction since skip < M) instead of
     // computing offset + j × skip. A replica's permutation visits every
-    // entry, so each turn ends on a free one while any is left.
+    // entry, so each turn ends on a free one while any is left. In round r a
+    // replica takes its turn while claimed × W <= r × w (Envoy's rule, in
+    // integers): the heaviest one every round, so every round fills some.
     const auto step = [m](std::uint64_t c, std::uint64_t s) {
         c += s;
         return c >= m ? c - m : c;
     };
     std::uint64_t filled = 0;
-    while (true) {
+    for (std::uint64_t round = 1;; ++round) {
         for (std::size_t k = 0; k < n; ++k) {
+            if (round * weight[k] < claimed[k] * heaviest) continue;
             std::uint64_t c = pos[k];
             while (table_[c] != kNoOwner) c = step(c, skip[k]);
             table_[c] = order[k];
             pos[k] = step(c, skip[k]);
+            ++claimed[k];
             if (++filled == m) return;
         }
     }

@@ -100,7 +100,7 @@ std::vector<Replica> ReplicaSet::add(std::vector<Replica> replicas) {
         }
         used.insert(r.id);
         names.insert(r.hostname);
-        ring = ring->with_member({r.id, r.hostname});  // may throw; nothing published yet
+        ring = ring->with_member({r.id, r.hostname, r.weight});  // may throw; nothing published yet
         registered.push_back(std::make_shared<const Replica>(r));
     }
     auto changes = snap->changes;
@@ -138,7 +138,7 @@ bool ReplicaSet::set_serving(std::uint32_t id, bool serving) {
     if (!r) return false;
     const bool on_ring = snap->ring->index_of(id) != HashRing::npos;
     if (on_ring == serving) return false;
-    auto ring = serving ? snap->ring->with_member({id, (*r)->hostname})
+    auto ring = serving ? snap->ring->with_member({id, (*r)->hostname, (*r)->weight})
                         : snap->ring->without_member(id);
     auto changes = snap->changes;
     ++(serving ? changes.up : changes.down);

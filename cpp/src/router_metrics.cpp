@@ -101,6 +101,14 @@ std::string RouterMetrics::prometheus(RouterState& state) {
         t.sample("ringlb_replica_up", L{{"replica", r.hostname}}, std::uint64_t{r.serving ? 1u : 0u});
     }
 
+    t.family("ringlb_replica_weight",
+             "The replica's ring weight: its share of the ring is weight / the sum of weights "
+             "(ketama, Maglev; 1 on slot rings).",
+             "gauge");
+    for (const auto& r : replicas) {
+        t.sample("ringlb_replica_weight", L{{"replica", r.hostname}}, std::uint64_t{r.weight});
+    }
+
     t.family("ringlb_replica_in_flight", "Requests the replica is answering now.", "gauge");
     for (const auto& r : replicas) {
         t.sample("ringlb_replica_in_flight", L{{"replica", r.hostname}}, r.in_flight);
@@ -151,6 +159,7 @@ std::string RouterMetrics::status_json(RouterState& state) {
     ring["slots"] = o.slots;
     ring["virtual_nodes"] = o.virtual_nodes;
     ring["probing"] = o.probing == Probing::linear ? "linear" : "quadratic";
+    ring["canonical"] = o.canonical;
     ring["replicas"] = snap->ring->members().size();
     ring["capacity"] = snap->ring->max_members();
 
@@ -182,6 +191,7 @@ std::string RouterMetrics::status_json(RouterState& state) {
         one["address"] = address(r);
         one["state"] = state_of(r, h);
         one["on_ring"] = r.serving;
+        one["weight"] = r.weight;
         one["share"] = r.share;
         one["requests"] = r.requests;
         one["responses"] = std::move(responses);

@@ -232,6 +232,7 @@ std::vector<ReplicaStats> RouterState::replica_stats() {
         s.hostname = r->hostname;
         s.host = r->host;
         s.port = r->port;
+        s.weight = r->weight;
         const std::size_t member = snap->ring->index_of(r->id);
         s.serving = member != HashRing::npos;
         if (s.serving && member < shares.size()) s.share = shares[member];

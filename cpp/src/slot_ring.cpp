@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <numeric>
 #include <stdexcept>
 #include <string>
 
@@ -81,6 +82,11 @@ std::shared_ptr<const HashRing> SlotRing::with_member(Member member) const {
                             " free slots, a replica needs " +
                             std::to_string(options_.virtual_nodes));
     }
+    if (options_.canonical) {
+        auto members = members_;
+        members.push_back(std::move(member));
+        return rebuilt(std::move(members));
+    }
     auto next = std::make_shared<SlotRing>(*this);
     const auto idx = static_cast<std::uint32_t>(next->members_.size());
     for (std::uint32_t j = 0; j < options_.virtual_nodes; ++j) {
@@ -94,6 +100,11 @@ std::shared_ptr<const HashRing> SlotRing::with_member(Member member) const {
 
 std::shared_ptr<const HashRing> SlotRing::without_member(std::uint32_t id) const {
     const std::size_t gone = index_to_remove(id);
+    if (options_.canonical) {
+        auto members = members_;
+        members.erase(members.begin() + static_cast<std::ptrdiff_t>(gone));
+        return rebuilt(std::move(members));
+    }
     auto next = std::make_shared<SlotRing>(*this);
     const auto g = static_cast<std::uint32_t>(gone);
     for (auto& o : next->owner_) {
@@ -106,6 +117,23 @@ std::shared_ptr<const HashRing> SlotRing::without_member(std::uint32_t id) const
         }
     }
     next->members_.erase(next->members_.begin() + static_cast<std::ptrdiff_t>(gone));
+    next->rebuild_servers();
+    return next;
+}
+
+std::shared_ptr<const HashRing> SlotRing::rebuilt(std::vector<Member> members) const {
+    auto next = std::make_shared<SlotRing>(options_, *hash_);
+    std::vector<std::uint32_t> order(members.size());
+    std::iota(order.begin(), order.end(), 0U);
+    std::sort(order.begin(), order.end(),
+              [&members](std::uint32_t a, std::uint32_t b) { return members[a].id < members[b].id; });
+    for (const std::uint32_t idx : order) {
+        for (std::uint32_t j = 0; j < options_.virtual_nodes; ++j) {
+            next->owner_[next->place(members[idx].id, j)] = idx;
+        }
+    }
+    next->free_slots_ -= members.size() * options_.virtual_nodes;
+    next->members_ = std::move(members);
     next->rebuild_servers();
     return next;
 }

@@ -6,7 +6,7 @@ import collections.abc
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['ControlError', 'HOSTNAME_PATTERN', 'HeartbeatEngine', 'Ring', 'RingEmptyError', 'RingFullError', 'RinglbError', 'Router', 'check_health_path', 'key_to_request_id', 'ring_schemes', 'valid_hostname']
+__all__: list[str] = ['ControlError', 'HOSTNAME_PATTERN', 'HeartbeatEngine', 'MAX_WEIGHT', 'Ring', 'RingEmptyError', 'RingFullError', 'RinglbError', 'Router', 'check_health_path', 'key_to_request_id', 'ring_schemes', 'valid_hostname']
 class RinglbError(RuntimeError):
     """
     The root of the errors ringlb raises on purpose.
@@ -40,12 +40,21 @@ class Ring:
     - "maglev": Maglev hashing; slots = the lookup table size, a prime (default
       65537); virtual_nodes must be None or 0. Near-perfect balance and O(1) lookup; a
       membership change may move a small fraction of keys between other replicas.
+    
+    Weights (add(..., weight=w), 1 .. MAX_WEIGHT): ketama gives a replica w times
+    the points, maglev w turns in its table population, so its share is about
+    w / sum of weights; slot schemes take weight 1 only (ValueError otherwise).
+    
+    canonical=True: the ring depends only on its (id, hostname, weight) set, not
+    on the order replicas joined and left in. Ketama and maglev always are; for
+    slot schemes every change becomes a fresh build in ascending id order (which
+    may move a few virtual servers of replicas that stay).
     """
     def __contains__(self, arg0: str) -> bool:
         ...
     def __copy__(self) -> Ring:
         ...
-    def __init__(self, slots: typing.SupportsInt | typing.SupportsIndex | None = None, virtual_nodes: typing.SupportsInt | typing.SupportsIndex | None = None, scheme: str = 'assignment', probing: str = 'linear') -> None:
+    def __init__(self, slots: typing.SupportsInt | typing.SupportsIndex | None = None, virtual_nodes: typing.SupportsInt | typing.SupportsIndex | None = None, scheme: str = 'assignment', probing: str = 'linear', canonical: bool = False) -> None:
         """
         Raises ValueError for an unknown scheme or probing, or sizes the scheme cannot use (the message names the field).
         """
@@ -53,9 +62,9 @@ class Ring:
         ...
     def __repr__(self) -> str:
         ...
-    def add(self, hostname: str, id: typing.SupportsInt | typing.SupportsIndex | None = None) -> int:
+    def add(self, hostname: str, id: typing.SupportsInt | typing.SupportsIndex | None = None, weight: typing.SupportsInt | typing.SupportsIndex = 1) -> int:
         """
-        Add a replica; returns its server id (the smallest unused one unless given). Raises ValueError for a taken id or hostname, RingFullError when no room is left.
+        Add a replica; returns its server id (the smallest unused one unless given). Raises ValueError for a taken id or hostname or a weight the scheme refuses, RingFullError when no room is left.
         """
     def candidates(self, request_id: int, n: typing.SupportsInt | typing.SupportsIndex) -> list[str]:
         """
@@ -106,6 +115,9 @@ class Ring:
         Occupied slots and bytes held by the ring's tables.
         """
     @property
+    def canonical(self) -> bool:
+        ...
+    @property
     def max_members(self) -> int:
         """
         The most replicas this ring can hold (M // K for slot schemes, M for maglev).
@@ -127,6 +139,16 @@ class Ring:
     @property
     def virtual_nodes(self) -> int:
         ...
+    @property
+    def weighted(self) -> bool:
+        """
+        Whether the scheme honours weights other than 1.
+        """
+    @property
+    def weights(self) -> list[int]:
+        """
+        The weight of each member, parallel to members.
+        """
 class ControlError(RinglbError):
     """
     A control handler's refusal: the router answers {"message": "<Error> <message>", "status": "failure"} with HTTP status `status` (400-599).
@@ -148,19 +170,19 @@ class Router:
         ...
     def __exit__(self, *args) -> None:
         ...
-    def __init__(self, host: str = '127.0.0.1', port: typing.SupportsInt | typing.SupportsIndex = 5000, threads: typing.SupportsInt | typing.SupportsIndex = 0, slots: typing.SupportsInt | typing.SupportsIndex | None = None, virtual_nodes: typing.SupportsInt | typing.SupportsIndex | None = None, scheme: str = 'assignment', probing: str = 'linear', key: str = 'random', retries: typing.SupportsInt | typing.SupportsIndex = 2, bounded_load: typing.SupportsFloat | typing.SupportsIndex = 0.0, connect_timeout: typing.SupportsFloat | typing.SupportsIndex = 0.3, upstream_timeout: typing.SupportsFloat | typing.SupportsIndex = 5.0, header_timeout: typing.SupportsFloat | typing.SupportsIndex = 5.0, idle_timeout: typing.SupportsFloat | typing.SupportsIndex = 60.0, max_header_bytes: typing.SupportsInt | typing.SupportsIndex = 8192, max_body_bytes: typing.SupportsInt | typing.SupportsIndex = 1048576, max_connections: typing.SupportsInt | typing.SupportsIndex = 10000, max_idle_upstream: typing.SupportsInt | typing.SupportsIndex = 64, admin_token: str = '', admin_listen: str = '', admin_on_data_port: bool = True, min_replicas: typing.SupportsInt | typing.SupportsIndex = 1, max_replicas: typing.SupportsInt | typing.SupportsIndex = 0, hostname_prefix: str = 'Server', replica_header: bool = True, access_log: str = '') -> None:
+    def __init__(self, host: str = '127.0.0.1', port: typing.SupportsInt | typing.SupportsIndex = 5000, threads: typing.SupportsInt | typing.SupportsIndex = 0, slots: typing.SupportsInt | typing.SupportsIndex | None = None, virtual_nodes: typing.SupportsInt | typing.SupportsIndex | None = None, scheme: str = 'assignment', probing: str = 'linear', key: str = 'random', retries: typing.SupportsInt | typing.SupportsIndex = 2, bounded_load: typing.SupportsFloat | typing.SupportsIndex = 0.0, connect_timeout: typing.SupportsFloat | typing.SupportsIndex = 0.3, upstream_timeout: typing.SupportsFloat | typing.SupportsIndex = 5.0, header_timeout: typing.SupportsFloat | typing.SupportsIndex = 5.0, idle_timeout: typing.SupportsFloat | typing.SupportsIndex = 60.0, max_header_bytes: typing.SupportsInt | typing.SupportsIndex = 8192, max_body_bytes: typing.SupportsInt | typing.SupportsIndex = 1048576, max_connections: typing.SupportsInt | typing.SupportsIndex = 10000, max_idle_upstream: typing.SupportsInt | typing.SupportsIndex = 64, admin_token: str = '', admin_listen: str = '', admin_on_data_port: bool = True, min_replicas: typing.SupportsInt | typing.SupportsIndex = 1, max_replicas: typing.SupportsInt | typing.SupportsIndex = 0, hostname_prefix: str = 'Server', replica_header: bool = True, access_log: str = '', canonical_ring: bool = False) -> None:
         """
-        admin_token: /add and /rm need 'Authorization: Bearer <token>'; without one they answer 403 on a non-loopback listener. admin_listen: 'HOST:PORT' of a second listener serving the admin API. admin_on_data_port=False proxies /add and /rm on the data port like any path. min_replicas / max_replicas bound what /rm and /add leave (max 0: the ring's capacity, at most 64). replica_header=False leaves out the X-Ringlb-Replica response field. access_log: a file to append a line per request to ('-': standard output). Raises ValueError for a bad argument (unknown scheme, probing or key source, a host that is not an IP address, negative sizes, non-positive timeouts).
+        admin_token: /add and /rm need 'Authorization: Bearer <token>'; without one they answer 403 on a non-loopback listener. admin_listen: 'HOST:PORT' of a second listener serving the admin API. admin_on_data_port=False proxies /add and /rm on the data port like any path. min_replicas / max_replicas bound what /rm and /add leave (max 0: the ring's capacity, at most 64). replica_header=False leaves out the X-Ringlb-Replica response field. access_log: a file to append a line per request to ('-': standard output). canonical_ring: the ring is a function of the replica set alone, whatever order they joined in (slot schemes: a fresh build in ascending id order on every change; ketama and maglev always are). Raises ValueError for a bad argument (unknown scheme, probing or key source, a host that is not an IP address, negative sizes, non-positive timeouts).
         """
     def __repr__(self) -> str:
         ...
-    def add_replica(self, hostname: str, host: str, port: typing.SupportsInt | typing.SupportsIndex, id: typing.SupportsInt | typing.SupportsIndex | None = None) -> int:
+    def add_replica(self, hostname: str, host: str, port: typing.SupportsInt | typing.SupportsIndex, id: typing.SupportsInt | typing.SupportsIndex | None = None, weight: typing.SupportsInt | typing.SupportsIndex = 1) -> int:
         """
-        Register a replica and put it on the ring; returns its server id (the smallest free one unless given). ValueError for a bad or taken id/hostname, RingFullError when the ring has no room.
+        Register a replica and put it on the ring; returns its server id (the smallest free one unless given). ValueError for a bad or taken id/hostname or a weight the scheme refuses (1 .. MAX_WEIGHT; slot schemes: 1 only), RingFullError when the ring has no room.
         """
-    def add_replicas(self, replicas: collections.abc.Sequence[tuple[str, str, typing.SupportsInt | typing.SupportsIndex, typing.SupportsInt | typing.SupportsIndex | None]]) -> list[int]:
+    def add_replicas(self, replicas: collections.abc.Sequence[tuple[str, str, typing.SupportsInt | typing.SupportsIndex, typing.SupportsInt | typing.SupportsIndex | None, typing.SupportsInt | typing.SupportsIndex] | tuple[str, str, typing.SupportsInt | typing.SupportsIndex, typing.SupportsInt | typing.SupportsIndex | None]]) -> list[int]:
         """
-        Register several (hostname, host, port, id_or_None) replicas, all or none; returns their ids.
+        Register several (hostname, host, port, id_or_None[, weight]) replicas, all or none; returns their ids.
         """
     def fresh(self, n: typing.SupportsInt | typing.SupportsIndex) -> list[tuple[int, str]]:
         """
@@ -184,15 +206,15 @@ class Router:
         """
     def replica_stats(self) -> list[dict[str, typing.Any]]:
         """
-        Per registered replica: id, hostname, host, port, serving, share (of the request-id space on the ring now), requests (answered), responses ({'1xx': n, ... '5xx': n}, by the status the client got), duration_seconds (their sum), in_flight, failures.
+        Per registered replica: id, hostname, host, port, serving, weight, share (of the request-id space on the ring now), requests (answered), responses ({'1xx': n, ... '5xx': n}, by the status the client got), duration_seconds (their sum), in_flight, failures.
         """
     def replicas(self) -> list[dict[str, typing.Any]]:
         """
-        Registered replicas in registration order: dicts with id, hostname, host, port, serving.
+        Registered replicas in registration order: dicts with id, hostname, host, port, serving, weight.
         """
     def set_control_handler(self, handler: collections.abc.Callable[[str, list[str]], None] | None) -> None:
         """
-        fn(op, hostnames) with op 'add' or 'remove' and the validated hostnames, run on the router's control thread for POST /add and DELETE /rm; it must register or remove the replicas before returning. Raise ControlError(status, message) to refuse; any other exception answers 500. None removes it (then /add and /rm answer 503).
+        fn(op, hostnames) with op 'add' or 'remove' and the validated hostnames, run on the router's control thread for POST /add and DELETE /rm; it must register or remove the replicas before returning. An /add that carried "addresses" or "weights" passes them too, as keyword arguments addresses= and weights= (lists parallel to hostnames; the weights already checked against the ring). Raise ControlError(status, message) to refuse; any other exception answers 500. None removes it (then /add and /rm answer 503).
         """
     def set_endpoint(self, id: typing.SupportsInt | typing.SupportsIndex, host: str, port: typing.SupportsInt | typing.SupportsIndex) -> bool:
         """
@@ -328,4 +350,5 @@ def valid_hostname(name: str) -> bool:
     True when `name` is a replica hostname the router accepts: it matches HOSTNAME_PATTERN (SPEC §3).
     """
 HOSTNAME_PATTERN: str = '^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$'
+MAX_WEIGHT: int = 256
 __version__: str = '0.1.0'

@@ -76,6 +76,13 @@ class LauncherConfig:
     #: per replica, default 2048). None: the scheme's default.
     virtual_nodes: int | None = None
     probing: str = "linear"
+    #: The ring as a function of the replica set alone, whatever order they
+    #: joined in (slot schemes: a fresh build in ascending id order on every
+    #: change; ketama and maglev always are). For several routers of one cluster.
+    canonical_ring: bool = False
+    #: Ring weight of each replica ringlb starts or fronts, unless /add's
+    #: "weights" or an upstream's ",weight=N" say otherwise (ketama, maglev).
+    replica_weight: int = 1
     threads: int = 0
     #: Name the replica that answered in an X-Ringlb-Replica response field.
     replica_header: bool = True
@@ -163,10 +170,17 @@ class LauncherConfig:
         need(isinstance(self.replicas, int) and self.replicas >= 0, "replicas must be >= 0")
         # The ring itself judges scheme, sizes and probing (ValueError names the field).
         ring = ringlb.Ring(slots=self.slots, virtual_nodes=self.virtual_nodes, scheme=self.scheme,
-                           probing=self.probing)
+                           probing=self.probing, canonical=self.canonical_ring)
         need(self.replicas <= ring.max_members,
              f"replicas must be at most {ring.max_members} with scheme {self.scheme!r} "
              f"(the ring's capacity)")
+        need(isinstance(self.replica_weight, int) and not isinstance(self.replica_weight, bool)
+             and 1 <= self.replica_weight <= ringlb.MAX_WEIGHT,
+             f"replica_weight must be in 1..{ringlb.MAX_WEIGHT}")
+        need(self.replica_weight == 1 or ring.weighted,
+             f"replica_weight {self.replica_weight} needs a scheme that honours weights "
+             f"(ketama, ketama-xxh3, maglev); {self.scheme!r} gives every replica K virtual "
+             f"servers")
         need(self.backend in backend_names(),
              f"backend must be one of {', '.join(backend_names())}")
         need(self.threads >= 0, "threads must be >= 0")
@@ -208,8 +222,12 @@ class LauncherConfig:
 
             need(self.backend == "static", "upstreams are for the static backend "
                                            "(--backend static)")
-            need(bool(parse_upstreams(self.upstreams)),
-                 "the static backend needs at least one upstream NAME=HOST:PORT")
+            ups = parse_upstreams(self.upstreams)
+            need(bool(ups), "the static backend needs at least one upstream NAME=HOST:PORT")
+            heavy = next((u for u in ups if u.weight not in (None, 1)), None)
+            need(heavy is None or ring.weighted,
+                 f"upstream {heavy.name if heavy else ''!r} has a weight, which needs a scheme "
+                 f"that honours weights (ketama, ketama-xxh3, maglev), not {self.scheme!r}")
 
 
 #: The heartbeat engine's settings: a reload that changes any of them starts a new engine.
@@ -363,7 +381,10 @@ class Launcher:
                 admin_token=cfg.admin_token, admin_listen=cfg.admin_listen,
                 admin_on_data_port=cfg.admin_on_data_port, min_replicas=cfg.min_replicas,
                 max_replicas=cfg.max_replicas, hostname_prefix=cfg.hostname_prefix,
-                replica_header=cfg.replica_header, access_log=cfg.access_log)
+                replica_header=cfg.replica_header, access_log=cfg.access_log,
+                # Replicas that outlive a launcher are shared by every router of the
+                # cluster, whose rings must agree whatever each saw join and leave.
+                canonical_ring=cfg.canonical_ring or self.backend.outlives_launcher)
             adopted = sorted(self.backend.adopt(), key=lambda r: r.id)
             for r in adopted:
                 self._event("adopted", r.id, r.hostname, f"{r.host}:{r.port}")
@@ -372,10 +393,9 @@ class Launcher:
                             else len(adopted))
             # Adopted ones first, so that the router, which owns the rule, gives
             # the new ones the smallest ids and names they leave free.
-            self.router.add_replicas([(r.hostname, r.host, r.port, r.id) for r in adopted])
+            self.router.add_replicas([self._entry(r) for r in adopted])
             started = self._start_replicas(self.router.fresh(self._target - len(adopted)))
-            self.router.add_replicas([(r.hostname, r.host, r.port, r.id)
-                                      for r in sorted(started, key=lambda r: r.id)])
+            self.router.add_replicas([self._entry(r) for r in sorted(started, key=lambda r: r.id)])
             for r in started:
                 self._event("started", r.id, r.hostname, f"{r.host}:{r.port}")
             self.engine = ringlb.HeartbeatEngine(
@@ -547,7 +567,7 @@ class Launcher:
 
     def replicas(self) -> list[dict[str, Any]]:
         """Every registered replica: dicts of id, hostname, host, port, state (up, suspect,
-        down, or starting before its first heartbeat) and serving, by ascending id."""
+        down, or starting before its first heartbeat), serving and weight, by ascending id."""
         if self.router is None:
             return []
         states = {s["id"]: s["state"] for s in self.engine.states()} if self.engine else {}
@@ -555,7 +575,8 @@ class Launcher:
         for r in sorted(self.router.replicas(), key=lambda r: r["id"]):
             state = states.get(r["id"], "starting")
             out.append({"id": r["id"], "hostname": r["hostname"], "host": r["host"],
-                        "port": r["port"], "state": state, "serving": r["serving"]})
+                        "port": r["port"], "state": state, "serving": r["serving"],
+                        "weight": r["weight"]})
         return out
 
     def whole(self) -> bool:
@@ -591,8 +612,10 @@ class Launcher:
 
     # -- replicas ----------------------------------------------------------------------------
 
-    def _start_replicas(self, todo: list[tuple[int, str]]) -> list[ReplicaInfo]:
-        """Start every (id, hostname) in parallel, all or nothing.
+    def _start_replicas(self, todo: list[tuple[int, str]],
+                        weights: dict[str, int] | None = None) -> list[ReplicaInfo]:
+        """Start every (id, hostname) in parallel, all or nothing, each with its ring
+        weight (`weights` by hostname, else --replica-weight), which the backend records.
 
         On a failure the ones that did start are stopped again and a
         BackendError names the first replica that failed.
@@ -605,7 +628,9 @@ class Launcher:
         failure: tuple[str, BaseException] | None = None
         with ThreadPoolExecutor(max_workers=min(4, len(todo)),
                                 thread_name_prefix="ringlb-start") as pool:
-            futures = [pool.submit(backend.start, sid, name) for sid, name in todo]
+            futures = [pool.submit(backend.start, sid, name,
+                                   (weights or {}).get(name, self.config.replica_weight))
+                       for sid, name in todo]
             for i, fut in enumerate(futures):
                 try:
                     results[i] = fut.result()
@@ -641,22 +666,32 @@ class Launcher:
 
     # -- control plane: /add and /rm -----------------------------------------------------------
 
-    def _on_control(self, op: str, hostnames: list[str],
-                    addresses: list[str] | None = None) -> None:
+    def _on_control(self, op: str, hostnames: list[str], addresses: list[str] | None = None,
+                    weights: list[int] | None = None) -> None:
         """The router's control handler: runs on its control worker, one request at a time.
-        `addresses`: /add's, where servers that ringlb does not start listen."""
+        `addresses`: /add's, where servers that ringlb does not start listen; `weights`:
+        /add's ring weights (the router checked them against the ring)."""
         with self._lock:
             if self._stopping.is_set():
                 raise _error("the load balancer is shutting down", 503)
             if op == "add":
-                self._add(hostnames, addresses)
+                self._add(hostnames, addresses, weights)
                 return
             removed = self._remove(hostnames)  # the binding passes "add" or "remove" only
         # Stopped outside the lock: they are off the ring and unregistered, and a
         # graceful stop takes a while that replacements of dead replicas must not wait.
         self._stop_replicas(removed, graceful=True, kind="removed")
 
-    def _add(self, hostnames: list[str], addresses: list[str] | None = None) -> None:
+    def _entry(self, info: ReplicaInfo,
+               weight: int | None = None) -> tuple[str, str, int, int, int]:
+        """What Router.add_replicas takes for `info`. Its weight: `weight` (/add's), else the
+        one its backend knows (a static upstream's), else --replica-weight."""
+        if weight is None:
+            weight = info.weight if info.weight is not None else self.config.replica_weight
+        return (info.hostname, info.host, info.port, info.id, weight)
+
+    def _add(self, hostnames: list[str], addresses: list[str] | None = None,
+             weights: list[int] | None = None) -> None:
         assert self.backend is not None
         backend = self.backend
         if addresses and backend.owns_replicas:
@@ -673,16 +708,17 @@ class Launcher:
                 raise _error(str(e), 400) from None
         # The router chose the names; each gets the smallest free id (SPEC §2).
         ids = [server_id for server_id, _ in self.router.fresh(len(hostnames))]
+        weight_of = dict(zip(hostnames, weights or []))
         if addresses:
             started = self._register_servers(list(zip(ids, hostnames, addresses)))
         else:
             try:
-                started = self._start_replicas(list(zip(ids, hostnames)))
+                started = self._start_replicas(list(zip(ids, hostnames)), weight_of)
             except BackendError as e:
                 self._event("failed", None, None, f"/add: {e}")
                 raise _error(f"{e}; no replica was added") from None
         try:
-            self.router.add_replicas([(r.hostname, r.host, r.port, r.id) for r in started])
+            self.router.add_replicas([self._entry(r, weight_of.get(r.hostname)) for r in started])
         except Exception as e:  # noqa: BLE001 - whatever it is, the started ones go again
             self._stop_replicas(started, graceful=False, kind=None)
             self._event("failed", None, None, f"/add: {e}")
@@ -781,7 +817,7 @@ class Launcher:
                 self._event("removed", info.id, info.hostname, "by another router")
             for info in change.added:
                 try:
-                    self.router.add_replicas([(info.hostname, info.host, info.port, info.id)])
+                    self.router.add_replicas([self._entry(info)])
                 except Exception as e:  # noqa: BLE001 - a clash of names: say so, go on
                     self._event("failed", info.id, info.hostname, f"adding: {e}")
                     continue
@@ -836,7 +872,8 @@ class Launcher:
         except Exception as e:  # noqa: BLE001 - the new one gets a fresh name slot anyway
             self._event("failed", server_id, hostname, f"removing the dead replica: {e}")
         try:
-            info = self.backend.start(server_id, hostname)
+            info = self.backend.start(server_id, hostname,
+                                      current.get("weight", self.config.replica_weight))
         except (BackendError, ValueError) as e:
             self._event("failed", server_id, hostname, f"replacement: {e}")
             return

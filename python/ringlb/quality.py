@@ -14,6 +14,13 @@ and reports:
 - cost: heap memory of the ring, the time to build it, the time for one
   membership change, and nanoseconds per lookup.
 
+With ``canonical=True`` the rings are built in canonical placement (the ring a
+function of the member set alone, issue 15.1): for the slot schemes every
+change is then a fresh build in ascending id order, and ``stayers_moved``
+measures the keys that costs between replicas that stay (0 in SPEC §2's join
+order). :func:`weight_fit` measures how close each replica's share of the
+keys comes to its weight's share (weighted ketama and Maglev).
+
 Request ids come from :func:`request_ids`: ``"6-digit"`` draws the
 assignment's random ids 100000-999999, ``"64-bit"`` draws uniform 64-bit keys
 (what ``--key header:NAME`` and the like produce after hashing).
@@ -47,6 +54,7 @@ from ringlb._core import Ring
 __all__ = [
     "KeyKind",
     "Quality",
+    "WeightFit",
     "balance",
     "build_ring",
     "ideal_max_over_mean",
@@ -54,6 +62,7 @@ __all__ = [
     "measure",
     "reachable_slots",
     "request_ids",
+    "weight_fit",
 ]
 
 KeyKind = Literal["6-digit", "64-bit"]
@@ -92,6 +101,7 @@ class Quality:
     build_seconds: float
     change_seconds: float
     ns_per_lookup: float
+    canonical: bool = False
 
     @property
     def ideal_moved_on_add(self) -> float:
@@ -193,16 +203,81 @@ def ideal_max_over_mean(replicas: int, ids: np.ndarray, trials: int = 10,
 
 
 def build_ring(scheme: str, replicas: int, *, slots: int | None = None,
-               virtual_nodes: int | None = None, probing: str = "linear") -> Ring:
+               virtual_nodes: int | None = None, probing: str = "linear",
+               canonical: bool = False, weights: Sequence[int] | None = None) -> Ring:
     """A ring of ``scheme`` with replicas S1..SN (ids 1..N), as ``ringlb serve`` starts.
 
-    Raises ValueError for an unknown scheme or bad sizes, RingFullError when N
+    ``weights``: replica i's weight is ``weights[i - 1]`` (None: all 1).
+    Raises ValueError for an unknown scheme or bad sizes, weights the scheme
+    refuses or a weights list whose length is not N, RingFullError when N
     replicas do not fit.
     """
-    ring = Ring(slots=slots, virtual_nodes=virtual_nodes, scheme=scheme, probing=probing)
+    if weights is not None and len(weights) != replicas:
+        raise ValueError(f"weights must give one weight per replica: {replicas} replicas, "
+                         f"{len(weights)} weights")
+    ring = Ring(slots=slots, virtual_nodes=virtual_nodes, scheme=scheme, probing=probing,
+                canonical=canonical)
     for i in range(1, replicas + 1):
-        ring.add(f"S{i}", id=i)
+        ring.add(f"S{i}", id=i, weight=1 if weights is None else int(weights[i - 1]))
     return ring
+
+
+@dataclass(frozen=True)
+class WeightFit:
+    """How close each replica's share of the keys comes to its weight's share.
+
+    ``shares[i]`` is the fraction of keys replica i + 1 serves, ``expected[i]``
+    its weight over the sum of weights; ``max_deviation`` is the largest
+    ``|share / expected - 1|`` (0 is a perfect fit).
+    """
+
+    scheme: str
+    weights: tuple[int, ...]
+    keys: int
+    shares: tuple[float, ...]
+    expected: tuple[float, ...]
+    max_deviation: float
+
+
+def weight_fit(scheme: str, weights: Sequence[int],
+               keys: int | np.ndarray | Sequence[int] = 1_000_000, *,
+               key_kind: KeyKind = "64-bit", seed: int = 0, slots: int | None = None,
+               virtual_nodes: int | None = None) -> WeightFit:
+    """Shares of replicas S1..SN with these weights against ``weight / sum(weights)``.
+
+    ``keys`` as for :func:`measure`. Raises ValueError for no weights, no keys,
+    or weights the scheme refuses (the slot schemes take weight 1 only).
+    """
+    if len(weights) < 1:
+        raise ValueError("weight_fit needs at least one weight")
+    ids = _ids(keys, key_kind, seed)[0]
+    ring = build_ring(scheme, len(weights), slots=slots, virtual_nodes=virtual_nodes,
+                      weights=weights)
+    shares = loads(ring, ids) / ids.size
+    total = float(sum(weights))
+    expected = np.array([w / total for w in weights])
+    return WeightFit(
+        scheme=scheme,
+        weights=tuple(int(w) for w in weights),
+        keys=int(ids.size),
+        shares=tuple(float(x) for x in shares),
+        expected=tuple(float(x) for x in expected),
+        max_deviation=float(np.max(np.abs(shares / expected - 1))),
+    )
+
+
+def _ids(keys: int | np.ndarray | Sequence[int], key_kind: KeyKind,
+         seed: int) -> tuple[np.ndarray, str]:
+    """The request ids ``keys`` stands for, and their kind."""
+    if isinstance(keys, (int, np.integer)):
+        ids = request_ids(key_kind, int(keys), seed)
+        kind: str = key_kind
+    else:
+        ids = np.ascontiguousarray(keys, dtype=np.uint64)
+        kind = "given"
+    if ids.ndim != 1 or ids.size == 0:
+        raise ValueError("keys must be a positive count or a non-empty 1-d array")
+    return ids, kind
 
 
 def _time_lookup(ring: Ring, ids: np.ndarray, repeats: int = 3) -> float:
@@ -238,6 +313,7 @@ def measure(
     probing: str = "linear",
     removals: int | None = None,
     lookup_repeats: int = 3,
+    canonical: bool = False,
 ) -> Quality:
     """Balance, disruption and cost of ``scheme`` with ``replicas`` replicas.
 
@@ -249,25 +325,21 @@ def measure(
     N-replica ring. ``slots``, ``virtual_nodes`` and ``probing`` go to
     :class:`ringlb.Ring` (None: the scheme's default). ``ns_per_lookup`` is the
     best of ``lookup_repeats`` timed passes over the ids (the minimum is the
-    estimate least disturbed by other work on the machine).
+    estimate least disturbed by other work on the machine). ``canonical``:
+    rings in canonical placement (see the module's text); for the slot
+    schemes ``stayers_moved`` is then what a fresh build in ascending id
+    order moves between replicas that stay.
 
     Raises ValueError for an unknown scheme or bad sizes, fewer than 1
     replica or no keys, and RingFullError when N + 1 replicas do not fit.
     """
     if replicas < 1:
         raise ValueError(f"replicas must be >= 1, got {replicas}")
-    if isinstance(keys, (int, np.integer)):
-        ids = request_ids(key_kind, int(keys), seed)
-        kind = key_kind
-    else:
-        ids = np.ascontiguousarray(keys, dtype=np.uint64)
-        kind = "given"
-    if ids.ndim != 1 or ids.size == 0:
-        raise ValueError("keys must be a positive count or a non-empty 1-d array")
+    ids, kind = _ids(keys, key_kind, seed)
 
     start = time.perf_counter()
     ring = build_ring(scheme, replicas, slots=slots, virtual_nodes=virtual_nodes,
-                      probing=probing)
+                      probing=probing, canonical=canonical)
     build_seconds = time.perf_counter() - start
 
     counts = loads(ring, ids)
@@ -316,4 +388,5 @@ def measure(
         build_seconds=build_seconds,
         change_seconds=change_seconds,
         ns_per_lookup=ns,
+        canonical=canonical,
     )

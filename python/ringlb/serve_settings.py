@@ -122,6 +122,15 @@ def env_pair(value: str) -> str:
     return str(value)
 
 
+def replica_weight(text: str) -> int:
+    from ringlb import MAX_WEIGHT
+
+    value = int_at_least(1)(text)
+    if value > MAX_WEIGHT:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_WEIGHT}, got {value}")
+    return value
+
+
 def upstream(value: str) -> str:
     from ringlb.backends.static import Upstream
 
@@ -231,6 +240,12 @@ SETTINGS: tuple[Setting, ...] = (
             "own (9; ketama 2048)", int_at_least(1)),
     Setting("probing", "--probing", RING,
             "where a virtual server goes when its slot is taken", choices=("linear", "quadratic")),
+    Setting("canonical_ring", "--canonical-ring", RING,
+            "make the ring a function of the replica set alone, whatever order replicas "
+            "joined and left in, so that several routers of one cluster agree (slot schemes: "
+            "a fresh build in ascending id order on every change, which may move a few keys "
+            "between replicas that stay; ketama and maglev always are; always on with "
+            "--backend swarm)", None),
 
     Setting("replicas", "--replicas", REPLICAS, "N: replicas to keep alive", int_at_least(0),
             short="-n"),
@@ -247,6 +262,10 @@ SETTINGS: tuple[Setting, ...] = (
             "names of the replicas the launcher creates: <prefix><id>"),
     Setting("replica_threads", "--replica-threads", REPLICAS, "I/O threads of each replica",
             int_at_least(1)),
+    Setting("replica_weight", "--replica-weight", REPLICAS,
+            "ring weight of each replica: its share is weight / the sum of weights (ketama, "
+            "ketama-xxh3, maglev; slot schemes take 1 only); /add's \"weights\" and an "
+            "upstream's ,weight=N override it", replica_weight, metavar="N"),
     Setting("replica_command", "--replica-command", REPLICAS,
             "run your own service as the replicas instead of ringlb-replica: a command with "
             "{port}, {id} and {hostname} (also in the environment as PORT, SERVER_ID, "
@@ -270,8 +289,9 @@ SETTINGS: tuple[Setting, ...] = (
             metavar="USER", show_default=False),
     Setting("upstreams", "--upstream", REPLICAS,
             "a server to front with --backend static, which ringlb does not start: "
-            "NAME=HOST:PORT (repeatable; HOST a name or an address, [v6] in brackets)",
-            upstream, metavar="NAME=HOST:PORT", repeat=True),
+            "NAME=HOST:PORT (repeatable; HOST a name or an address, [v6] in brackets); "
+            "NAME=HOST:PORT,weight=N gives it ring weight N (ketama, maglev)",
+            upstream, metavar="NAME=HOST:PORT[,weight=N]", repeat=True),
     Setting("resolve_interval", "--resolve-interval", REPLICAS,
             "seconds between two resolutions of the static upstreams' names (swarm: between "
             "two looks at the services besides watching Swarm's events)", positive_float),

@@ -58,14 +58,14 @@ def render(status: dict[str, Any]) -> str:
               f"{totals['retries']:,}, upstream failures {totals['upstream_failures']:,}, "
               f"errors {totals['errors']:,}); connections {totals['connections_active']:,}")
     lines = [summary, counts, ""]
-    head = ["ID", "HOSTNAME", "ADDRESS", "STATE", "RING", "SHARE", "REQUESTS", "2XX", "4XX",
-            "5XX", "FAILED", "IN FLIGHT", "MEAN MS", "HEARTBEAT MS"]
+    head = ["ID", "HOSTNAME", "ADDRESS", "STATE", "RING", "SHARE", "WEIGHT", "REQUESTS", "2XX",
+            "4XX", "5XX", "FAILED", "IN FLIGHT", "MEAN MS", "HEARTBEAT MS"]
     rows = [head]
     for r in reps:
         resp = r["responses"]
         mean = r["duration_seconds_sum"] / r["requests"] if r["requests"] else None
         rows.append([str(r["id"]), r["hostname"], r["address"], r["state"],
-                     "yes" if r["on_ring"] else "no", f"{r['share']:.1%}",
+                     "yes" if r["on_ring"] else "no", f"{r['share']:.1%}", str(r.get("weight", 1)),
                      f"{r['requests']:,}", f"{resp['2xx']:,}", f"{resp['4xx']:,}",
                      f"{resp['5xx']:,}", f"{r['failures']:,}", f"{r['in_flight']:,}", _ms(mean),
                      _ms(r.get("heartbeat_rtt_seconds"))])

@@ -100,7 +100,7 @@ TEST(AdminApi, AddErrors) {
     EXPECT_EQ(add_error(R"({"n": 2, "hostnames": ["x", "x"]})", set), "hostname 'x' appears more than once");
     EXPECT_EQ(add_error(R"({"n": 1, "hostnames": ["Server3"]})", set), "hostname 'Server3' is already present");
     EXPECT_EQ(add_error(R"({"n": 1, "extra": 1})", set),
-              "unknown field 'extra' (expected 'n', 'hostnames' and 'addresses')");
+              "unknown field 'extra' (expected 'n', 'hostnames', 'addresses' and 'weights')");
     EXPECT_EQ(add_error(R"({"n": 2, "addresses": ["10.0.0.7:80"]})", set),
               "'addresses' must give one address per new replica: n is 2, there are 1");
     EXPECT_EQ(add_error(R"({"n": 1, "addresses": "10.0.0.7:80"})", set),
@@ -192,7 +192,7 @@ TEST(AdminApi, DuplicateKeysAreRefused) {
     EXPECT_EQ(rm_error(R"({"n": 1, "n": 1})", *set), "request body names 'n' more than once");
     // Equal keys in different objects are fine; the unknown-field rule still applies.
     EXPECT_EQ(add_error(R"({"n": 1, "x": {"n": 1}})", *set),
-              "unknown field 'x' (expected 'n', 'hostnames' and 'addresses')");
+              "unknown field 'x' (expected 'n', 'hostnames', 'addresses' and 'weights')");
     EXPECT_EQ(rm_error(R"({"n": 1, "addresses": []})", *set),
               "unknown field 'addresses' (expected 'n' and 'hostnames')");
 }
@@ -277,3 +277,46 @@ TEST(AdminApi, ErrorBodiesAreJsonWhateverTheMessageQuotes) {
 }
 
 }  // namespace
+
+namespace {
+
+std::unique_ptr<ReplicaSet> make_set(const std::string& scheme) {
+    ringlb::RingOptions o;
+    o.scheme = scheme;
+    auto set = std::make_unique<ReplicaSet>(o);
+    set->add({{0, "Server1", "127.0.0.1", 1}});
+    return set;
+}
+
+}  // namespace
+
+TEST(AdminApi, AddWeights) {
+    auto maglev = make_set("maglev");
+    const auto req = AdminApi::validate_add(R"({"n": 2, "weights": [3, 1]})", *maglev->snapshot());
+    EXPECT_EQ(req.weights, (std::vector<std::uint32_t>{3, 1}));
+    EXPECT_EQ(req.hostnames.size(), 2u);
+    EXPECT_TRUE(AdminApi::validate_add(R"({"n": 1})", *maglev->snapshot()).weights.empty());
+    EXPECT_EQ(add_error(R"({"n": 2, "weights": [2]})", *maglev),
+              "'weights' must give one weight per new replica: n is 2, there are 1");
+    EXPECT_EQ(add_error(R"({"n": 1, "weights": 2})", *maglev), "'weights' must be a list of integers");
+    EXPECT_EQ(add_error(R"({"n": 1, "weights": [1.5]})", *maglev), "'weights' must be a list of integers");
+    EXPECT_EQ(add_error(R"({"n": 1, "weights": ["2"]})", *maglev), "'weights' must be a list of integers");
+    EXPECT_EQ(add_error(R"({"n": 1, "weights": [0]})", *maglev), "weight must be between 1 and 256, got 0");
+    EXPECT_EQ(add_error(R"({"n": 1, "weights": [257]})", *maglev),
+              "weight must be between 1 and 256, got 257");
+    EXPECT_EQ(add_error(R"({"n": 1, "weights": [-3]})", *maglev),
+              "weight must be between 1 and 256, got -3");
+    EXPECT_EQ(add_error(R"({"n": 1, "weights": [18446744073709551615]})", *maglev),
+              "weight must be between 1 and 256, got 9223372036854775807");
+    EXPECT_EQ(add_error(R"({"n": 1, "weights": [256]})", *maglev), "accepted");
+
+    // Slot schemes take weight 1 only: K virtual servers per replica is what they are.
+    auto slots = make_three();
+    EXPECT_EQ(add_error(R"({"n": 2, "weights": [1, 1]})", *slots), "accepted");
+    EXPECT_EQ(add_error(R"({"n": 2, "weights": [1, 2]})", *slots),
+              "hash scheme 'assignment' does not take weights (each replica has K virtual "
+              "servers); use ketama, ketama-xxh3 or maglev for weighted replicas");
+    // Weights are for /add only.
+    EXPECT_EQ(rm_error(R"({"n": 1, "weights": [1]})", *slots),
+              "unknown field 'weights' (expected 'n' and 'hostnames')");
+}

@@ -86,6 +86,7 @@ TEST(RouterMetrics, CountsWhatWasSentPerReplicaAndStatusClass) {
     EXPECT_EQ(m.at("ringlb_replicas"), 2);
     EXPECT_EQ(m.at("ringlb_replica_up{replica=\"A\"}"), 1);
     EXPECT_EQ(m.at("ringlb_replica_in_flight{replica=\"A\"}"), 0);
+    EXPECT_EQ(m.at("ringlb_replica_weight{replica=\"A\"}"), 1);
     EXPECT_NEAR(m.at("ringlb_ring_share{replica=\"A\"}") + m.at("ringlb_ring_share{replica=\"B\"}"),
                 1.0, 1e-9);
     EXPECT_EQ(m.at("ringlb_membership_changes_total{kind=\"added\"}"), 2);
@@ -160,6 +161,8 @@ TEST(RouterMetrics, StatusIsJsonWithEveryReplica) {
     EXPECT_EQ(second.at("state").as_string(), "up");
     EXPECT_EQ(second.at("requests").as_int64(), 1);
     EXPECT_EQ(second.at("responses").at("2xx").as_int64(), 1);
+    EXPECT_EQ(second.at("weight").as_int64(), 1);
+    EXPECT_FALSE(s.at("ring").at("canonical").as_bool());
     const double share = reps[0].at("share").as_double() + second.at("share").as_double();
     EXPECT_NEAR(share, 1.0, 1e-9);
 }

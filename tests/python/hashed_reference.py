@@ -25,11 +25,13 @@ def mix64(x: int) -> int:
 
 
 class KetamaReference:
-    """The "ketama" scheme: point j of server i at mix64(mix64(i) + (j + 1) * GAMMA)."""
+    """The "ketama" scheme: point j of server i at mix64(mix64(i) + (j + 1) * GAMMA); a
+    server of weight w has points j = 0 .. w * points - 1."""
 
-    def __init__(self, ids: list[int], points: int) -> None:
+    def __init__(self, ids: list[int], points: int, weights: dict[int, int] | None = None) -> None:
+        weights = weights or {}
         pts = sorted((mix64((mix64(i) + (j + 1) * GAMMA) & MASK), i)
-                     for i in ids for j in range(points))
+                     for i in ids for j in range(points * weights.get(i, 1)))
         self.positions = [p for p, _ in pts]
         self.owners = [i for _, i in pts]
 
@@ -40,18 +42,28 @@ class KetamaReference:
 
 
 class MaglevReference:
-    """Maglev (Eisenbud et al., NSDI 2016, pseudocode 1) with the server id as the name."""
+    """Maglev (Eisenbud et al., NSDI 2016, pseudocode 1) with the server id as the name;
+    weights as Envoy's weighted Maglev: in round r (from 1) a server of weight w takes its
+    turn only while r * w >= (entries it has) * (the largest weight)."""
 
-    def __init__(self, ids: list[int], m: int) -> None:
+    def __init__(self, ids: list[int], m: int, weights: dict[int, int] | None = None) -> None:
         self.m = m
         ids = sorted(ids)
+        weight = [(weights or {}).get(i, 1) for i in ids]
+        heaviest = max(weight)
+        claimed = [0] * len(ids)
         nxt = [0] * len(ids)
         offset = [mix64((i + OFFSET_SEED) & MASK) % m for i in ids]
         skip = [mix64((i + SKIP_SEED) & MASK) % (m - 1) + 1 for i in ids]
         self.table = [0] * m
         filled = 0
+        rnd = 0
         while filled < m:
+            rnd += 1
             for k, i in enumerate(ids):
+                if rnd * weight[k] < claimed[k] * heaviest:
+                    continue
+                claimed[k] += 1
                 c = (offset[k] + nxt[k] * skip[k]) % m
                 while self.table[c]:
                     nxt[k] += 1

@@ -48,7 +48,7 @@ class MemoryBackend(Backend):
                           for i in range(1, leftovers + 1)]
         self.closed = False
 
-    def start(self, server_id: int, hostname: str) -> ReplicaInfo:
+    def start(self, server_id: int, hostname: str, weight: int = 1) -> ReplicaInfo:
         info = ReplicaInfo(server_id, validate_hostname(hostname), "127.0.0.1", 2000, "")
         self.running[hostname] = info
         return info

@@ -43,7 +43,8 @@ SERVE_FLAGS = ["--host", "--port", "--threads", "--key", "--retries", "--bounded
                "--config", "--replica-header", "--no-replica-header", "--replica-command",
                "--health-path", "--replica-image", "--replica-port", "--replica-env",
                "--replica-read-only", "--no-replica-read-only", "--replica-user", "--upstream",
-               "--resolve-interval", "--log-format", "--access-log"]
+               "--resolve-interval", "--log-format", "--access-log", "--replica-weight",
+               "--canonical-ring"]
 
 # Every router limit, with the default `--help` must show for it.
 LIMIT_DEFAULTS = {"--header-timeout": "5.0", "--idle-timeout": "60.0",

@@ -197,6 +197,38 @@ def test_add_and_rm_end_to_end(proc_cluster: str) -> None:
         assert rep(lb)["message"]["N"] == 3
 
 
+def test_weights_from_replica_weight_and_add(proc_cluster: str) -> None:
+    cfg = proc_config(proc_cluster, replicas=2, scheme="maglev", replica_weight=3,
+                      canonical_ring=True)
+    with Launcher(cfg) as lb:
+        assert [r["weight"] for r in lb.replicas()] == [3, 3]
+        r = requests.post(lb.url + "/add", json={"n": 2, "weights": [1, 6]}, timeout=30)
+        assert r.status_code == 200, r.text
+        # /rep keeps its shape: no weights there.
+        assert r.json()["message"] == {"N": 4, "replicas": ["Server1", "Server2", "Server3",
+                                                             "Server4"]}
+        assert {x["hostname"]: x["weight"] for x in lb.replicas()} == {
+            "Server1": 3, "Server2": 3, "Server3": 1, "Server4": 6}
+        shares = {x["hostname"]: x["share"] for x in lb.router.replica_stats()}
+        assert shares["Server4"] == pytest.approx(6 / 13, abs=0.01)
+        assert shares["Server3"] == pytest.approx(1 / 13, abs=0.01)
+        r = requests.post(lb.url + "/add", json={"n": 1, "weights": [0]}, timeout=10)
+        assert r.status_code == 400 and "between 1 and 256" in r.json()["message"]
+        r = requests.post(lb.url + "/add", json={"n": 2, "weights": [2]}, timeout=10)
+        assert r.status_code == 400 and "one weight per new replica" in r.json()["message"]
+        assert len(lb.replicas()) == 4 and len(process_cluster_pids(proc_cluster)) == 4
+
+
+def test_weights_are_refused_by_slot_schemes(proc_cluster: str) -> None:
+    with Launcher(proc_config(proc_cluster, replicas=1)) as lb:
+        r = requests.post(lb.url + "/add", json={"n": 1, "weights": [2]}, timeout=10)
+        assert r.status_code == 400
+        assert r.json()["message"] == (
+            "<Error> hash scheme 'assignment' does not take weights (each replica has K "
+            "virtual servers); use ketama, ketama-xxh3 or maglev for weighted replicas")
+        assert len(process_cluster_pids(proc_cluster)) == 1
+
+
 def failing_binary(tmp_path: Path, fail_id: int, flag: Path | None = None) -> Path:
     """A replica binary that refuses to start as `--id fail_id` (while `flag` exists)."""
     real = ringlb.replica_binary()
@@ -266,7 +298,9 @@ def test_config_is_validated() -> None:
                {"scheme": "ketama", "slots": 512}, {"probing": "cubic"},
                {"heartbeat_interval": 0}, {"heartbeat_timeout": float("inf")}, {"fall": 0},
                {"rise": 0}, {"retries": -1}, {"bounded_load": 0.5}, {"cluster": "a/b"},
-               {"hostname_prefix": "bad prefix "}):
+               {"hostname_prefix": "bad prefix "}, {"replica_weight": 0},
+               {"replica_weight": 257}, {"replica_weight": 2},  # 2: the slot scheme refuses
+               {"replica_weight": True, "scheme": "maglev"}):
         with pytest.raises(ValueError):
             Launcher(LauncherConfig(**kw))
 

@@ -55,7 +55,8 @@ def test_status_lists_replicas_with_their_share_and_counters(fleet: Fleet) -> No
         status, headers, body = request(r.admin_port, "GET", "/status")
     assert status == 200 and headers["content-type"] == "application/json"
     assert body["ring"] == {"scheme": "assignment", "slots": 512, "virtual_nodes": 9,
-                            "probing": "linear", "replicas": 3, "capacity": 56}
+                            "probing": "linear", "canonical": False, "replicas": 3,
+                            "capacity": 56}
     assert body["router"]["key"] == "header:X-User"
     assert body["router"]["retries"] == 2
     assert body["router"]["totals"]["proxied"] == 12
@@ -68,6 +69,7 @@ def test_status_lists_replicas_with_their_share_and_counters(fleet: Fleet) -> No
         assert x["address"] == f"127.0.0.1:{fleet.replicas[x['hostname']].port}"
         assert x["requests"] == x["responses"]["2xx"] == seen[x["hostname"]]
         assert x["failures"] == 0 and x["in_flight"] == 0
+        assert x["weight"] == 1
     assert abs(sum(x["share"] for x in reps) - 1) < 1e-9
 
 

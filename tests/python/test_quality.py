@@ -261,6 +261,133 @@ def test_bench_prints_a_markdown_table() -> None:
         [sys.executable, str(ROOT / "bench" / "quality.py"), "--keys", "20000",
          "--schemes", "assignment", "maglev"],
         check=True, capture_output=True, text=True, timeout=120).stdout
-    rows = [line for line in out.splitlines() if line.startswith("| maglev |")]
+    rows = [line for line in out.splitlines()
+            if line.startswith("| maglev |") and line.count("|") == 13]
     assert len(rows) == 6  # N = 2..6 and 50
     assert "| assignment | 87 | 512 |" in out
+    # The weights table (maglev's three mixes) and the canonical placement one.
+    weighted = [line for line in out.splitlines() if line.startswith("| maglev | 1, 2, 3, 4 |")]
+    assert len(weighted) == 1 and float(weighted[0].split("|")[3]) < 0.05
+    canonical = next(line for line in out.splitlines()
+                     if line.startswith("| assignment |") and line.count("|") == 6)
+    cells = [float(x) for x in canonical.split("|")[2:6]]  # N = 3, 6, 20, 50
+    assert all(0 <= x < 1 for x in cells) and cells[-1] > 0
+
+
+# -- weights (issue 13.8) ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("points", [1, 16])
+def test_weighted_ketama_matches_the_python_reference(points: int) -> None:
+    weights = {3: 2, 1: 1, 4: 5}
+    ring = ringlb.Ring(scheme="ketama", virtual_nodes=points)
+    for i, w in weights.items():
+        ring.add(f"S{i}", id=i, weight=w)
+    assert ring.weights == [2, 1, 5] and ring.stats()["occupied_slots"] == 8 * points
+    ref = KetamaReference(list(weights), points, weights)
+    keys = quality.request_ids("64-bit", 3000, seed=5)
+    assert [int(g) for g in ring.lookup_many(keys)] == [ref.lookup(int(k)) for k in keys]
+
+
+@pytest.mark.parametrize("m", [13, 1009])
+def test_weighted_maglev_matches_the_python_reference(m: int) -> None:
+    weights = {2: 3, 7: 1, 1: 2, 8: 1}
+    ring = ringlb.Ring(scheme="maglev", slots=m)
+    for i, w in weights.items():
+        ring.add(f"S{i}", id=i, weight=w)
+    assert ring.slot_ids().tolist() == MaglevReference(list(weights), m, weights).table
+
+
+@pytest.mark.parametrize(("scheme", "bound"), [("ketama", 4 / math.sqrt(2048)),
+                                               ("ketama-xxh3", 4 / math.sqrt(2048)),
+                                               ("maglev", 0.01)])
+def test_weight_fit_follows_the_weights(scheme: str, bound: float, wide: np.ndarray) -> None:
+    fit = quality.weight_fit(scheme, [1, 2, 3, 4], wide)
+    assert fit.expected == pytest.approx((0.1, 0.2, 0.3, 0.4))
+    assert sum(fit.shares) == pytest.approx(1.0)
+    assert fit.max_deviation <= bound
+    # Unweighted it would be far off: replica 4 would serve 1/4, not 4/10.
+    flat = quality.build_ring(scheme, 4)
+    assert quality.loads(flat, wide)[3] / wide.size < 0.3
+
+
+def test_weight_fit_refuses_what_the_scheme_refuses() -> None:
+    with pytest.raises(ValueError, match="does not take weights"):
+        quality.weight_fit("assignment", [1, 2], 1000)
+    with pytest.raises(ValueError, match="between 1 and 256"):
+        quality.weight_fit("maglev", [1, 257], 1000)
+    with pytest.raises(ValueError, match="one weight per replica"):
+        quality.build_ring("maglev", 3, weights=[1, 2])
+    assert quality.weight_fit("xxh3", [1, 1, 1], 30_000).max_deviation >= 0  # weight 1 is fine
+
+
+def test_ring_weight_errors() -> None:
+    ring = ringlb.Ring()
+    with pytest.raises(ValueError, match="hash scheme 'assignment' does not take weights"):
+        ring.add("a", weight=2)
+    with pytest.raises(ValueError, match="got 0"):
+        ringlb.Ring(scheme="ketama").add("a", weight=0)
+    assert len(ring) == 0 and not ring.weighted and ringlb.Ring(scheme="maglev").weighted
+    assert ringlb.MAX_WEIGHT == 256
+
+
+# -- canonical rings (issue 15.1) -------------------------------------------------------------
+
+def _history_ring(scheme: str, rng: np.random.Generator, final: set[int],
+                  canonical: bool) -> ringlb.Ring:
+    """A ring after a random history of joins and leaves among ids 1..10 ending at `final`."""
+    ring = ringlb.Ring(scheme=scheme, canonical=canonical,
+                       slots=251 if scheme == "maglev" else None,
+                       virtual_nodes=32 if scheme.startswith("ketama") else None)
+    weight = (lambda i: 1 + i % 3) if ring.weighted else (lambda i: 1)
+    present: set[int] = set()
+
+    def flip(i: int) -> None:
+        if i in present:
+            ring.remove(i)
+            present.discard(i)
+        else:
+            ring.add(f"S{i}", id=i, weight=weight(i))
+            present.add(i)
+
+    for i in rng.integers(1, 11, size=int(rng.integers(0, 14))):
+        flip(int(i))
+    todo = sorted(present ^ final)
+    rng.shuffle(todo)
+    for i in todo:
+        flip(i)
+    return ring
+
+
+def _picture(ring: ringlb.Ring, ids: np.ndarray) -> tuple:
+    return (ring.slot_ids().tolist(), ring.serving_ids().tolist(),
+            ring.lookup_many(ids).tolist(), [ring.candidates(int(k), 3) for k in ids[:20]])
+
+
+@pytest.mark.parametrize("scheme", ["assignment", "xxh3", "ketama", "maglev"])
+def test_canonical_rings_ignore_the_history(scheme: str) -> None:
+    # The C++ test (test_canonical_ring.cpp) runs 1,000 histories of every scheme;
+    # this checks the binding's canonical= reaches it.
+    final = {1, 4, 5, 9}
+    ids = quality.request_ids("64-bit", 2000, seed=2)
+    rng = np.random.default_rng(8)
+    pictures = {str(_picture(_history_ring(scheme, rng, final, True), ids)) for _ in range(100)}
+    assert len(pictures) == 1
+
+
+def test_join_order_slot_rings_remember_the_history() -> None:
+    final = {1, 4, 5, 9}
+    ids = quality.request_ids("64-bit", 2000, seed=2)
+    rng = np.random.default_rng(8)
+    pictures = {str(_picture(_history_ring("assignment", rng, final, False), ids))
+                for _ in range(100)}
+    assert len(pictures) > 1
+
+
+def test_measure_canonical_slot_placement_moves_a_few_stayers() -> None:
+    plain = quality.measure("xxh3", 20, 200_000)
+    canon = quality.measure("xxh3", 20, 200_000, canonical=True)
+    assert plain.stayers_moved == 0 and not plain.canonical
+    assert canon.canonical and 0 < canon.stayers_moved < 0.05
+    assert canon.loads == plain.loads  # ids 1..N joined in ascending order: the same ring
+    # Ketama and Maglev are canonical anyway: the option changes nothing.
+    assert quality.measure("ketama", 5, 50_000, canonical=True).stayers_moved == 0

@@ -315,7 +315,7 @@ ADD_ERRORS = [
     ({"n": 2, "hostnames": ["S5", "S5"]}, "hostname 'S5' appears more than once"),
     ({"n": 1, "hostnames": ["Server2"]}, "hostname 'Server2' is already present"),
     ({"n": 1, "hostname": ["S5"]},
-     "unknown field 'hostname' (expected 'n', 'hostnames' and 'addresses')"),
+     "unknown field 'hostname' (expected 'n', 'hostnames', 'addresses' and 'weights')"),
     ({"n": 2, "hostnames": ["S5", "S4", "S10"]},
      "Length of hostname list is more than newly added instances"),
     ({"n": 54}, "cannot add 54 replicas: the ring has room for 53 more"),
@@ -917,7 +917,7 @@ def test_replica_registry(fleet: Fleet) -> None:
     assert router.next_free_id() == 4
     assert [r["hostname"] for r in router.replicas()] == ["A", "B", "D", "C"]
     assert router.replicas()[1] == {"id": 5, "hostname": "B", "host": "::1", "port": 9002,
-                                    "serving": True}
+                                    "serving": True, "weight": 1}
     assert router.set_serving(5, False) is True
     assert router.set_serving(5, False) is False
     assert router.replicas()[1]["serving"] is False
@@ -948,6 +948,9 @@ def test_replica_registry(fleet: Fleet) -> None:
     (lambda r: r.remove_replicas(["A", 1]), ValueError, "listed twice"),
     (lambda r: r.set_endpoint(1, "nowhere", 5), ValueError, "IP address"),
     (lambda r: r.set_serving(0, True), ValueError, "id must be between"),
+    (lambda r: r.add_replica("Z", "127.0.0.1", 1, weight=2), ValueError, "does not take weights"),
+    (lambda r: r.add_replicas([("Y", "127.0.0.1", 1, None, 1), ("Z", "127.0.0.1", 2, None, 3)]),
+     ValueError, "does not take weights"),
 ])
 def test_registry_errors_change_nothing(call, exc, match: str) -> None:
     router = ringlb.Router(port=0, threads=1)
@@ -956,6 +959,26 @@ def test_registry_errors_change_nothing(call, exc, match: str) -> None:
     with pytest.raises(exc, match=match):
         call(router)
     assert router.replicas() == before
+
+
+def test_weighted_replicas_in_the_registry() -> None:
+    router = ringlb.Router(port=0, threads=1, scheme="maglev", canonical_ring=True)
+    assert router.add_replica("A", "127.0.0.1", 9001, weight=3) == 1
+    assert router.add_replicas([("B", "127.0.0.1", 9002, None),
+                                ("C", "127.0.0.1", 9003, None, 4)]) == [2, 3]
+    assert [(r["hostname"], r["weight"]) for r in router.replicas()] == [
+        ("A", 3), ("B", 1), ("C", 4)]
+    shares = {r["hostname"]: r["share"] for r in router.replica_stats()}
+    assert shares == pytest.approx({"A": 3 / 8, "B": 1 / 8, "C": 4 / 8}, abs=0.01)
+    assert {r["hostname"]: r["weight"] for r in router.replica_stats()} == {"A": 3, "B": 1, "C": 4}
+    # Off the ring and back: the weight stays.
+    router.set_serving(1, False)
+    router.set_serving(1, True)
+    assert router.replicas()[0]["weight"] == 3
+    for bad in (0, 257, -1):
+        with pytest.raises(ValueError, match="weight must be between 1 and 256"):
+            router.add_replica("D", "127.0.0.1", 9004, weight=bad)
+    assert len(router.replicas()) == 3
 
 
 def test_ring_full_is_a_ring_full_error() -> None:
@@ -1000,12 +1023,12 @@ def test_stats_shape(cluster: ringlb.Router) -> None:
     assert s["requests"] == 2 and s["proxied"] == 1
     assert s["replicas"] == {"Server1": 1, "Server2": 0, "Server3": 0}
     first = cluster.replica_stats()[0]
-    assert set(first) == {"id", "hostname", "host", "port", "serving", "share", "requests",
-                          "responses", "duration_seconds", "in_flight", "failures"}
-    assert {k: first[k] for k in ("id", "hostname", "host", "serving", "requests", "in_flight",
-                                  "failures")} == {
-        "id": 1, "hostname": "Server1", "host": "127.0.0.1", "serving": True, "requests": 1,
-        "in_flight": 0, "failures": 0}
+    assert set(first) == {"id", "hostname", "host", "port", "serving", "weight", "share",
+                          "requests", "responses", "duration_seconds", "in_flight", "failures"}
+    assert {k: first[k] for k in ("id", "hostname", "host", "serving", "weight", "requests",
+                                  "in_flight", "failures")} == {
+        "id": 1, "hostname": "Server1", "host": "127.0.0.1", "serving": True, "weight": 1,
+        "requests": 1, "in_flight": 0, "failures": 0}
     assert first["responses"] == {"1xx": 0, "2xx": 1, "3xx": 0, "4xx": 0, "5xx": 0}
     assert first["port"] > 0 and 0 < first["share"] <= 1 and first["duration_seconds"] > 0
 

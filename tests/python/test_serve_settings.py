@@ -173,3 +173,20 @@ def test_add_honours_the_hostname_prefix(proc_cluster: str) -> None:
         assert names(lb.url) == ["Node1", "Node2", "Node4", "Node3"]
         assert {r["hostname"]: r["id"] for r in lb.replicas()} == {
             "Node1": 1, "Node2": 2, "Node4": 3, "Node3": 4}
+
+
+def test_weight_and_canonical_settings(tmp_path: Path) -> None:
+    f = tmp_path / "w.toml"
+    f.write_text('hash = "maglev"\nreplica-weight = 4\ncanonical-ring = true\n')
+    cfg = serve_settings.config_from(serve_settings.load_file(f))
+    assert (cfg.replica_weight, cfg.canonical_ring) == (4, True)
+    for text, message in [('replica-weight = 0\n', "at least 1"),
+                          ('replica-weight = 300\n', "at most 256"),
+                          ('canonical-ring = "yes"\n', "true or false")]:
+        f.write_text(text)
+        with pytest.raises(serve_settings.ConfigError, match=message):
+            serve_settings.load_file(f)
+    # A weight the slot scheme cannot honour is refused with the config, before any start.
+    f.write_text('replica-weight = 2\n')
+    with pytest.raises(ValueError, match="needs a scheme that honours weights"):
+        serve_settings.config_from(serve_settings.load_file(f))

@@ -171,6 +171,43 @@ def test_nginx_upstreams_leave_the_ring_when_down_and_come_back(three_nginx: lis
     assert get(web2.port, "/")[1] == b"web2\n"
 
 
+def test_weighted_upstreams_take_their_share(three_nginx: list[Nginx]) -> None:
+    web1, web2, web3 = three_nginx
+    cfg = LauncherConfig(port=0, backend="static", cluster=unique_cluster("static"),
+                         threads=1, health_path="/health", scheme="maglev", key="query:id",
+                         upstreams=(f"web1=127.0.0.1:{web1.port}",
+                                    f"web2=127.0.0.1:{web2.port},weight=3"))
+    with Launcher(cfg) as lb:
+        assert {r["hostname"]: r["weight"] for r in lb.replicas()} == {"web1": 1, "web2": 3}
+        counts: dict[bytes, int] = {}
+        for i in range(800):
+            body = get(lb.port, f"/x?id={i}")[1]
+            counts[body] = counts.get(body, 0) + 1
+        assert counts[b"web2\n"] / 800 == pytest.approx(0.75, abs=0.06), counts
+        status, body = admin(lb.port, "POST", "/add", {"n": 1, "hostnames": ["web3"],
+                                                       "addresses": [f"127.0.0.1:{web3.port}"],
+                                                       "weights": [4]})
+        assert status == 200, body
+        assert {r["hostname"]: r["weight"] for r in lb.replicas()} == {
+            "web1": 1, "web2": 3, "web3": 4}
+        status, body = admin(lb.port, "POST", "/add", {
+            "n": 1, "hostnames": ["web4"], "addresses": [f"127.0.0.1:{web3.port},weight=2"]})
+        assert status == 400 and "weights go in" in body["message"], body
+
+
+def test_upstream_weights_are_checked() -> None:
+    assert Upstream.parse("web1=h:80,weight=7") == Upstream("web1", "h", 80, 7)
+    assert Upstream.parse("web1=h:80").weight is None
+    for bad in ("web1=h:80,weight=0", "web1=h:80,weight=257", "web1=h:80,weight=x",
+                "web1=h:80,weight", "web1=h:80,backup"):
+        with pytest.raises(ValueError, match="weight"):
+            Upstream.parse(bad)
+    with pytest.raises(ValueError, match="needs a scheme that honours weights"):
+        LauncherConfig(backend="static", upstreams=("a=h:1,weight=2",)).validate()
+    LauncherConfig(backend="static", scheme="ketama", upstreams=("a=h:1,weight=2",)).validate()
+    LauncherConfig(backend="static", upstreams=("a=h:1,weight=1",)).validate()
+
+
 def test_upstreams_are_checked() -> None:
     assert Upstream.parse("web1=app.internal:8080") == Upstream("web1", "app.internal", 8080)
     assert Upstream.parse("v6=[::1]:80") == Upstream("v6", "::1", 80)

@@ -31,7 +31,8 @@ def test_status_shows_every_replica_and_the_counters(proc_cluster: str) -> None:
         rows = [line.split() for line in lines[header + 1:header + 4]]
         replicas = {r["hostname"]: r for r in lb.replicas()}
         assert {row[1] for row in rows} == set(replicas)
-        assert sum(int(row[6].replace(",", "")) for row in rows) == 30   # REQUESTS
+        assert all(row[6] == "1" for row in rows)   # WEIGHT
+        assert sum(int(row[7].replace(",", "")) for row in rows) == 30   # REQUESTS
         assert all(row[3] == "up" and row[4] == "yes" for row in rows)
         shares = [float(row[5].rstrip("%")) for row in rows]
         assert abs(sum(shares) - 100.0) < 0.5

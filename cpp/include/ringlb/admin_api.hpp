@@ -3,6 +3,8 @@
 // no I/O, so that every error in the SPEC's list is unit-tested in C++.
 //
 //   POST /add   {"n": 4, "hostnames": ["S5", "S4"]}  -> add S5, S4 and 2 generated names
+//   POST /add   {"n": 2, "weights": [2, 1]}          -> two replicas, the first of weight 2
+//               ("addresses": ["HOST:PORT", ...] too, for servers ringlb does not start)
 //   DELETE /rm  {"n": 3, "hostnames": ["S5"]}        -> remove S5 and 2 picked at random
 //
 // Validation is complete before anything changes: a request either yields the
@@ -13,6 +15,7 @@
 #include <cstdint>
 #include <optional>
 #include <random>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -61,8 +64,10 @@ public:
 
     // How many more replicas fit on the ring of `snap`, counting up to `limit`:
     // registered replicas that are off the ring (down, waiting for a
-    // replacement) keep their room. The new ones would take the smallest free ids.
-    static std::size_t room_left(const ReplicaSet::Snapshot& snap, std::size_t limit);
+    // replacement) keep their room. The new ones would take the smallest free
+    // ids; the k-th has weights[k] (1 past the end of `weights`).
+    static std::size_t room_left(const ReplicaSet::Snapshot& snap, std::size_t limit,
+                                 std::span<const std::uint32_t> weights = {});
 
     // SPEC §3 hostname rule, as error messages and Python (ringlb._core) show it.
     static constexpr std::string_view hostname_pattern = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$";

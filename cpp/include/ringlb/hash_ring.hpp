@@ -30,16 +30,35 @@ enum class Probing { linear, quadratic };
 //   "maglev" (MaglevRing): slots = the lookup table size M, a prime (default
 //       65537); virtual_nodes must stay 0 and probing linear. At most M
 //       replicas.
+//
+// canonical: the ring is a function of its member set alone, whatever order
+// the members joined and left in (issue 15.1: several routers that never talk
+// must build the same ring). Ketama and Maglev always are (their tie-breaks
+// and turns go by server id), so for them it changes nothing. A slot ring
+// cannot be both order-free and "a removal moves no other virtual server":
+// canonical there means every change is a fresh build in ascending id order,
+// which may move a few virtual servers of replicas that stay. Off (SPEC §2's
+// join order) by default.
 struct RingOptions {
     std::string scheme = "assignment";
     std::uint32_t slots = 0;          // 0 = the scheme's default
     std::uint32_t virtual_nodes = 0;  // 0 = the scheme's default
     Probing probing = Probing::linear;
+    bool canonical = false;
 };
+
+// The largest replica weight: 256 times a weight-1 replica's share is past
+// any sane mix (HAProxy allows 256 as well) and keeps a ketama replica of
+// the default 2048 points within 2^19 points.
+inline constexpr std::uint32_t kMaxWeight = 256;
 
 struct Member {
     std::uint32_t id = 0;  // 1-based server id; Φ's i
     std::string hostname;
+    // Its share relative to the others (1 .. kMaxWeight): ketama gives it
+    // weight × points, Maglev weight turns in its population; slot rings take
+    // weight 1 only (K virtual servers each is their definition, SPEC §2).
+    std::uint32_t weight = 1;
 };
 
 struct RingStats {
@@ -65,9 +84,9 @@ public:
     std::size_t candidates(std::uint64_t request_id, std::span<std::size_t> out) const noexcept;
 
     // A new ring with `member` added after the present ones; this ring is not
-    // touched. Throws std::invalid_argument when its id or hostname is taken
-    // or its id is 0, RingFullError when there is no room for its virtual
-    // servers (nothing is placed then).
+    // touched. Throws std::invalid_argument when its id or hostname is taken,
+    // its id is 0 or its weight is one check_weight refuses, RingFullError
+    // when there is no room for its virtual servers (nothing is placed then).
     virtual std::shared_ptr<const HashRing> with_member(Member member) const = 0;
 
     // A new ring without the replica `id`; every other virtual server stays
@@ -96,6 +115,14 @@ public:
 
     const std::vector<Member>& members() const noexcept { return members_; }
     const RingOptions& options() const noexcept { return options_; }
+
+    // Throws std::invalid_argument, saying why, unless a replica of this
+    // weight may join: 1 .. kMaxWeight, and 1 only where the ring type does
+    // not honour weights (weighted() false). The one rule: with_member, the
+    // router's /add and the bindings all ask here.
+    void check_weight(std::int64_t weight) const;
+    // Whether the ring gives replicas shares in proportion to their weights.
+    virtual bool weighted() const noexcept { return true; }
 
     // Index of the member with this id, or npos.
     std::size_t index_of(std::uint32_t id) const noexcept;

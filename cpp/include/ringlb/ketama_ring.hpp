@@ -9,6 +9,11 @@
 // removing one only moves its own keys (Karger's monotonicity): no key ever
 // moves between replicas that stay.
 //
+// Weights (as Envoy's ring hash and nginx's ketama): a replica of weight w
+// places w × `points` points, j = 0 .. w·points − 1, so its expected share is
+// w / Σ weights; its weight-1 points are among them, so raising a weight only
+// moves keys onto that replica.
+//
 // Balance: a replica's share of the circle is a sum of `points` arcs, so its
 // relative spread is about 1/sqrt(points). The default, 2048 points, was
 // chosen from bench/quality.py (README) and a simulation of random points:
@@ -87,7 +92,7 @@ public:
     // The request's 64-bit position on the circle.
     std::uint64_t slot_of(std::uint64_t request_id) const noexcept override;
     RingStats stats() const override;
-    // kMaxRingPoints / points per replica.
+    // kMaxRingPoints / points per replica (replicas of weight 1).
     std::size_t max_members() const noexcept override;
 
     // The sorted point positions (parallel to slot_owners()), for tests.

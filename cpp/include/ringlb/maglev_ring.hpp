@@ -22,6 +22,12 @@
 // 1, 3, 5. Turns: A takes 3, B takes 0, A (0 taken) takes 4, B takes 2,
 // A takes 1, B (4 taken) takes 6, A takes 5: table = B A B A A A B.
 //
+// Weights (Envoy's weighted Maglev): with W the largest weight, a replica of
+// weight w takes its turn in round r (r = 1, 2, …) only while it has claimed
+// no more than r·w / W entries, so it ends with about M·w / Σ weights of
+// them; the heaviest takes every turn, and everyone claims one in round 1.
+// With equal weights every replica takes every turn: the paper's loop.
+//
 // Retries (candidates): the owner of the request's entry, then the owners of
 // the following entries, skipping repeats: a pseudo-random but deterministic
 // order over the other replicas.

@@ -32,6 +32,7 @@ struct Replica {
     std::string hostname;
     std::string host;  // IPv4/IPv6 literal the router connects to
     std::uint16_t port = 0;
+    std::uint32_t weight = 1;  // its ring weight (Member::weight): kept while it is off the ring
 };
 
 // Membership changes since the set was made, by kind; carried from snapshot
@@ -78,7 +79,8 @@ public:
     std::uint64_t version() const noexcept { return version_.load(std::memory_order_acquire); }
 
     // Registers the replicas and puts them on the ring, all or none: throws
-    // std::invalid_argument (bad or duplicate id, hostname, host or port) or
+    // std::invalid_argument (bad or duplicate id, hostname, host or port, a
+    // weight the ring refuses: HashRing::check_weight) or
     // RingFullError and then changes nothing. An id of 0 means "the smallest
     // free id". Returns the replicas as registered (ids filled in).
     std::vector<Replica> add(std::vector<Replica> replicas);

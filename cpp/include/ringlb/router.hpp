@@ -26,7 +26,7 @@ struct RouterConfig {
     std::string host = "127.0.0.1";
     std::uint16_t port = 5000;         // 0 = any free port; see Router::port()
     unsigned threads = 0;              // I/O threads; 0 = the CPUs usable (see cpu_budget.hpp)
-    RingOptions ring;                  // M, K, scheme, probing
+    RingOptions ring;                  // M, K, scheme, probing, canonical placement
     std::string key = "random";        // random | header:NAME | query:NAME | cookie:NAME | path | client-ip
     unsigned retries = 2;              // further distinct replicas tried after a failed upstream
     double bounded_load = 0.0;         // c of consistent hashing with bounded loads; 0 = off
@@ -60,6 +60,10 @@ struct ControlRequest {
     // /add with "addresses": where each new replica (in hostnames' order)
     // already listens, for servers that ringlb does not start. Else empty.
     std::vector<std::string> addresses;
+    // /add with "weights": each new replica's ring weight (in hostnames'
+    // order), already checked against the ring (HashRing::check_weight).
+    // Empty: the control plane's default weight.
+    std::vector<std::uint32_t> weights;
 };
 
 // A refused admin request: thrown by AdminApi's checks and by a control
@@ -99,6 +103,7 @@ struct ReplicaStats {
     std::string host;                // where the router reaches it
     std::uint16_t port = 0;
     bool serving = false;            // on the ring
+    std::uint32_t weight = 1;        // its ring weight (Member::weight)
     double share = 0;                // of the id space on the ring now (ring_share.hpp); 0 off it
     std::uint64_t requests = 0;      // requests it answered (the sum of responses)
     std::uint64_t in_flight = 0;     // requests it is answering now

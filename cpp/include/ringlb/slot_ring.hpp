@@ -10,6 +10,14 @@
 // new virtual servers into free slots; without_member copies it and frees one
 // replica's slots. Either way no other virtual server moves, which a rebuild
 // from scratch would not guarantee once probing has displaced something.
+//
+// Canonical placement (RingOptions::canonical, for several routers that must
+// agree): every change is instead a fresh build that places the replicas in
+// ascending id order, so the table depends on the member set only. A change
+// may then move a few virtual servers of replicas that stay (a later joiner
+// that probed past a leaver's slot moves into it); ringlb.quality measures
+// how many keys that moves. Weights: none (every replica has K virtual
+// servers, SPEC §2); with_member refuses a weight other than 1.
 #pragma once
 
 #include "ringlb/hash_ring.hpp"
@@ -40,6 +48,8 @@ public:
     RingStats stats() const override;
     // floor(M/K) (SPEC §2): 56 with the defaults.
     std::size_t max_members() const noexcept override;
+    // False: K virtual servers per replica is what the slot ring is.
+    bool weighted() const noexcept override { return false; }
 
 private:
     // The slot table from H(request id) on, free slots included.
@@ -47,6 +57,10 @@ private:
 
     // Recomputes server_ from owner_ in two passes over the ring: O(M).
     void rebuild_servers();
+    // A fresh ring of these members (members() keeps their order), their
+    // virtual servers placed in ascending id order: the canonical placement.
+    // Precondition: they fit (K each).
+    std::shared_ptr<const HashRing> rebuilt(std::vector<Member> members) const;
     // The slot for virtual server (id, j), probing from Φ past taken slots.
     // Precondition: at least one free slot.
     std::uint32_t place(std::uint32_t id, std::uint32_t j) const noexcept;

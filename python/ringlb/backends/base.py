@@ -49,6 +49,9 @@ class ReplicaInfo:
     host: str
     port: int
     ref: str
+    #: Its ring weight when the backend knows one (a static upstream's
+    #: ",weight=N"); None: the launcher's --replica-weight.
+    weight: int | None = None
 
 
 @dataclass(frozen=True)
@@ -222,8 +225,12 @@ class Backend(ABC):
         self.changed = threading.Event()
 
     @abstractmethod
-    def start(self, server_id: int, hostname: str) -> ReplicaInfo:
+    def start(self, server_id: int, hostname: str, weight: int = 1) -> ReplicaInfo:
         """Start a replica that answers /home with `server_id`; return once it answers /heartbeat.
+
+        `weight` is its ring weight: a backend records it with the replica (a label,
+        a state file) so that an adopting launcher, or another router of the cluster,
+        gives it the same weight (ReplicaInfo.weight).
 
         Raises ValueError for an invalid id or hostname (before anything is
         started) or a hostname this backend already runs, BackendError when the

@@ -197,14 +197,25 @@ class DockerBackend(Backend):
 
     # -- helpers -----------------------------------------------------------------------------
 
-    def labels(self, server_id: int | None = None, hostname: str | None = None) -> dict[str, str]:
+    def labels(self, server_id: int | None = None, hostname: str | None = None,
+               weight: int | None = None) -> dict[str, str]:
         """The labels of this cluster's objects (and of one replica when id/hostname given)."""
         labels = {"ringlb.managed": "true", "ringlb.cluster": self.cluster}
         if server_id is not None:
             labels["ringlb.server_id"] = str(server_id)
         if hostname is not None:
             labels["ringlb.hostname"] = hostname
+        if weight is not None:
+            labels["ringlb.weight"] = str(weight)
         return labels
+
+    @staticmethod
+    def weight_label(labels: dict[str, str]) -> int | None:
+        """The ring weight a replica was started with (its label), None when it has none."""
+        try:
+            return int(labels["ringlb.weight"])
+        except (KeyError, ValueError):
+            return None
 
     def _filters(self) -> dict[str, Any]:
         return {"label": ["ringlb.managed=true", f"ringlb.cluster={self.cluster}"]}
@@ -265,7 +276,7 @@ class DockerBackend(Backend):
 
     # -- Backend -----------------------------------------------------------------------------
 
-    def start(self, server_id: int, hostname: str) -> ReplicaInfo:
+    def start(self, server_id: int, hostname: str, weight: int = 1) -> ReplicaInfo:
         # Validate before any call to Docker.
         validate_server_id(server_id)
         validate_hostname(hostname)
@@ -274,7 +285,7 @@ class DockerBackend(Backend):
                 raise ValueError(f"replica '{hostname}' is already running in cluster {self.cluster}")
             self._starting.add(hostname)
         try:
-            info = self._run(server_id, hostname)
+            info = self._run(server_id, hostname, weight)
         finally:
             with self._lock:
                 self._starting.discard(hostname)
@@ -282,7 +293,7 @@ class DockerBackend(Backend):
             self._replicas[hostname] = info
         return info
 
-    def _run(self, server_id: int, hostname: str) -> ReplicaInfo:
+    def _run(self, server_id: int, hostname: str, weight: int = 1) -> ReplicaInfo:
         try:
             image = self.image()
             net = self._network()
@@ -303,7 +314,7 @@ class DockerBackend(Backend):
                 hostname=hostname,
                 environment={**self.env,
                              **ReplicaCommand.variables(self.port, server_id, hostname)},
-                labels=self.labels(server_id, hostname),
+                labels=self.labels(server_id, hostname, weight),
                 # Reached on its network: nothing is published on the host.
                 ports={} if self.address == "network" else {f"{self.port}/tcp": (_HOST, None)},
                 network=net.name,
@@ -343,7 +354,7 @@ class DockerBackend(Backend):
                 raise BackendError(f"cannot start replica '{hostname}': {e}") from e
             raise
         log.debug("started container %s (id %d) on %s:%d", name, server_id, host, port)
-        return ReplicaInfo(server_id, hostname, host, port, container.id)
+        return ReplicaInfo(server_id, hostname, host, port, container.id, weight)
 
     def _cleanup(self, hostname: str) -> None:
         try:
@@ -433,7 +444,7 @@ class DockerBackend(Backend):
                 self._remove(c)
                 continue
             host, port = endpoint
-            info = ReplicaInfo(server_id, hostname, host, port, c.id)
+            info = ReplicaInfo(server_id, hostname, host, port, c.id, self.weight_label(labels))
             with self._lock:
                 self._replicas[hostname] = info
             seen_ids.add(server_id)

@@ -163,7 +163,7 @@ class ProcessBackend(Backend):
 
     # -- Backend ---------------------------------------------------------------------------
 
-    def start(self, server_id: int, hostname: str) -> ReplicaInfo:
+    def start(self, server_id: int, hostname: str, weight: int = 1) -> ReplicaInfo:
         validate_server_id(server_id)
         validate_hostname(hostname)
         with self._lock:
@@ -172,7 +172,7 @@ class ProcessBackend(Backend):
             # Reserve the name while the process starts, outside the lock.
             self._replicas[hostname] = _Replica(ReplicaInfo(server_id, hostname, _HOST, 0, ""), 0, None)
         try:
-            replica = self._spawn(server_id, hostname)
+            replica = self._spawn(server_id, hostname, weight)
         except BaseException:
             with self._lock:
                 self._replicas.pop(hostname, None)
@@ -181,7 +181,7 @@ class ProcessBackend(Backend):
             self._replicas[hostname] = replica
         return replica.info
 
-    def _spawn(self, server_id: int, hostname: str) -> _Replica:
+    def _spawn(self, server_id: int, hostname: str, weight: int = 1) -> _Replica:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         meta, out, err = self._files(hostname)
         env = None
@@ -222,9 +222,10 @@ class ProcessBackend(Backend):
             raise BackendError(f"replica '{hostname}' failed to start: {why}")
         port = ready
         start = _start_time(proc.pid)
-        info = ReplicaInfo(server_id, hostname, _HOST, port, str(proc.pid))
+        info = ReplicaInfo(server_id, hostname, _HOST, port, str(proc.pid), weight)
         meta.write_text(json.dumps({"id": server_id, "hostname": hostname, "host": _HOST,
-                                    "port": port, "pid": proc.pid, "start": start}))
+                                    "port": port, "pid": proc.pid, "start": start,
+                                    "weight": weight}))
         log.debug("started replica %s (id %d) as pid %d on port %d", hostname, server_id,
                   proc.pid, port)
         return _Replica(info, proc.pid, proc, start)
@@ -323,7 +324,9 @@ class ProcessBackend(Backend):
             if known:
                 continue
             if ours and server_id not in seen_ids and heartbeat_ok(_HOST, port, self.health_path):
-                info = ReplicaInfo(server_id, hostname, _HOST, port, str(pid))
+                weight = data.get("weight")
+                info = ReplicaInfo(server_id, hostname, _HOST, port, str(pid),
+                                   weight if isinstance(weight, int) else None)
                 with self._lock:
                     self._replicas[hostname] = _Replica(info, pid, _child(pid), start)
                 seen_ids.add(server_id)

@@ -1,9 +1,11 @@
 """The `static` backend: servers that ringlb fronts but does not start (issue 13.2).
 
-`--backend static --upstream web1=10.0.0.5:8080 --upstream web2=app2.internal:8080`
-puts existing servers behind the router. They are health-checked like any
-replica: a down one leaves the ring and comes back when its checks pass, but
-nothing is restarted, since ringlb does not own them. A HOST that is a name is
+`--backend static --upstream web1=10.0.0.5:8080 --upstream web2=app2.internal:8080,weight=2`
+puts existing servers behind the router (web2 with twice web1's share, as
+HAProxy's and nginx's `weight` give; weights need the ketama or maglev
+scheme). They are health-checked like any replica: a down one leaves the ring
+and comes back when its checks pass, but nothing is restarted, since ringlb
+does not own them. A HOST that is a name is
 resolved at start and re-resolved every `resolve_interval` seconds (the
 launcher moves a server whose address changed), as HAProxy's resolvers do:
 the router itself connects to addresses only.
@@ -11,6 +13,7 @@ the router itself connects to addresses only.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import logging
 import socket
@@ -18,6 +21,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from ringlb import _core
 from ringlb.backends.base import (
     Backend,
     BackendError,
@@ -31,18 +35,36 @@ log = logging.getLogger("ringlb.backends.static")
 
 @dataclass(frozen=True)
 class Upstream:
-    """One `NAME=HOST:PORT`: the replica's hostname on the ring, and where it listens."""
+    """One `NAME=HOST:PORT[,weight=N]`: the replica's hostname on the ring, where it
+    listens, and its ring weight (None: the launcher's --replica-weight)."""
 
     name: str
     host: str  # a DNS name or an IP literal (IPv6 without its brackets)
     port: int
+    weight: int | None = None
 
     @classmethod
     def parse(cls, text: str) -> Upstream:
         """ValueError naming what is wrong with `text`."""
-        name, sep, where = str(text).partition("=")
+        text = str(text)
+        spec, comma, option = text.partition(",")
+        weight = None
+        if comma:
+            key, eq, value = option.partition("=")
+            if key != "weight" or not eq:
+                raise ValueError(f"upstream {text!r}: the only option is ,weight=N")
+            try:
+                weight = int(value)
+            except ValueError:
+                weight = 0
+            # The range is the ring's (ringlb.MAX_WEIGHT); whether the scheme
+            # takes weights at all is checked with the config (LauncherConfig).
+            if not 1 <= weight <= _core.MAX_WEIGHT:
+                raise ValueError(f"upstream {text!r}: the weight must be an integer "
+                                 f"1..{_core.MAX_WEIGHT}")
+        name, sep, where = spec.partition("=")
         if not sep:
-            raise ValueError(f"upstream {text!r} must be NAME=HOST:PORT")
+            raise ValueError(f"upstream {text!r} must be NAME=HOST:PORT[,weight=N]")
         validate_hostname(name)
         host, colon, port_text = where.rpartition(":")
         if not colon or not host:
@@ -58,7 +80,7 @@ class Upstream:
             port = 0
         if not 1 <= port <= 65535:
             raise ValueError(f"upstream {text!r}: the port must be 1..65535")
-        return cls(name, host, port)
+        return cls(name, host, port, weight)
 
 
 def parse_upstreams(texts: Sequence[str]) -> list[Upstream]:
@@ -105,7 +127,7 @@ class StaticBackend(Backend):
         self._lock = threading.Lock()
         self._replicas: dict[str, ReplicaInfo] = {}
 
-    def start(self, server_id: int, hostname: str) -> ReplicaInfo:
+    def start(self, server_id: int, hostname: str, weight: int = 1) -> ReplicaInfo:
         raise BackendError(
             f"the static backend starts no server (for '{hostname}'): it fronts the "
             f"--upstream servers only")
@@ -129,7 +151,7 @@ class StaticBackend(Backend):
 
     def adopt(self) -> list[ReplicaInfo]:
         """Every upstream, ids 1.. in the order given, at the address its HOST has now."""
-        infos = [ReplicaInfo(i, u.name, resolve(u.host), u.port, u.host)
+        infos = [ReplicaInfo(i, u.name, resolve(u.host), u.port, u.host, u.weight)
                  for i, u in enumerate(self.upstreams, start=1)]
         with self._lock:
             self._replicas = {r.hostname: r for r in infos}
@@ -138,7 +160,10 @@ class StaticBackend(Backend):
     def register(self, server_id: int, hostname: str, address: str) -> ReplicaInfo:
         """A server /add names with its address ("HOST:PORT"), fronted from now on.
         ValueError for a bad address or a name already here, BackendError when HOST does
-        not resolve."""
+        not resolve. (Its weight comes with /add's "weights", not in the address.)"""
+        if "," in address:
+            raise ValueError(f"address {address!r} must be HOST:PORT (weights go in "
+                             f"/add's \"weights\")")
         up = Upstream.parse(f"{hostname}={address}")
         info = ReplicaInfo(server_id, up.name, resolve(up.host), up.port, up.host)
         with self._lock:
@@ -160,7 +185,7 @@ class StaticBackend(Backend):
                 log.warning("%s: %s; keeping %s", r.hostname, e, r.host)
                 continue
             if address != r.host:
-                moved.append(ReplicaInfo(r.id, r.hostname, address, r.port, r.ref))
+                moved.append(dataclasses.replace(r, host=address))
         with self._lock:
             for r in moved:
                 if r.hostname in self._replicas:

@@ -175,7 +175,7 @@ class SwarmBackend(DockerBackend):
 
     # -- Backend -----------------------------------------------------------------------------
 
-    def _run(self, server_id: int, hostname: str) -> ReplicaInfo:
+    def _run(self, server_id: int, hostname: str, weight: int = 1) -> ReplicaInfo:
         name = self.service_name(server_id)
         try:
             image = self.image()
@@ -186,7 +186,7 @@ class SwarmBackend(DockerBackend):
                          if self.command is not None else None),
                 hostname=hostname,
                 env={**self.env, **ReplicaCommand.variables(self.port, server_id, hostname)},
-                labels=self.labels(server_id, hostname),
+                labels=self.labels(server_id, hostname, weight),
                 user=self.user or None,
                 read_only=self.read_only,
                 cap_drop=["ALL"],
@@ -206,7 +206,7 @@ class SwarmBackend(DockerBackend):
             # Host mode: each task publishes a port Docker picks on its own node, which
             # a router on a host reaches directly (the routing mesh would pick a task).
             self.client.api.create_service(
-                template, name=name, labels=self.labels(server_id, hostname),
+                template, name=name, labels=self.labels(server_id, hostname, weight),
                 mode=docker.types.ServiceMode("replicated", 1),
                 endpoint_spec=docker.types.EndpointSpec(ports=[
                     {"TargetPort": self.port, "Protocol": "tcp", "PublishMode": "host"}]))
@@ -225,12 +225,15 @@ class SwarmBackend(DockerBackend):
             raise BackendError(f"cannot create service {name}: {e}") from e
         return self._await(name, server_id, hostname, remove_on_failure=True)
 
-    def _service_hostname(self, name: str) -> str | None:
+    def _service_labels(self, name: str) -> dict[str, str]:
         try:
             spec = self.client.api.inspect_service(name).get("Spec") or {}
         except docker.errors.NotFound:
-            return None
-        return (spec.get("Labels") or {}).get("ringlb.hostname")
+            return {}
+        return spec.get("Labels") or {}
+
+    def _service_hostname(self, name: str) -> str | None:
+        return self._service_labels(name).get("ringlb.hostname")
 
     def _await(self, name: str, server_id: int, hostname: str, *,
                remove_on_failure: bool) -> ReplicaInfo:
@@ -248,7 +251,8 @@ class SwarmBackend(DockerBackend):
                 raise BackendError(f"cannot start replica '{hostname}': {e}") from e
             raise
         log.debug("started service %s (id %d) on %s:%d", name, server_id, host, port)
-        return ReplicaInfo(server_id, hostname, host, port, task)
+        return ReplicaInfo(server_id, hostname, host, port, task,
+                           self.weight_label(self._service_labels(name)))
 
     def _wait_running(self, name: str) -> tuple[str, int, str]:
         deadline = time.monotonic() + self.start_timeout
@@ -362,9 +366,10 @@ class SwarmBackend(DockerBackend):
                 if not heartbeat_ok(host, port, self.health_path):
                     pending = True  # running, not yet serving: added once it answers
                     continue
-                added.append(ReplicaInfo(server_id, hostname, host, port, task))
+                added.append(ReplicaInfo(server_id, hostname, host, port, task,
+                                         self.weight_label(svc["Spec"].get("Labels") or {})))
             elif (host, port) != (mine.host, mine.port):
-                moved.append(ReplicaInfo(server_id, hostname, host, port, task))
+                moved.append(ReplicaInfo(server_id, hostname, host, port, task, mine.weight))
         with self._lock:
             for info in removed:
                 if self._replicas.get(info.hostname) == info:
