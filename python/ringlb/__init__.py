@@ -6,13 +6,21 @@ Python.
 """
 
 from ringlb import _core
-from ringlb._core import HeartbeatEngine, Ring, Router, key_to_request_id, ring_schemes
+from ringlb._core import (
+    EVENT_KINDS,
+    HeartbeatEngine,
+    Ring,
+    Router,
+    key_to_request_id,
+    ring_schemes,
+)
 from ringlb.exceptions import ControlError, RingEmptyError, RingFullError, RinglbError
 from ringlb.paths import replica_binary
 
 __version__ = _core.__version__
 
 __all__ = [
+    "EVENT_KINDS",
     "ControlError",
     "HeartbeatEngine",
     "Ring",
