@@ -32,7 +32,7 @@ TEST(EventLog, KeepsEventsOldestFirstWithTheirFields) {
 
 TEST(EventLog, KeepsOnlyTheLastCapacityEvents) {
     EventLog log(5);
-    for (std::uint32_t i = 1; i <= 12; ++i) log.record(EventKind::added, i, "S" + std::to_string(i), "");
+    for (std::uint32_t i = 1; i <= 12; ++i) log.record(EventKind::added, i, "Server", std::to_string(i));
     const auto events = log.recent();
     ASSERT_EQ(events.size(), 5u);
     for (std::size_t k = 0; k < 5; ++k) {
