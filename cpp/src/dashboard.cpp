@@ -42,7 +42,7 @@ constexpr std::string_view page = R"HTML(<!doctype html>
   #events { list-style: none; margin: 0; padding: 0; max-height: 260px; overflow: auto; }
   #events li { padding: 3px 0; border-bottom: 1px dashed var(--line); }
   #events time { color: var(--muted); margin-right: 10px; }
-  .kind { display: inline-block; min-width: 72px; font-weight: 600; }
+  .kind { display: inline-block; min-width: 86px; font-weight: 600; }
   .kind-down, .kind-removed { color: #b3261e; }
   .kind-suspect { color: #8a6100; }
   .kind-up, .kind-added, .kind-replaced, .kind-started { color: #1e7b3a; }
