@@ -42,7 +42,9 @@ public:
         c.fall = count_arg(fall, "fall");
         c.rise = count_arg(rise, "rise");
         c.path = std::move(path);
-        engine_ = std::make_unique<HeartbeatEngine>(router_->executor(), router_->replicas(), c);
+        // State changes go into the router's event log (its /status "events").
+        engine_ = std::make_unique<HeartbeatEngine>(router_->executor(), router_->replicas(), c,
+                                                    &router_->events());
     }
 
     ~PyHeartbeatEngine() {
@@ -141,7 +143,8 @@ router fails to forward (refused, reset, timed out) is a miss at once and
 triggers an immediate probe. `fall` misses in a row make a replica "down": it
 leaves the ring at once. `rise` successes in a row bring it back. A replica
 with fewer than `fall` misses is "suspect" (still serving). The engine runs on
-the router's I/O threads; the listener runs on a thread of its own.
+the router's I/O threads; the listener runs on a thread of its own. Every
+state change is also recorded in the router's events (Router.events(), /status).
 )doc")
         .def(py::init<std::shared_ptr<Router>, double, double, std::int64_t, std::int64_t,
                       std::string>(),

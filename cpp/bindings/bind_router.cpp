@@ -22,6 +22,7 @@
 #include "bindings.hpp"
 #include "ringlb/admin_api.hpp"
 #include "ringlb/errors.hpp"
+#include "ringlb/event_log.hpp"
 #include "ringlb/router.hpp"
 
 namespace py = pybind11;
@@ -213,6 +214,18 @@ void start_router(Router& r) {
         PyErr_SetObject(PyExc_OSError, py::make_tuple(failed->code().value(), failed->what()).ptr());
         throw py::error_already_set();
     }
+}
+
+Record event_dict(const Event& e) {
+    Record d;
+    d["seq"] = e.seq;
+    d["time"] = std::chrono::duration<double>(e.time.time_since_epoch()).count();
+    d["monotonic_seconds"] = std::chrono::duration<double>(e.monotonic.time_since_epoch()).count();
+    d["kind"] = py::str(std::string(to_string(e.kind)));
+    d["id"] = e.id != 0 ? py::object(py::int_(e.id)) : py::object(py::none());
+    d["hostname"] = !e.hostname.empty() ? py::object(py::str(e.hostname)) : py::object(py::none());
+    d["detail"] = e.detail;
+    return d;
 }
 
 Record replica_dict(const Replica& r, bool serving) {
@@ -479,6 +492,35 @@ control handler (set_control_handler). Timeouts are in seconds.
             "Per registered replica: id, hostname, host, port, serving, weight, share (of the request-id "
             "space on the ring now), requests (answered), responses ({'1xx': n, ... '5xx': n}, "
             "by the status the client got), duration_seconds (their sum), in_flight, failures.")
+        .def(
+            "record_event",
+            [](Router& r, const std::string& kind, std::optional<std::int64_t> id,
+               std::optional<std::string> hostname, const std::string& detail) {
+                const EventKind k = parse_event_kind(kind);
+                const std::uint32_t sid = id ? id_arg(*id) : 0;
+                if (hostname && !AdminApi::valid_hostname(*hostname)) {
+                    throw std::invalid_argument("hostname '" + *hostname + "' must match " +
+                                                std::string(AdminApi::hostname_pattern));
+                }
+                r.events().record(k, sid, hostname.value_or(""), detail);
+            },
+            py::arg("kind"), py::arg("id") = py::none(), py::arg("hostname") = py::none(),
+            py::arg("detail") = "",
+            "Record an event the control plane observed (kind: one of EVENT_KINDS; id and "
+            "hostname: the replica's, None when it is about no one replica) in the router's "
+            "recent events. ValueError for an unknown kind, a bad id or hostname (nothing is "
+            "recorded then).")
+        .def(
+            "events",
+            [](Router& r) {
+                Records out;
+                for (const Event& e : r.events().recent()) out.append(event_dict(e));
+                return out;
+            },
+            "The recent events, oldest first (the last 200; /status's \"events\"): dicts of seq "
+            "(1, 2, ... as recorded), time (Unix seconds), monotonic_seconds (time.monotonic()'s "
+            "clock), kind, id and hostname (None when about no one replica) and detail. The "
+            "heartbeat engine records suspect, down and up; the launcher the rest.")
         .def("__enter__",
              [](std::shared_ptr<Router> self) {
                  if (!self->running()) start_router(*self);
@@ -498,6 +540,10 @@ control handler (set_control_handler). Timeouts are in seconds.
     // The router's hostname rule, for the Python backends to check names before
     // they start anything (one implementation: AdminApi::valid_hostname).
     m.attr("HOSTNAME_PATTERN") = std::string(AdminApi::hostname_pattern);
+    // The event kinds Router.record_event takes and /status shows (event_log.hpp owns them).
+    py::list kinds;
+    for (const auto k : event_kind_names) kinds.append(py::str(std::string(k)));
+    m.attr("EVENT_KINDS") = py::tuple(kinds);
     m.def("valid_hostname", &AdminApi::valid_hostname, py::arg("name"),
           "True when `name` is a replica hostname the router accepts: it matches "
           "HOSTNAME_PATTERN (SPEC §3).");

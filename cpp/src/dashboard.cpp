@@ -42,10 +42,12 @@ constexpr std::string_view page = R"HTML(<!doctype html>
   #events { list-style: none; margin: 0; padding: 0; max-height: 260px; overflow: auto; }
   #events li { padding: 3px 0; border-bottom: 1px dashed var(--line); }
   #events time { color: var(--muted); margin-right: 10px; }
-  .kind { display: inline-block; min-width: 72px; font-weight: 600; }
+  .kind { display: inline-block; min-width: 86px; font-weight: 600; }
   .kind-down, .kind-removed { color: #b3261e; }
   .kind-suspect { color: #8a6100; }
-  .kind-up, .kind-added, .kind-replaced { color: #1e7b3a; }
+  .kind-up, .kind-added, .kind-replaced, .kind-started { color: #1e7b3a; }
+  .kind-failed, .kind-killed { color: #b3261e; }
+  .ago { color: var(--muted); margin-left: 8px; font-size: 12px; }
 </style>
 </head>
 <body>
@@ -76,40 +78,13 @@ const POLL_MS = 1000;
 const PALETTE = ["#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948",
                  "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac"];
 const colour = id => PALETTE[(id - 1) % PALETTE.length];
-let previous = null;  // the last /status, for rates, p99 and what changed
-const events = [];
+let previous = null;  // the last /status, for rates and p99
 
 function el(tag, attrs, ...children) {
   const node = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs || {})) node.setAttribute(k, v);
   for (const c of children) node.append(c instanceof Node ? c : document.createTextNode(String(c)));
   return node;
-}
-
-function note(kind, replica, detail) {
-  events.unshift({ time: new Date(), kind, replica, detail });
-  if (events.length > 300) events.pop();
-}
-
-// What changed since the last poll; the first poll notes what is not up.
-function diff(before, now) {
-  const old = new Map((before ? before.replicas : []).map(r => [r.id, r]));
-  for (const r of now.replicas) {
-    const o = old.get(r.id);
-    if (!before) {
-      if (r.state !== "up") note(r.state, r, "at the first look");
-    } else if (!o) {
-      note("added", r, r.address);
-    } else if (o.hostname !== r.hostname) {
-      note("removed", o, ""); note("added", r, r.address);
-    } else if (o.address !== r.address) {
-      note("replaced", r, o.address + " → " + r.address);
-    } else if (o.state !== r.state) {
-      note(r.state, r, o.state + " → " + r.state);
-    }
-    old.delete(r.id);
-  }
-  for (const o of old.values()) note("removed", o, "");
 }
 
 // p99 in ms of the requests answered between two polls, from the histogram.
@@ -197,11 +172,18 @@ function render(status, seconds) {
   const c = status.membership_changes;
   document.getElementById("changes").textContent =
     `· since start: ${c.added} added, ${c.removed} removed, ${c.down} down, ${c.up} up, ${c.moved} moved`;
-  document.getElementById("events").replaceChildren(...events.map(e =>
-    el("li", { "data-kind": e.kind, "data-hostname": e.replica.hostname },
-       el("time", {}, e.time.toLocaleTimeString()),
+  // The router's own event log (newest last in /status), shown newest first:
+  // a page opened late still sees what happened before it was opened.
+  document.getElementById("events").replaceChildren(...status.events.slice().reverse().map(e => {
+    const who = e.hostname === null ? "" : `${e.hostname}${e.id === null ? "" : ` (id ${e.id})`}`;
+    const ago = Math.max(0, status.monotonic_seconds - e.monotonic_seconds);
+    return el("li", { "data-kind": e.kind, "data-hostname": e.hostname ?? "", "data-seq": e.seq },
+       el("time", { datetime: new Date(e.time * 1000).toISOString() },
+          new Date(e.time * 1000).toLocaleTimeString()),
        el("span", { class: `kind kind-${e.kind}` }, e.kind),
-       `${e.replica.hostname} (id ${e.replica.id})${e.detail ? ": " + e.detail : ""}`)));
+       `${who}${who && e.detail ? ": " : ""}${e.detail}`,
+       el("span", { class: "ago" }, ago < 60 ? `${ago.toFixed(1)} s ago` : `${(ago / 60).toFixed(0)} min ago`));
+  }));
 }
 
 async function poll() {
@@ -209,7 +191,6 @@ async function poll() {
     const res = await fetch("status", { cache: "no-store" });
     if (!res.ok) throw new Error(`GET /status answered ${res.status}`);
     const status = await res.json();
-    diff(previous, status);
     render(status, previous ? status.monotonic_seconds - previous.monotonic_seconds : 0);
     previous = status;
   } catch (e) {

@@ -4,25 +4,57 @@
 #include <stdexcept>
 #include <string>
 
+#include "ringlb/hash_schemes.hpp"
+
 namespace ringlb {
 
-std::size_t HashRing::candidates(std::uint64_t request_id,
-                                 std::span<std::size_t> out) const noexcept {
+namespace {
+
+// Appends `idx` to out[0..n) unless it is there already; returns the new n.
+// out holds a handful of entries, so a linear search for repeats beats any set.
+std::size_t append_distinct(std::span<std::size_t> out, std::size_t n, std::size_t idx) noexcept {
+    const auto end = out.begin() + static_cast<std::ptrdiff_t>(n);
+    if (std::find(out.begin(), end, idx) == end) out[n++] = idx;
+    return n;
+}
+
+}  // namespace
+
+std::size_t HashRing::candidates(std::uint64_t request_id, std::span<std::size_t> out,
+                                 Walk walk) const noexcept {
     if (out.empty() || members_.empty()) return 0;
     const OwnerTable table = owner_table(request_id);
     const std::size_t m = table.owners.size();
     const std::size_t want = std::min(out.size(), members_.size());
+    const auto next = [m](std::size_t at) { return at + 1 == m ? 0 : at + 1; };
+    // The first owner at or clockwise of `at`. One lap passes every member
+    // (owner_table's promise), so there is one.
+    const auto owner_from = [&](std::size_t at) {
+        for (std::size_t step = 0; step < m; ++step, at = next(at)) {
+            if (table.owners[at] != kNoOwner) return std::size_t{table.owners[at]};
+        }
+        return npos;
+    };
     std::size_t n = 0;
+    if (walk == Walk::jump) {
+        out[n++] = owner_from(table.start);  // the ring's own choice
+        // Draw k: a position from (request_id, k), mixed so that keys next to
+        // each other on the ring draw independent positions.
+        const std::uint64_t seed = mix64(request_id ^ 0x9e3779b97f4a7c15ULL);
+        // Draws depend on the ring, not on out.size(): a shorter buffer gets
+        // the same order cut short.
+        const std::size_t attempts = jump_attempts(members_.size());
+        for (std::size_t k = 1; k <= attempts && n < want; ++k) {
+            const std::uint64_t h = mix64(seed + k * 0xd1b54a32d192ed03ULL);
+            const std::size_t idx = owner_from(static_cast<std::size_t>(reduce_range(h, m)));
+            n = append_distinct(out, n, idx);
+        }
+    }
+    // Clockwise from the start: the whole order, or what the draws missed.
     std::size_t at = table.start;
-    // One lap passes every member (owner_table's promise), so it finds every
-    // replica; out holds a handful of entries, so a linear search for repeats
-    // beats any set.
-    for (std::size_t step = 0; step < m && n < want; ++step, at = (at + 1 == m ? 0 : at + 1)) {
+    for (std::size_t step = 0; step < m && n < want; ++step, at = next(at)) {
         const std::uint32_t o = table.owners[at];
-        if (o == kNoOwner) continue;
-        const std::size_t idx = o;
-        const auto end = out.begin() + static_cast<std::ptrdiff_t>(n);
-        if (std::find(out.begin(), end, idx) == end) out[n++] = idx;
+        if (o != kNoOwner) n = append_distinct(out, n, o);
     }
     return n;
 }

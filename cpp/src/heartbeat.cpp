@@ -66,8 +66,9 @@ struct HeartbeatEngine::Impl : std::enable_shared_from_this<Impl> {
     enum class Phase { created, running, stopped };
     class Probe;
 
-    Impl(asio::any_io_executor executor, ReplicaSet& set, HeartbeatConfig cfg)
-        : strand(asio::make_strand(executor)), replicas(set), config(cfg), poll_timer(strand) {}
+    Impl(asio::any_io_executor executor, ReplicaSet& set, HeartbeatConfig cfg, EventLog* log)
+        : strand(asio::make_strand(executor)), replicas(set), event_log(log), config(cfg),
+          poll_timer(strand) {}
 
     ~Impl() {
         // Joined by stop() except when stop() ran on the notifier thread itself.
@@ -100,6 +101,7 @@ struct HeartbeatEngine::Impl : std::enable_shared_from_this<Impl> {
 
     Strand strand;
     ReplicaSet& replicas;
+    EventLog* const event_log;  // may be null
     const HeartbeatConfig config;
     std::atomic<Phase> phase{Phase::created};
 
@@ -479,6 +481,15 @@ bool HeartbeatEngine::Impl::set_serving(ReplicaHealth& h, bool serving) {
 }
 
 void HeartbeatEngine::Impl::transition(ReplicaHealth& h, Health to, std::string detail) {
+    if (event_log) {
+        // Recorded here, when it happens, rather than by the listener: the
+        // router's log then has it even with no listener or a slow one.
+        const EventKind kind = to == Health::up     ? EventKind::up
+                               : to == Health::down ? EventKind::down
+                                                    : EventKind::suspect;
+        event_log->record(kind, h.id, h.hostname,
+                          std::string(to_string(h.state)) + " -> " + to_string(to) + ": " + detail);
+    }
     events.push_back(HealthEvent{h.id, h.hostname, h.state, to, std::move(detail)});
     h.state = to;
     wake.notify_one();
@@ -519,7 +530,7 @@ void check_health_path(const std::string& path) {
 }
 
 HeartbeatEngine::HeartbeatEngine(asio::any_io_executor executor, ReplicaSet& replicas,
-                                 HeartbeatConfig config) {
+                                 HeartbeatConfig config, EventLog* events) {
     if (config.interval.count() <= 0) {
         throw std::invalid_argument("heartbeat interval must be positive");
     }
@@ -529,7 +540,7 @@ HeartbeatEngine::HeartbeatEngine(asio::any_io_executor executor, ReplicaSet& rep
     if (config.fall == 0) throw std::invalid_argument("fall must be at least 1");
     if (config.rise == 0) throw std::invalid_argument("rise must be at least 1");
     check_health_path(config.path);
-    impl_ = std::make_shared<Impl>(std::move(executor), replicas, config);
+    impl_ = std::make_shared<Impl>(std::move(executor), replicas, config, events);
 }
 
 HeartbeatEngine::~HeartbeatEngine() { stop(); }

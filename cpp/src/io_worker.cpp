@@ -79,10 +79,13 @@ std::size_t IoWorker::plan(const RouteTable& table, std::uint64_t request_id,
         return 1;
     }
     if (c == 0.0) return ring.candidates(request_id, out);
-    // Bounded loads need the whole retry order: the first replica under the
-    // cap may be any of them.
+    // Bounded loads need the whole order: the first replica under the cap
+    // may be any of them. It is the random jump's order, so that a hot
+    // replica's overflow spreads over the others instead of landing on its
+    // clockwise neighbour (HashRing::Walk::jump). The scratch keeps its
+    // capacity: no allocation once it has held N.
     all_candidates_.resize(n);
-    const std::size_t k = ring.candidates(request_id, all_candidates_);
+    const std::size_t k = ring.candidates(request_id, all_candidates_, HashRing::Walk::jump);
     const std::span<const std::size_t> cands(all_candidates_.data(), k);
     const std::size_t pick = bounded_load_pick(
         cands,

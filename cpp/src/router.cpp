@@ -246,6 +246,8 @@ const RouterConfig& Router::config() const noexcept { return impl_->state.config
 
 ReplicaSet& Router::replicas() noexcept { return impl_->state.replicas; }
 
+EventLog& Router::events() noexcept { return impl_->state.events; }
+
 boost::asio::any_io_executor Router::executor() noexcept {
     return impl_->workers.front()->ioc().get_executor();
 }

@@ -38,6 +38,33 @@ std::string_view state_of(const ReplicaStats& r, const ReplicaHealth* h) {
     return r.serving ? "up" : "down";
 }
 
+double seconds_since_epoch(std::chrono::system_clock::time_point t) {
+    return std::chrono::duration<double>(t.time_since_epoch()).count();
+}
+
+double seconds_since_epoch(std::chrono::steady_clock::time_point t) {
+    return std::chrono::duration<double>(t.time_since_epoch()).count();
+}
+
+// The event log, oldest first (newest last), as /status's "events".
+json::array events_json(const EventLog& log) {
+    json::array out;
+    for (const Event& e : log.recent()) {
+        json::object one;
+        one["seq"] = e.seq;
+        one["time"] = seconds_since_epoch(e.time);
+        one["monotonic_seconds"] = seconds_since_epoch(e.monotonic);
+        one["kind"] = to_string(e.kind);
+        if (e.id != 0) one["id"] = e.id;
+        else one["id"] = nullptr;
+        if (!e.hostname.empty()) one["hostname"] = e.hostname;
+        else one["hostname"] = nullptr;
+        one["detail"] = e.detail;
+        out.emplace_back(std::move(one));
+    }
+    return out;
+}
+
 std::optional<double> rtt_of(const ReplicaHealth* h) {
     if (!h || !h->last_latency) return std::nullopt;
     return std::chrono::duration<double>(*h->last_latency).count();
@@ -222,13 +249,14 @@ std::string RouterMetrics::status_json(RouterState& state) {
     json::object out;
     // The router's steady clock: a reader's rates between two polls come from
     // it, not from its own clock (a headless browser's may run virtual time).
-    out["monotonic_seconds"] =
-        std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+    out["monotonic_seconds"] = seconds_since_epoch(std::chrono::steady_clock::now());
     out["duration_bounds_seconds"] = std::move(bounds);
     out["ring"] = std::move(ring);
     out["router"] = std::move(router);
     out["replicas"] = std::move(list);
     out["membership_changes"] = std::move(changes);
+    out["events_recorded"] = state.events.recorded();
+    out["events"] = events_json(state.events);
     return json::serialize(out);
 }
 

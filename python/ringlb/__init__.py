@@ -8,6 +8,7 @@ Python.
 from ringlb import _core
 from ringlb._core import (
     MAX_WEIGHT,
+    EVENT_KINDS,
     HeartbeatEngine,
     Ring,
     Router,
@@ -21,6 +22,7 @@ __version__ = _core.__version__
 
 __all__ = [
     "MAX_WEIGHT",
+    "EVENT_KINDS",
     "ControlError",
     "HeartbeatEngine",
     "Ring",

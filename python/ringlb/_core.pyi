@@ -6,7 +6,7 @@ import collections.abc
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['ControlError', 'HOSTNAME_PATTERN', 'HeartbeatEngine', 'MAX_WEIGHT', 'Ring', 'RingEmptyError', 'RingFullError', 'RinglbError', 'Router', 'check_health_path', 'key_to_request_id', 'ring_schemes', 'valid_hostname']
+__all__: list[str] = ['ControlError', 'EVENT_KINDS', 'HOSTNAME_PATTERN', 'HeartbeatEngine', 'MAX_WEIGHT', 'Ring', 'RingEmptyError', 'RingFullError', 'RinglbError', 'Router', 'check_health_path', 'key_to_request_id', 'ring_schemes', 'valid_hostname']
 class RinglbError(RuntimeError):
     """
     The root of the errors ringlb raises on purpose.
@@ -184,6 +184,10 @@ class Router:
         """
         Register several (hostname, host, port, id_or_None[, weight]) replicas, all or none; returns their ids.
         """
+    def events(self) -> list[dict[str, typing.Any]]:
+        """
+        The recent events, oldest first (the last 200; /status's "events"): dicts of seq (1, 2, ... as recorded), time (Unix seconds), monotonic_seconds (time.monotonic()'s clock), kind, id and hostname (None when about no one replica) and detail. The heartbeat engine records suspect, down and up; the launcher the rest.
+        """
     def fresh(self, n: typing.SupportsInt | typing.SupportsIndex) -> list[tuple[int, str]]:
         """
         n (id, hostname) pairs for new replicas: the smallest free ids (SPEC section 2) and <hostname_prefix><k> names with the smallest unused k, as /add gives them.
@@ -195,6 +199,10 @@ class Router:
     def next_free_id(self) -> int:
         """
         The smallest server id no registered replica uses.
+        """
+    def record_event(self, kind: str, id: typing.SupportsInt | typing.SupportsIndex | None = None, hostname: str | None = None, detail: str = '') -> None:
+        """
+        Record an event the control plane observed (kind: one of EVENT_KINDS; id and hostname: the replica's, None when it is about no one replica) in the router's recent events. ValueError for an unknown kind, a bad id or hostname (nothing is recorded then).
         """
     def remove_replica(self, replica: typing.SupportsInt | typing.SupportsIndex | str) -> None:
         """
@@ -286,7 +294,8 @@ class HeartbeatEngine:
     triggers an immediate probe. `fall` misses in a row make a replica "down": it
     leaves the ring at once. `rise` successes in a row bring it back. A replica
     with fewer than `fall` misses is "suspect" (still serving). The engine runs on
-    the router's I/O threads; the listener runs on a thread of its own.
+    the router's I/O threads; the listener runs on a thread of its own. Every
+    state change is also recorded in the router's events (Router.events(), /status).
     """
     def __init__(self, router: Router, interval: typing.SupportsFloat | typing.SupportsIndex = 0.2, timeout: typing.SupportsFloat | typing.SupportsIndex = 0.2, fall: typing.SupportsInt | typing.SupportsIndex = 2, rise: typing.SupportsInt | typing.SupportsIndex = 1, path: str = '/heartbeat') -> None:
         """
@@ -349,6 +358,7 @@ def valid_hostname(name: str) -> bool:
     """
     True when `name` is a replica hostname the router accepts: it matches HOSTNAME_PATTERN (SPEC §3).
     """
+EVENT_KINDS: tuple = ('started', 'adopted', 'added', 'suspect', 'down', 'killed', 'replaced', 'up', 'removed', 'failed', 'stopped', 'moved')
 HOSTNAME_PATTERN: str = '^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$'
 MAX_WEIGHT: int = 256
 __version__: str = '0.1.0'

@@ -194,7 +194,20 @@ def _add_status(sub: argparse._SubParsersAction) -> None:
                    help="the router's admin listener (--admin-listen), e.g. "
                         "http://127.0.0.1:5001 (default: $RINGLB_ADMIN_URL, else that)")
     p.add_argument("--json", action="store_true", help="print /status as it came")
+    p.add_argument("--events", metavar="N", type=_non_negative, default=5,
+                   help="show the router's N most recent events under the table (default: 5; "
+                        "0: none)")
     p.set_defaults(func=_status)
+
+
+def _non_negative(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = -1
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
+    return n
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -205,7 +218,7 @@ def _status(args: argparse.Namespace) -> int:
     except status.StatusError as e:
         print(f"ringlb status: {e}", file=sys.stderr)
         return 1
-    print(json.dumps(data, indent=2) if args.json else status.render(data))
+    print(json.dumps(data, indent=2) if args.json else status.render(data, events=args.events))
     return 0
 
 

@@ -65,6 +65,7 @@ __all__ = [
     "http_call",
     "load_stats",
     "natural_key",
+    "read_metrics",
     "run_load",
     "save_json",
     "serve_process",
@@ -461,6 +462,24 @@ def http_call(method: str, url: str, *, json_body: Any = None, data: bytes | Non
     except ValueError:
         parsed = None
     return HttpReply(status=status, headers=resp_headers, body=body, json=parsed)
+
+
+#: One sample of /metrics: (metric name, frozenset of (label, value) pairs).
+Sample = tuple[str, frozenset[tuple[str, str]]]
+
+
+def read_metrics(admin_url: str, timeout: float = 5.0) -> dict[Sample, float]:
+    """GET <admin_url>/metrics and parse it with prometheus_client's parser of the text
+    format: {(name, frozenset(labels.items())): value} for every sample (histogram
+    buckets, sums and counts included). OSError when the router does not answer 200."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    reply = http_call("GET", admin_url.rstrip("/") + "/metrics", timeout=timeout)
+    if reply.status != 200:
+        raise OSError(f"{admin_url}/metrics answered {reply.status}")
+    return {(s.name, frozenset(s.labels.items())): float(s.value)
+            for family in text_string_to_metric_families(reply.body.decode())
+            for s in family.samples}
 
 
 def docker_available() -> bool:

@@ -10,8 +10,9 @@ It wires three parts together:
 Membership changes all pass through one lock: the router's /add and /rm
 (handed over by the router's control worker), and the supervisor thread that
 replaces dead replicas with new ones of the same id and hostname. Every
-membership change and failure is an event: kept in memory for `events()` and
-logged in one line.
+membership change and failure is an event: recorded in the router's bounded
+event log (its /status "events", `events()` here; the heartbeat engine records
+its state changes there itself) and logged in one line.
 
     from ringlb.launcher import Launcher, LauncherConfig
     with Launcher(LauncherConfig(port=0, replicas=3, backend="process")) as lb:
@@ -20,7 +21,6 @@ logged in one line.
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import ipaddress
 import logging
@@ -54,9 +54,9 @@ from ringlb.backends.base import (
 
 log = logging.getLogger("ringlb.launcher")
 
-#: Event kinds, in the order a replica usually meets them.
-EVENT_KINDS = ("started", "adopted", "added", "suspect", "down", "killed", "replaced", "up",
-               "removed", "failed", "stopped", "moved")
+#: Event kinds, in the order a replica usually meets them (the router's event log owns
+#: them: cpp/include/ringlb/event_log.hpp).
+EVENT_KINDS: tuple[str, ...] = ringlb.EVENT_KINDS
 
 
 @dataclass
@@ -272,8 +272,6 @@ class Launcher:
         self.engine: Any = None
         self.backend: Backend | None = None
         self._lock = threading.RLock()  # membership changes, one at a time
-        self._events: collections.deque[dict[str, Any]] = collections.deque(maxlen=100_000)
-        self._events_lock = threading.Lock()
         self._health: queue.Queue[tuple[int, str, str, str, str]] = queue.Queue()
         self._supervisor: threading.Thread | None = None
         self._stopping = threading.Event()
@@ -329,10 +327,13 @@ class Launcher:
 
     def _event(self, kind: str, server_id: int | None, hostname: str | None,
                detail: str = "") -> None:
-        event = {"time": time.monotonic(), "kind": kind, "id": server_id, "hostname": hostname,
-                 "detail": detail}
-        with self._events_lock:
-            self._events.append(event)
+        """Record an event the launcher observed in the router's log, and log it."""
+        if self.router is not None:
+            self.router.record_event(kind, server_id, hostname, detail)
+        self._log_event(kind, server_id, hostname, detail)
+
+    @staticmethod
+    def _log_event(kind: str, server_id: int | None, hostname: str | None, detail: str) -> None:
         level = logging.WARNING if kind in ("down", "failed", "killed") else logging.INFO
         # `extra` gives --log-format json the fields without parsing the text.
         log.log(level, "%-8s id=%s hostname=%s%s", kind, server_id if server_id else "-",
@@ -341,10 +342,14 @@ class Launcher:
                        "detail": detail})
 
     def events(self) -> list[dict[str, Any]]:
-        """Every event so far, oldest first: dicts of time (time.monotonic()), kind, id,
-        hostname and detail."""
-        with self._events_lock:
-            return list(self._events)
+        """The router's recent events (the last 200), oldest first: dicts of time
+        (time.monotonic()'s clock, to line up with a client's own timings), kind, id,
+        hostname and detail. /status serves the same events with Unix times."""
+        if self.router is None:
+            return []
+        return [{"time": e["monotonic_seconds"], "kind": e["kind"], "id": e["id"],
+                 "hostname": e["hostname"], "detail": e["detail"]}
+                for e in self.router.events()]
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -763,8 +768,9 @@ class Launcher:
     # -- health: replacing dead replicas -------------------------------------------------------
 
     def _on_health(self, server_id: int, hostname: str, old: str, new: str, detail: str) -> None:
-        """The heartbeat engine's listener (its notifier thread): record, hand over, return."""
-        self._event(new, server_id, hostname, f"{old} -> {new}: {detail}")
+        """The heartbeat engine's listener (its notifier thread): log, hand over, return.
+        The engine has recorded the event in the router's log already."""
+        self._log_event(new, server_id, hostname, f"{old} -> {new}: {detail}")
         # A self-healing backend's engine restarts the replica itself; sync() moves it.
         if (new == "down" and self.backend is not None and self.backend.owns_replicas
                 and not self.backend.self_healing):

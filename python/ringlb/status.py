@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import urllib.error
 import urllib.request
 from typing import Any
@@ -43,8 +44,9 @@ def _ms(seconds: float | None) -> str:
     return "-" if seconds is None else f"{seconds * 1000:.1f}"
 
 
-def render(status: dict[str, Any]) -> str:
-    """The table `ringlb status` prints."""
+def render(status: dict[str, Any], events: int = 5) -> str:
+    """The table `ringlb status` prints, then the router's `events` most recent events
+    (oldest of them first, as /status lists them)."""
     ring, router = status["ring"], status["router"]
     totals = router["totals"]
     reps = status["replicas"]
@@ -78,6 +80,18 @@ def render(status: dict[str, Any]) -> str:
     changes = status.get("membership_changes") or {}
     if changes:
         lines += ["", "membership changes: " + ", ".join(f"{k} {v}" for k, v in changes.items())]
+    recent = status.get("events", [])[-events:] if events > 0 else []
+    if recent:
+        recorded = status.get("events_recorded", "?")
+        lines += ["", f"recent events (last {len(recent)} of {recorded}, newest last):"]
+        now = status.get("monotonic_seconds")
+        for e in recent:
+            who = e["hostname"] or "-"
+            if e["id"] is not None:
+                who += f" (id {e['id']})"
+            ago = f"{now - e['monotonic_seconds']:8.1f} s ago" if now is not None else ""
+            lines.append(f"  {time.strftime('%H:%M:%S', time.localtime(e['time']))} {ago}  "
+                         f"{e['kind']:<8}  {who}{': ' + e['detail'] if e['detail'] else ''}")
     return "\n".join(lines)
 
 

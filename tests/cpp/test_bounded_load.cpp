@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <limits>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "ringlb/hash_ring.hpp"
@@ -96,7 +97,8 @@ TEST(BoundedLoadPick, AcceptsACallable) {
 // (1 = every request on the same key, the worst case for plain consistent
 // hashing) and leave at random. Every placement must respect the cap, and with
 // all N replicas as candidates the fallback must never be needed.
-void simulate(double c, std::size_t replicas, std::uint64_t keys, std::uint64_t seed) {
+void simulate(double c, std::size_t replicas, std::uint64_t keys, std::uint64_t seed,
+              HashRing::Walk walk) {
     RingOptions opt;
     opt.scheme = "splitmix64";
     auto ring = make_ring(opt);
@@ -115,7 +117,7 @@ void simulate(double c, std::size_t replicas, std::uint64_t keys, std::uint64_t 
         const bool arrive = in_flight.empty() ||
                             (in_flight.size() < 400 ? rng() % 5 < 3 : rng() % 2 == 0);
         if (arrive) {
-            const std::size_t n = ring->candidates(key(rng), cands);
+            const std::size_t n = ring->candidates(key(rng), cands, walk);
             ASSERT_EQ(n, replicas);
             const std::uint64_t cap = bounded_load_cap(total, replicas, c);
             const std::size_t pick = bounded_load_pick(cands, loads, total, replicas, c);
@@ -142,11 +144,83 @@ void simulate(double c, std::size_t replicas, std::uint64_t keys, std::uint64_t 
 TEST(BoundedLoadSimulation, NeverExceedsTheCap) {
     for (double c : {1.0, 1.05, 1.25, 2.0}) {
         for (std::size_t n : {2u, 3u, 5u, 8u}) {
-            simulate(c, n, 1, 11);
-            simulate(c, n, 20, 12);
-            simulate(c, n, 1u << 30, 13);
+            for (const auto walk : {HashRing::Walk::clockwise, HashRing::Walk::jump}) {
+                simulate(c, n, 1, 11, walk);
+                simulate(c, n, 20, 12, walk);
+                simulate(c, n, 1u << 30, 13, walk);
+            }
         }
     }
+}
+
+std::shared_ptr<const HashRing> ring_of(std::size_t replicas, const std::string& scheme) {
+    RingOptions opt;
+    opt.scheme = scheme;
+    auto ring = make_ring(opt);
+    for (std::uint32_t id = 1; id <= replicas; ++id) {
+        ring = ring->with_member({id, "Server" + std::to_string(id)});
+    }
+    return ring;
+}
+
+// Where the requests of one hot replica go once it is full and every other
+// replica has room: the second candidate of each key. Keys from one stretch of
+// the ring (one slot of the hot replica) share their clockwise neighbour.
+std::vector<std::size_t> overflow_of_one_slot(const HashRing& ring, HashRing::Walk walk,
+                                              std::size_t keys) {
+    const std::size_t n = ring.members().size();
+    std::uint64_t id = 1;
+    while (ring.lookup(id) != 0) ++id;
+    const std::uint64_t slot = ring.slot_of(id);
+    std::vector<std::size_t> landed(n, 0);
+    Cands cands(n);
+    Loads loads(n, 0);
+    loads[0] = 1000;  // the hot replica: far above any cap
+    const std::uint64_t total = 1000;
+    for (std::size_t found = 0; found < keys; ++id) {
+        if (ring.slot_of(id) != slot) continue;
+        ++found;
+        EXPECT_EQ(ring.candidates(id, cands, walk), n);
+        EXPECT_EQ(cands[0], 0u);
+        ++landed[bounded_load_pick(cands, loads, total, n, 1.25)];
+    }
+    return landed;
+}
+
+// The slot rings, with K = 9 virtual servers per replica, are where the walk
+// matters most: all the keys of one of the hot replica's arcs have one
+// clockwise neighbour. (Ketama's 2,048 points per replica already scatter a
+// replica's clockwise neighbours; its slot_of is a 64-bit position, so keys
+// cannot be grouped by slot there.)
+TEST(BoundedLoadJump, AHotReplicasOverflowSpreadsInsteadOfCascadingOntoItsNeighbour) {
+    for (const std::string scheme : {"splitmix64", "xxh3"}) {
+        const auto ring = ring_of(8, scheme);
+        const std::size_t keys = 700;
+        const auto clockwise = overflow_of_one_slot(*ring, HashRing::Walk::clockwise, keys);
+        const auto jump = overflow_of_one_slot(*ring, HashRing::Walk::jump, keys);
+        EXPECT_EQ(clockwise[0], 0u) << scheme;
+        EXPECT_EQ(jump[0], 0u) << scheme;
+        // Clockwise: every key of that stretch lands on the one neighbour.
+        EXPECT_EQ(*std::max_element(clockwise.begin(), clockwise.end()), keys) << scheme;
+        // The jump: on every other replica, none with much more than its 1/7.
+        for (std::size_t r = 1; r < 8; ++r) EXPECT_GT(jump[r], keys / 7 / 3) << scheme << " " << r;
+        EXPECT_LT(*std::max_element(jump.begin(), jump.end()), keys * 2 / 7) << scheme;
+    }
+}
+
+TEST(BoundedLoadJump, TheSameKeyMeetsTheSameOrder) {
+    const auto ring = ring_of(6, "xxh3");
+    Cands a(6), b(6);
+    std::size_t differs = 0;
+    for (std::uint64_t id = 0; id < 5000; ++id) {
+        ASSERT_EQ(ring->candidates(id, a, HashRing::Walk::jump), 6u);
+        ASSERT_EQ(ring->candidates(id, b, HashRing::Walk::jump), 6u);
+        ASSERT_EQ(a, b) << id;
+        ASSERT_EQ(ring->candidates(id, b, HashRing::Walk::clockwise), 6u);
+        if (a[1] != b[1]) ++differs;
+    }
+    // The jump's second choice is the clockwise neighbour only by chance (~1/5).
+    EXPECT_GT(differs, 5000u * 6 / 10);
 }
 
 }  // namespace

@@ -119,19 +119,21 @@ TEST_P(HashRingContract, CandidatesAreDistinctAndStartWithTheOwner) {
     for (const RingPtr& r : {ring_of({1, 2, 3}), ring_of({1, 2, 3, 4, 5, 6})}) {
         const std::size_t members = r->members().size();
         std::vector<std::size_t> out(10);
-        for (int k = 0; k < 2000; ++k) {
-            const std::uint64_t id = k < 1000 ? 100000 + static_cast<std::uint64_t>(k) : rng();
-            ASSERT_EQ(r->candidates(id, out), members) << id;
-            EXPECT_EQ(out[0], r->lookup(id)) << id;
-            const std::set<std::size_t> distinct(out.begin(),
-                                                 out.begin() + static_cast<std::ptrdiff_t>(members));
-            EXPECT_EQ(distinct.size(), members) << id;
-            EXPECT_LT(*distinct.rbegin(), members) << id;
-            // A shorter buffer gets the same order, cut short.
-            for (std::size_t len : {1u, 2u}) {
-                std::vector<std::size_t> few(len);
-                ASSERT_EQ(r->candidates(id, few), len);
-                EXPECT_TRUE(std::equal(few.begin(), few.end(), out.begin())) << id;
+        for (const auto walk : {HashRing::Walk::clockwise, HashRing::Walk::jump}) {
+            for (int k = 0; k < 2000; ++k) {
+                const std::uint64_t id = k < 1000 ? 100000 + static_cast<std::uint64_t>(k) : rng();
+                ASSERT_EQ(r->candidates(id, out, walk), members) << id;
+                EXPECT_EQ(out[0], r->lookup(id)) << id;
+                const std::set<std::size_t> distinct(out.begin(),
+                                                     out.begin() + static_cast<std::ptrdiff_t>(members));
+                EXPECT_EQ(distinct.size(), members) << id;
+                EXPECT_LT(*distinct.rbegin(), members) << id;
+                // A shorter buffer gets the same order, cut short; a second call the same.
+                for (const std::size_t len : {std::size_t{1}, std::size_t{2}, members}) {
+                    std::vector<std::size_t> few(len);
+                    ASSERT_EQ(r->candidates(id, few, walk), len);
+                    EXPECT_TRUE(std::equal(few.begin(), few.end(), out.begin())) << id;
+                }
             }
         }
     }

@@ -169,7 +169,7 @@ protected:
     }
 
     ringlb::HeartbeatEngine& make_engine(ringlb::HeartbeatConfig cfg) {
-        engine_ = std::make_unique<ringlb::HeartbeatEngine>(ioc_.get_executor(), set_, cfg);
+        engine_ = std::make_unique<ringlb::HeartbeatEngine>(ioc_.get_executor(), set_, cfg, &log_);
         engine_->set_listener([this](const ringlb::HealthEvent& e) { recorder_(e); });
         return *engine_;
     }
@@ -204,6 +204,7 @@ protected:
     std::vector<std::thread> threads_;
     std::set<std::thread::id> io_ids_;
     ringlb::ReplicaSet set_{ringlb::RingOptions{}};
+    ringlb::EventLog log_;  // the router's, in a router
     Recorder recorder_;
     std::unique_ptr<ringlb::HeartbeatEngine> engine_;
 };
@@ -300,6 +301,18 @@ TEST_F(HeartbeatTest, DeadReplicaGoesDownLeavesTheRingAndRisesOnANewEndpoint) {
     EXPECT_NE(events.back().detail.find("rise 2/2"), std::string::npos) << events.back().detail;
     EXPECT_GE(replacement.requests(), 2);
     EXPECT_EQ(state_of(id)->port, replacement.port());
+    // The event log has every change the listener saw, in order, as it happened.
+    const auto logged = log_.recent();
+    ASSERT_EQ(logged.size(), events.size());
+    for (std::size_t k = 0; k < logged.size(); ++k) {
+        EXPECT_EQ(ringlb::to_string(logged[k].kind), std::string(ringlb::to_string(events[k].to)));
+        EXPECT_EQ(logged[k].id, events[k].id);
+        EXPECT_EQ(logged[k].hostname, "S1");
+        EXPECT_EQ(logged[k].detail, std::string(ringlb::to_string(events[k].from)) + " -> " +
+                                        ringlb::to_string(events[k].to) + ": " + events[k].detail);
+    }
+    EXPECT_EQ(logged[1].kind, ringlb::EventKind::down);
+    EXPECT_LE(logged[0].monotonic, logged[1].monotonic);
     // Listener calls never ran on an I/O thread.
     for (auto t : recorder_.threads) EXPECT_EQ(io_ids_.count(t), 0u);
 }

@@ -167,3 +167,51 @@ def test_a_launched_cluster_reports_health_round_trips_and_a_replacement(
         assert request(admin, "GET", "/readyz")[0] == 200
         _, m = scrape(admin)
         assert value(m, "ringlb_replica_up", replica="Server2") == 1
+
+        # The router's event log, in /status: the launcher's actions and the heartbeat
+        # engine's state changes in one list, oldest first, every one with its times.
+        _, _, status = request(admin, "GET", "/status")
+        events = status["events"]
+        assert [e["seq"] for e in events] == sorted(e["seq"] for e in events)
+        assert status["events_recorded"] == events[-1]["seq"] == len(events)
+        assert all(e["kind"] in ringlb.EVENT_KINDS for e in events)
+        started = [e for e in events if e["kind"] == "started"]
+        assert sorted(e["hostname"] for e in started) == ["Server1", "Server2", "Server3"]
+        mine = [(e["kind"], e["id"]) for e in events if e["hostname"] == "Server2"
+                and e["kind"] in ("killed", "down", "replaced", "up")]
+        # Killed, then down, replaced and up again: the replacement starts only once the
+        # replica is down, and is up only once it answers.
+        assert mine[0] == ("killed", 2) and mine[-1] == ("up", 2), mine
+        kinds = [k for k, _ in mine]
+        assert kinds.index("down") < kinds.index("replaced") < len(kinds) - 1, kinds
+        down = next(e for e in events if e["kind"] == "down")
+        assert down["detail"].startswith(("up -> down: ", "suspect -> down: ")), down
+        assert all(e["monotonic_seconds"] <= status["monotonic_seconds"] for e in events)
+        assert abs(events[-1]["time"] - time.time()) < 60
+        # Launcher.events() is the same log, on time.monotonic()'s clock.
+        assert [(e["kind"], e["hostname"]) for e in lb.events()[:len(events)]] == [
+            (e["kind"], e["hostname"]) for e in events]
+
+
+def test_recent_events_are_bounded_and_bad_ones_change_nothing(fleet: Fleet) -> None:
+    r = metrics_router(fleet)
+    with running(r):
+        r.record_event("added", 1, "Server1", "127.0.0.1:1")
+        r.record_event("stopped", detail="cluster test")
+        for bad, message in [
+                ({"kind": "exploded"}, "unknown event kind 'exploded'"),
+                ({"kind": "added", "id": 0}, "id must be between"),
+                ({"kind": "added", "hostname": "bad name!"}, "hostname 'bad name!' must match")]:
+            with pytest.raises(ValueError, match=message):
+                r.record_event(**bad)
+        _, _, status = request(r.admin_port, "GET", "/status")
+        assert [(e["seq"], e["kind"], e["id"], e["hostname"], e["detail"])
+                for e in status["events"]] == [
+            (1, "added", 1, "Server1", "127.0.0.1:1"), (2, "stopped", None, None, "cluster test")]
+        assert r.events() == status["events"]
+        for k in range(250):
+            r.record_event("moved", 2, "Server2", f"move {k}")
+        _, _, status = request(r.admin_port, "GET", "/status")
+    events = status["events"]
+    assert len(events) == 200 and status["events_recorded"] == 252
+    assert events[0]["seq"] == 53 and events[-1]["detail"] == "move 249"

@@ -1,4 +1,4 @@
-"""Executes the analysis notebooks A-1 … A-5 top to bottom with nbclient, headless.
+"""Executes the analysis notebooks A-1 … A-6 top to bottom with nbclient, headless.
 
 Each runs on a copy in a temporary folder (so the committed outputs, figures and results
 stay as they are) against real clusters started by the launcher. A cell error fails the
@@ -30,10 +30,12 @@ NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 EXPECTED = {
     "A1_distribution.ipynb": (["A1_distribution.png", "A1_ring.png"], ["A1_distribution.json"]),
     "A2_scalability.ipynb": (["A2_scalability.png"], ["A2_scalability.json"]),
-    "A3_failure_recovery.ipynb": (["A3_failover.png"], ["A3_failure_recovery.json"]),
+    "A3_failure_recovery.ipynb": (["A3_failover.png", "A3_router_view.png"],
+                                  ["A3_failure_recovery.json"]),
     "A4_hash_functions.ipynb": (["A4_distribution.png", "A4_scalability.png"],
                                 ["A4_hash_functions.json", "A4_table.md"]),
     "A5_scaleout.ipynb": (["A5_scaleout.png"], ["A5_scaleout.json"]),
+    "A6_hot_keys.ipynb": (["A6_hot_keys.png"], ["A6_hot_keys.json"]),
 }
 
 #: Notebooks that need the Docker engine (A-5 runs its replicas on a one-node Swarm).

@@ -159,7 +159,8 @@ RESULTS = ROOT / "notebooks" / "results"
 
 
 def test_notebook_numbers_quoted_in_the_readme_are_the_committed_results() -> None:
-    """README quotes A-1 … A-4; the numbers must be those the committed notebooks saved."""
+    """README quotes A-1 … A-4 and A-6; the numbers must be those the committed notebooks
+    saved."""
     flat = " ".join(README.split())  # line breaks may fall anywhere in the prose
     a1 = json.loads((RESULTS / "A1_distribution.json").read_text())
     share = re.search(r"Server1 serves (\d+) % of the requests", flat)
@@ -183,6 +184,16 @@ def test_notebook_numbers_quoted_in_the_readme_are_the_committed_results() -> No
     assert int(down_ms) == round(1000 * a3["detection_s"])
     assert whole_s == f"{a3['whole_again_s']:.1f}"
     assert (int(failed), int(total.replace(",", ""))) == (a3["failed"], a3["requests"])
+
+    a6 = json.loads((RESULTS / "A6_hot_keys.json").read_text())
+    m = re.search(r"plain consistent hashing gives max/mean ([\d.]+) .*? `--bounded-load ([\d.]+)` "
+                  r"gives max/mean ([\d.]+) by moving (\d+) % of the requests", flat)
+    assert m, "README no longer quotes A-6 in the expected words"
+    plain, bound, bounded, moved = m.groups()
+    assert plain == f"{a6['runs']['plain']['stats']['max_over_mean']:.2f}"
+    assert float(bound) == a6["bounded_load"]
+    assert bounded == f"{a6['runs']['bounded']['stats']['max_over_mean']:.2f}"
+    assert int(moved) == round(100 * a6["moved"] / a6["requests"])
 
     table = (RESULTS / "A4_table.md").read_text().split("\n\n")[0].strip().splitlines()
     for row in table[2:]:

@@ -36,6 +36,16 @@ def test_status_shows_every_replica_and_the_counters(proc_cluster: str) -> None:
         assert all(row[3] == "up" and row[4] == "yes" for row in rows)
         shares = [float(row[5].rstrip("%")) for row in rows]
         assert abs(sum(shares) - 100.0) < 0.5
+        # The router's recent events under the table: the launcher started three.
+        at = next(i for i, line in enumerate(lines) if line.startswith("recent events"))
+        assert lines[at].startswith("recent events (last 3 of 3, newest last)")
+        started = [line.split() for line in lines[at + 1:]]
+        assert [(row[4], row[5]) for row in started] == [("started", f"Server{k}")
+                                                         for k in (1, 2, 3)], started
+        assert started[0][2:4] == ["s", "ago"] and float(started[0][1]) >= 0
+        quiet = run_status("--admin", lb.admin_url, "--events", "0")
+        assert "recent events" not in quiet.stdout
+        assert run_status("--admin", lb.admin_url, "--events", "-1").returncode == 2
         # --json is /status itself; RINGLB_ADMIN_URL is the default --admin.
         raw = json.loads(run_status("--admin", lb.admin_url, "--json").stdout)
         assert [r["hostname"] for r in raw["replicas"]] == [row[1] for row in rows]

@@ -4,8 +4,14 @@
 // The rule: with `total` requests in flight and N replicas, the request about
 // to be placed makes total + 1, so no replica may hold more than
 //     cap = ceil(c × (total + 1) / N)
-// requests. The request walks the ring's retry order (HashRing::candidates)
-// and goes to the first replica whose load + 1 ≤ cap, i.e. load < cap.
+// requests. The request walks the candidates it is given and goes to the
+// first replica whose load + 1 ≤ cap, i.e. load < cap. The router gives it
+// the random jump's order (HashRing::Walk::jump, Chen et al. 2019,
+// arXiv:1908.08762), not the clockwise one: with the clockwise order every
+// key of a full replica overflows onto its neighbour, which fills and
+// overflows onto the next (the cascade that paper measures); with the jump
+// each key continues at positions drawn from its own hash, so the overflow
+// spreads over all replicas and the same key always meets the same order.
 //
 // Worked example: c = 1.25, N = 4, total = 7 in flight → cap = ceil(1.25 × 8 /
 // 4) = ceil(2.5) = 3. A key whose candidates are (2, 0, 3, 1) with loads

@@ -6,6 +6,7 @@
 // any number of threads.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -76,12 +77,36 @@ public:
     // when the ring has no replicas. O(1) for slot and table rings.
     virtual std::size_t lookup(std::uint64_t request_id) const noexcept = 0;
 
+    // How candidates() goes on after the ring's own choice.
+    enum class Walk {
+        // The next distinct replicas clockwise: the retry order.
+        clockwise,
+        // The random jump of Chen, Coleman and Shrivastava, "Revisiting
+        // Consistent Hashing with Bounded Loads" (arXiv:1908.08762), as
+        // Envoy's bounded loads do: the k-th further candidate is the first
+        // replica clockwise of a position drawn from (request_id, k), so the
+        // keys one replica serves continue on different replicas instead of
+        // all on its clockwise neighbour (whose overload would cascade onto
+        // its own neighbour). Deterministic per request id. After
+        // jump_attempts(N) draws, the replicas no draw reached follow in
+        // clockwise order, so the list is as complete as the clockwise one.
+        jump,
+    };
+
     // Fills `out` with up to out.size() distinct member indices in the order
-    // the ring offers them for request_id: lookup() first, then the next
-    // distinct replicas clockwise (the retry order). Returns how many were
-    // written: 0 on an empty ring, at most members().size(). One walk for
-    // every ring type, over the table owner_table() hands it.
-    std::size_t candidates(std::uint64_t request_id, std::span<std::size_t> out) const noexcept;
+    // the ring offers them for request_id: lookup() first, then the others
+    // as `walk` says. Returns how many were written: 0 on an empty ring, at
+    // most members().size(). One walk for every ring type, over the table
+    // owner_table() hands it; no allocation.
+    std::size_t candidates(std::uint64_t request_id, std::span<std::size_t> out,
+                           Walk walk = Walk::clockwise) const noexcept;
+
+    // The most draws a jump walk makes on a ring of `members` replicas:
+    // enough that on equal replicas they miss a given one with probability
+    // about e^-4, bounded so that the walk stays cheap.
+    static constexpr std::size_t jump_attempts(std::size_t members) noexcept {
+        return members <= 1 ? 0 : std::min<std::size_t>(4 * members, 256);
+    }
 
     // A new ring with `member` added after the present ones; this ring is not
     // touched. Throws std::invalid_argument when its id or hostname is taken,

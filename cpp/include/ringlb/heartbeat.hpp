@@ -32,6 +32,7 @@
 #include <string>
 #include <vector>
 
+#include "ringlb/event_log.hpp"
 #include "ringlb/replica_set.hpp"
 
 namespace ringlb {
@@ -87,11 +88,13 @@ using HealthListener = std::function<void(const HealthEvent&)>;
 
 class HeartbeatEngine {
 public:
-    // `replicas` must outlive the engine and the executor's pending work.
+    // `replicas` must outlive the engine and the executor's pending work, and
+    // so must `events` when given (the router's, Router::events()): every
+    // state change is recorded there as it is made (kind: the new state).
     // Throws std::invalid_argument when interval or timeout is not positive
     // or fall or rise is 0.
     HeartbeatEngine(boost::asio::any_io_executor executor, ReplicaSet& replicas,
-                    HeartbeatConfig config);
+                    HeartbeatConfig config, EventLog* events = nullptr);
     ~HeartbeatEngine();  // stop()
     HeartbeatEngine(const HeartbeatEngine&) = delete;
     HeartbeatEngine& operator=(const HeartbeatEngine&) = delete;

@@ -68,8 +68,9 @@ public:
 
     // Fills `out` with the member indices to try for `request_id`, first
     // choice first, then the next distinct replicas clockwise; at most
-    // out.size(). With bounded loads the first choice is the first candidate
-    // under the load cap (bounded_load.hpp). Returns how many were written
+    // out.size(). With bounded loads the order is the random jump's
+    // (HashRing::Walk::jump) and the first choice is the first candidate in
+    // it under the load cap (bounded_load.hpp). Returns how many were written
     // (0: no replica serves). Worker thread only; `table` from routes().
     // With `complete` false and no bounded loads, only the first choice is
     // written (a ring lookup, cheaper than walking the candidates).

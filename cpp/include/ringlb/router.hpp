@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "ringlb/event_log.hpp"
 #include "ringlb/hash_ring.hpp"
 #include "ringlb/heartbeat.hpp"
 #include "ringlb/replica_set.hpp"
@@ -147,6 +148,10 @@ public:
     const RouterConfig& config() const noexcept;
 
     ReplicaSet& replicas() noexcept;
+    // The recent events /status serves (the last EventLog::default_capacity):
+    // the heartbeat engine and the control plane record into it. Lives as
+    // long as the router.
+    EventLog& events() noexcept;
     // The executor of the I/O threads, for timers that must share their loop
     // (the heartbeat engine). Valid from construction until destruction.
     boost::asio::any_io_executor executor() noexcept;

@@ -17,7 +17,8 @@ struct RouterMetrics {
     // a membership change works out the ring shares (ring_share.hpp).
     static std::string prometheus(RouterState& state);
     // The /status body: the ring's settings, the router's settings and
-    // totals, and every registered replica with its state, share and counters.
+    // totals, every registered replica with its state, share and counters,
+    // and the recent events (EventLog), oldest first.
     static std::string status_json(RouterState& state);
     // /healthz: 200 while the router serves, 503 once it drains.
     static std::pair<unsigned, std::string> health(const RouterState& state);

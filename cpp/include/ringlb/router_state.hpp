@@ -21,6 +21,7 @@
 #include "ringlb/admin_api.hpp"
 #include "ringlb/control_worker.hpp"
 #include "ringlb/cpu_budget.hpp"
+#include "ringlb/event_log.hpp"
 #include "ringlb/key_source.hpp"
 #include "ringlb/replica_set.hpp"
 #include "ringlb/router.hpp"
@@ -47,6 +48,8 @@ public:
     const std::uint16_t admin_port;
     ReplicaSet replicas;
     ControlWorker control;
+    // Recent replica events (event_log.hpp): /status's "events".
+    EventLog events;
     // config.access_log opened; null when there is none.
     const std::unique_ptr<AccessLog> access_log;
 
