@@ -2,20 +2,24 @@
 balancer image, `ringlb serve --backend swarm --docker-address network`) behind Swarm's
 routing mesh, and they create the replica services on the stack's overlay network.
 
-On a one-node Swarm (the `swarm_client` fixture makes it when the host is in none):
-both routers, started together, share replicas 1..3 (one creates each service, the
-other joins it, neither fails); requests through the mesh on 127.0.0.1 are answered;
+One stack is deployed for the module on a one-node Swarm (the `swarm_client` fixture
+makes it when the host is in none). Both routers, started together, must share replicas
+1..3 (one creates each service, the other joins it, neither fails); requests through
+each router are answered by the replicas, which it reaches at their overlay addresses;
 /add and /rm with the token through one router are seen by the other. Each router is
-asked directly too (`docker exec` into its container, to its own 127.0.0.1:5000): the
-mesh alone would not say which router answered. Then the replicas are removed with
-`ringlb cleanup` run from the image, `docker stack rm` removes the routers and the
-network, and nothing labelled with the stack or the cluster may be left.
+asked directly, inside its own container (`docker exec`, to its 127.0.0.1:5000): the
+host cannot reach the overlay, and the mesh alone would not say which router answered.
+The mesh itself (127.0.0.1:<published port> from the host, a router per connection) is
+tested where the kernel has IPVS, which Swarm's mesh is built on (a kernel without the
+ip_vs module, such as this project's CI VM, has no mesh: that test says so and skips).
+Last, the replicas are removed with `ringlb cleanup` run from the image, `docker stack
+rm` removes the routers and the network, and nothing labelled with the stack or the
+cluster may be left; the fixture removes whatever a failure left.
 
-The routers reach the replicas at their overlay addresses, which the host cannot reach:
-that mode (SwarmBackend with network="…", address="network") is tested here, where a
-router really sits on the overlay network. Swarm publishes the mesh port on every
-interface; the test sends traffic to 127.0.0.1 only. Every name (stack, cluster,
-network, port) is this run's own; the balancer image is conftest.py's `balancer_image`.
+Swarm publishes the mesh port on every interface; traffic goes to 127.0.0.1 only. Every
+name (stack, cluster, network, port) is this run's own; the balancer image is
+conftest.py's `balancer_image`. The tests run in file order: the last one takes the stack
+down.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import os
 import subprocess
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,21 +41,37 @@ from control_helpers import free_port, remove_swarm_cluster, unique_cluster, wai
 ROOT = Path(__file__).resolve().parents[2]
 STACK_FILE = ROOT / "docker" / "stack.yaml"
 SERVERS = ["Server1", "Server2", "Server3"]
+#: Swarm's routing mesh (and its service VIPs) are IPVS: without the module, no mesh.
+HAS_IPVS = Path("/proc/sys/net/ipv4/vs").exists()
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
+# Run inside a router's container: one HTTP exchange with the router on its own loopback,
+# printed as JSON (status, headers, body). Its arguments: method, path, body, headers.
+_CLIENT = """
+import http.client, json, sys
+method, path, body, headers = json.loads(sys.argv[1])
+conn = http.client.HTTPConnection("127.0.0.1", 5000, timeout=30)
+conn.request(method, path, body, headers)
+r = conn.getresponse()
+print(json.dumps([r.status, dict(r.getheaders()), r.read().decode()]))
+"""
 
-def _exec_rep(container: Any) -> dict[str, Any] | None:
-    """/rep of the router in `container`, asked on its own loopback."""
-    code = ("import urllib.request;print(urllib.request.urlopen("
-            "'http://127.0.0.1:5000/rep',timeout=5).read().decode())")
+
+def router_http(container: Any, method: str, path: str, body: Any = None,
+                headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], Any] | None:
+    """One request to the router in `container`, on its loopback: (status, headers, JSON
+    body), or None while it does not answer."""
+    arg = json.dumps([method, path, None if body is None else json.dumps(body),
+                      {"Content-Type": "application/json", **(headers or {})}])
     try:
-        result = container.exec_run(["python", "-c", code])
+        result = container.exec_run(["python", "-c", _CLIENT, arg])
     except Exception:  # noqa: BLE001 - the container is starting or gone: not yet
         return None
     if result.exit_code != 0:
         return None
-    return json.loads(result.output)["message"]  # type: ignore[no-any-return]
+    status, got, text = json.loads(result.output)
+    return status, got, json.loads(text)
 
 
 class Stack:
@@ -77,7 +98,12 @@ class Stack:
             filters={"label": f"com.docker.swarm.service.name={self.name}_router"})
 
     def router_reps(self) -> list[dict[str, Any] | None]:
-        return [_exec_rep(c) for c in self.routers()]
+        """/rep of each router, asked inside its container."""
+        reps = []
+        for c in self.routers():
+            answer = router_http(c, "GET", "/rep")
+            reps.append(answer[2]["message"] if answer and answer[0] == 200 else None)
+        return reps
 
     def mesh_rep(self) -> dict[str, Any] | None:
         """/rep on a fresh connection through the mesh (which picks a router per connection)."""
@@ -87,7 +113,7 @@ class Stack:
             return None
         return r.json()["message"] if r.status_code == 200 else None
 
-    def all_show(self, replicas: list[str], fresh: int = 6) -> bool:
+    def all_show(self, replicas: list[str], fresh: int = 0) -> bool:
         """Both routers, asked directly, and `fresh` connections through the mesh show
         exactly `replicas`."""
         want = {"N": len(replicas), "replicas": replicas}
@@ -123,82 +149,123 @@ class Stack:
                     n.remove()
 
 
-@pytest.mark.timeout(600)  # a first image build makes the Debian base (as test_container.py)
-def test_stack_deploy_runs_two_routers_behind_the_mesh_and_rm_leaves_nothing(
-        swarm_client: Any, balancer_image: str) -> None:
-    stack = Stack(swarm_client, balancer_image)
-    auth = {"Authorization": f"Bearer {stack.token}"}
-    left: dict[str, list[str]] | None = None
+
+
+@pytest.fixture(scope="module")
+def stack(swarm_client: Any, balancer_image: str) -> Iterator[Stack]:
+    """The module's stack, deployed and serving 3 replicas through both routers; whatever
+    is left of it at the end is removed (the last test takes it down itself)."""
+    st = Stack(swarm_client, balancer_image)
     try:
         started = time.monotonic()
         # --resolve-image never: the image is local, no registry is asked for its digest.
-        deploy = stack.docker("stack", "deploy", "-c", str(STACK_FILE),
-                              "--resolve-image", "never", stack.name)
+        deploy = st.docker("stack", "deploy", "-c", str(STACK_FILE),
+                           "--resolve-image", "never", st.name)
         assert deploy.returncode == 0, deploy.stderr
-        assert wait_for(lambda: stack.all_show(SERVERS), 120, 0.5), stack.logs()
+        assert wait_for(lambda: st.all_show(SERVERS), 120, 0.5), st.logs()
         print(f"stack serving 3 replicas through both routers after "
               f"{time.monotonic() - started:.1f} s")
-
-        # Started together, both routers wanted ids 1..3: one service each, and
-        # neither router failed (Swarm would have started a third task).
-        router_svc = swarm_client.services.get(f"{stack.name}_router")
-        assert len(router_svc.tasks()) == 2, router_svc.tasks()
-        replicas = swarm_client.services.list(filters={"label": f"ringlb.cluster={stack.cluster}"})
-        assert sorted(s.name for s in replicas) == \
-            [f"ringlb-{stack.cluster}-{i}" for i in (1, 2, 3)]
-        # On the stack's network, nothing published: the routers reach them there.
-        net = swarm_client.networks.get(stack.network)
-        assert net.attrs["Labels"].get("com.docker.stack.namespace") == stack.name
-        for s in replicas:
-            assert [n["Target"] for n in s.attrs["Spec"]["TaskTemplate"]["Networks"]] == [net.id]
-            assert not (s.attrs.get("Endpoint") or {}).get("Ports")
-        # The routers: the mesh's port (ingress), on the stack's network too.
-        (published,) = router_svc.attrs["Endpoint"]["Ports"]
-        assert (published["PublishedPort"], published["PublishMode"]) == (stack.port, "ingress")
-
-        # Requests through the mesh (fresh connections: both routers) are answered.
-        seen = set()
-        for i in range(40):
-            r = requests.get(f"{stack.url}/home", params={"i": i},
-                             headers={"Connection": "close"}, timeout=5)
-            assert r.status_code == 200, r.text
-            name = r.headers["X-Ringlb-Replica"]
-            assert r.json()["message"] == f"Hello from Server: {name.removeprefix('Server')}"
-            seen.add(name)
-        assert seen <= set(SERVERS) and len(seen) >= 2, seen
-
-        # /add and /rm need the token (the routers listen on 0.0.0.0); with it, a change
-        # through one router is seen by the other.
-        refused = requests.post(f"{stack.url}/add", json={"n": 1}, timeout=10)
-        assert refused.status_code == 401, refused.text
-        added = requests.post(f"{stack.url}/add", json={"n": 1}, headers=auth, timeout=60)
-        assert added.status_code == 200, added.text
-        assert added.json()["message"]["N"] == 4
-        t0 = time.monotonic()
-        assert wait_for(lambda: stack.all_show([*SERVERS, "Server4"]), 15, 0.1), \
-            (stack.router_reps(), stack.logs())
-        print(f"/add seen by both routers and 6 fresh mesh connections within "
-              f"{time.monotonic() - t0:.2f} s (docker exec included)")
-        removed = requests.delete(f"{stack.url}/rm", json={"n": 1, "hostnames": ["Server4"]},
-                                  headers=auth, timeout=60)
-        assert removed.status_code == 200, removed.text
-        assert wait_for(lambda: stack.all_show(SERVERS), 15, 0.1), stack.router_reps()
-        assert len(router_svc.tasks()) == 2  # still no router restarted
-
-        # Down: the replicas outlive their routers (they are the cluster's), so
-        # `ringlb cleanup` (from the image, through the socket) removes them first;
-        # then `docker stack rm` the routers and the network, which is free by then.
-        clean = stack.docker("run", "--rm", "-v", "/var/run/docker.sock:/var/run/docker.sock",
-                             balancer_image, "cleanup", "--backend", "swarm",
-                             "--cluster", stack.cluster)
-        assert clean.returncode == 0, clean.stderr
-        assert clean.stdout.strip() == f"removed 3 replicas of cluster {stack.cluster}", \
-            clean.stdout + clean.stderr
-        rm = stack.docker("stack", "rm", "--detach=false", stack.name)
-        assert rm.returncode == 0, rm.stdout + rm.stderr
-        wait_for(lambda: not any(stack.leftovers().values()), 30, 0.5)
-        left = stack.leftovers()
+        yield st
     finally:
-        if left is None or any(left.values()):
-            stack.remove_everything()
-    assert left == {"services": [], "containers": [], "networks": []}
+        if any(st.leftovers().values()):
+            st.remove_everything()
+
+
+@pytest.mark.timeout(600)  # with the fixture: a first image build makes the Debian base
+def test_two_routers_started_together_share_the_replicas_on_the_stacks_network(
+        stack: Stack) -> None:
+    client = stack.client
+    # Both routers wanted ids 1..3 at once: one service each, and neither router failed
+    # (Swarm would have started a third task in its place).
+    router_svc = client.services.get(f"{stack.name}_router")
+    assert len(router_svc.tasks()) == 2, router_svc.tasks()
+    replicas = client.services.list(filters={"label": f"ringlb.cluster={stack.cluster}"})
+    assert sorted(s.name for s in replicas) == [f"ringlb-{stack.cluster}-{i}" for i in (1, 2, 3)]
+    # On the stack's network, nothing published: the routers reach them there.
+    net = client.networks.get(stack.network)
+    assert net.attrs["Labels"].get("com.docker.stack.namespace") == stack.name
+    assert (net.attrs["Driver"], net.attrs["Attachable"]) == ("overlay", True)
+    for s in replicas:
+        assert [n["Target"] for n in s.attrs["Spec"]["TaskTemplate"]["Networks"]] == [net.id]
+        assert not (s.attrs.get("Endpoint") or {}).get("Ports")
+    # The routers: on managers, the socket mounted, the mesh's port (ingress).
+    spec = router_svc.attrs["Spec"]
+    assert spec["TaskTemplate"]["Placement"]["Constraints"] == ["node.role == manager"]
+    assert "/var/run/docker.sock" in {m["Target"] for m in
+                                       spec["TaskTemplate"]["ContainerSpec"]["Mounts"]}
+    (published,) = router_svc.attrs["Endpoint"]["Ports"]
+    assert (published["PublishedPort"], published["PublishMode"]) == (stack.port, "ingress")
+
+    # Requests through each router reach the replicas at their overlay addresses.
+    for router in stack.routers():
+        for i in range(20):
+            answer = router_http(router, "GET", f"/home?i={i}")
+            assert answer is not None and answer[0] == 200, answer
+            name = answer[1]["X-Ringlb-Replica"]
+            assert name in SERVERS
+            assert answer[2]["message"] == f"Hello from Server: {name.removeprefix('Server')}"
+
+
+def test_add_and_rm_through_one_router_are_seen_by_the_other(stack: Stack) -> None:
+    one, other = stack.routers()
+    auth = {"Authorization": f"Bearer {stack.token}"}
+    # The routers listen on 0.0.0.0: /add needs the token, even from their loopback.
+    refused = router_http(one, "POST", "/add", {"n": 1})
+    assert refused is not None and refused[0] == 401, refused
+    added = router_http(one, "POST", "/add", {"n": 1}, auth)
+    assert added is not None and added[0] == 200, added
+    assert added[2]["message"] == {"N": 4, "replicas": [*SERVERS, "Server4"]}
+    t0 = time.monotonic()
+    want = {"N": 4, "replicas": [*SERVERS, "Server4"]}
+    assert wait_for(lambda: (router_http(other, "GET", "/rep") or (0, {}, {}))[2].get(
+        "message") == want, 10, 0.05), stack.router_reps()
+    print(f"/add through one router seen by the other within {time.monotonic() - t0:.2f} s "
+          f"(docker exec included)")
+    removed = router_http(other, "DELETE", "/rm", {"n": 1, "hostnames": ["Server2"]}, auth)
+    assert removed is not None and removed[0] == 200, removed
+    assert wait_for(lambda: stack.all_show(["Server1", "Server3", "Server4"]), 10, 0.05), \
+        stack.router_reps()
+    assert len(stack.client.services.list(
+        filters={"label": f"ringlb.cluster={stack.cluster}"})) == 3
+    assert len(stack.client.services.get(f"{stack.name}_router").tasks()) == 2
+
+
+@pytest.mark.skipif(not HAS_IPVS, reason="this kernel has no IPVS (ip_vs module): Swarm's "
+                    "routing mesh is built on it and cannot publish the routers' port here")
+def test_the_mesh_reaches_both_routers_on_127_0_0_1(stack: Stack) -> None:
+    now = stack.router_reps()[0]
+    assert now is not None
+    # A fresh connection per request: the mesh picks a router for each.
+    assert wait_for(lambda: stack.mesh_rep() == now, 30, 0.5)
+    for i in range(40):
+        r = requests.get(f"{stack.url}/home", params={"i": i},
+                         headers={"Connection": "close"}, timeout=5)
+        assert r.status_code == 200, r.text
+        assert r.headers["X-Ringlb-Replica"] in now["replicas"]
+    auth = {"Authorization": f"Bearer {stack.token}"}
+    assert requests.post(f"{stack.url}/add", json={"n": 1}, timeout=10).status_code == 401
+    added = requests.post(f"{stack.url}/add", json={"n": 1}, headers=auth, timeout=60)
+    assert added.status_code == 200, added.text
+    grown = added.json()["message"]["replicas"]
+    assert wait_for(lambda: stack.all_show(grown, fresh=6), 10, 0.1), stack.router_reps()
+    gone = grown[-1]
+    removed = requests.delete(f"{stack.url}/rm", json={"n": 1, "hostnames": [gone]},
+                              headers=auth, timeout=60)
+    assert removed.status_code == 200, removed.text
+    assert wait_for(lambda: stack.all_show(now["replicas"], fresh=6), 10, 0.1)
+
+
+def test_cleanup_and_stack_rm_leave_nothing(stack: Stack) -> None:
+    # The replicas outlive their routers (they are the cluster's), so `ringlb cleanup`
+    # (from the image, through the socket) removes them first; then `docker stack rm`
+    # the routers and the network, which is free by then.
+    clean = stack.docker("run", "--rm", "-v", "/var/run/docker.sock:/var/run/docker.sock",
+                         stack.image, "cleanup", "--backend", "swarm", "--cluster", stack.cluster)
+    assert clean.returncode == 0, clean.stderr
+    assert clean.stdout.strip() == f"removed 3 replicas of cluster {stack.cluster}", \
+        clean.stdout + clean.stderr
+    rm = stack.docker("stack", "rm", stack.name)
+    assert rm.returncode == 0, rm.stdout + rm.stderr
+    # Swarm deletes the network once the last task has left it: a moment after.
+    wait_for(lambda: not any(stack.leftovers().values()), 30, 0.5)
+    assert stack.leftovers() == {"services": [], "containers": [], "networks": []}
