@@ -46,12 +46,13 @@ HAS_IPVS = Path("/proc/sys/net/ipv4/vs").exists()
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
-# Run inside a router's container: one HTTP exchange with the router on its own loopback,
-# printed as JSON (status, headers, body). Its arguments: method, path, body, headers.
+# Run inside a router's container: one HTTP exchange, with the router on its own loopback
+# unless told another host, printed as JSON (status, headers, body). Its arguments:
+# method, path, body, headers, host.
 _CLIENT = """
 import http.client, json, sys
-method, path, body, headers = json.loads(sys.argv[1])
-conn = http.client.HTTPConnection("127.0.0.1", 5000, timeout=30)
+method, path, body, headers, host = json.loads(sys.argv[1])
+conn = http.client.HTTPConnection(host, 5000, timeout=30)
 conn.request(method, path, body, headers)
 r = conn.getresponse()
 print(json.dumps([r.status, dict(r.getheaders()), r.read().decode()]))
@@ -59,11 +60,12 @@ print(json.dumps([r.status, dict(r.getheaders()), r.read().decode()]))
 
 
 def router_http(container: Any, method: str, path: str, body: Any = None,
-                headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], Any] | None:
-    """One request to the router in `container`, on its loopback: (status, headers, JSON
-    body), or None while it does not answer."""
+                headers: dict[str, str] | None = None,
+                host: str = "127.0.0.1") -> tuple[int, dict[str, str], Any] | None:
+    """One request from inside `container` to its router on its loopback (or to `host`,
+    port 5000): (status, headers, JSON body), or None while it does not answer."""
     arg = json.dumps([method, path, None if body is None else json.dumps(body),
-                      {"Content-Type": "application/json", **(headers or {})}])
+                      {"Content-Type": "application/json", **(headers or {})}, host])
     try:
         result = container.exec_run(["python", "-c", _CLIENT, arg])
     except Exception:  # noqa: BLE001 - the container is starting or gone: not yet
@@ -188,6 +190,7 @@ def test_two_routers_started_together_share_the_replicas_on_the_stacks_network(
     for s in replicas:
         assert [n["Target"] for n in s.attrs["Spec"]["TaskTemplate"]["Networks"]] == [net.id]
         assert not (s.attrs.get("Endpoint") or {}).get("Ports")
+        assert s.attrs["Spec"]["EndpointSpec"]["Mode"] == "dnsrr"  # no VIP: the task itself
     # The routers: on managers, the socket mounted, the mesh's port (ingress).
     spec = router_svc.attrs["Spec"]
     assert spec["TaskTemplate"]["Placement"]["Constraints"] == ["node.role == manager"]
@@ -203,6 +206,12 @@ def test_two_routers_started_together_share_the_replicas_on_the_stacks_network(
             assert answer is not None and answer[0] == 200, answer
             name = answer[1]["X-Ringlb-Replica"]
             assert name in SERVERS
+            assert answer[2]["message"] == f"Hello from Server: {name.removeprefix('Server')}"
+        # On the overlay, a replica also answers to its hostname (as the issue asks of a
+        # router inside the overlay); ringlb itself uses the task's address.
+        for name in SERVERS:
+            answer = router_http(router, "GET", "/home", host=name)
+            assert answer is not None and answer[0] == 200, (name, answer)
             assert answer[2]["message"] == f"Hello from Server: {name.removeprefix('Server')}"
 
 
@@ -228,6 +237,41 @@ def test_add_and_rm_through_one_router_are_seen_by_the_other(stack: Stack) -> No
     assert len(stack.client.services.list(
         filters={"label": f"ringlb.cluster={stack.cluster}"})) == 3
     assert len(stack.client.services.get(f"{stack.name}_router").tasks()) == 2
+
+
+def test_a_killed_replica_comes_back_at_a_new_address_for_both_routers(stack: Stack) -> None:
+    # Swarm restarts the task; its new container has a new address on the overlay, which
+    # both routers learn from Swarm (a move) while the others answer meanwhile.
+    client = stack.client
+    service = f"ringlb-{stack.cluster}-1"
+    (victim,) = client.containers.list(
+        filters={"label": f"com.docker.swarm.service.name={service}"})
+    old_ip = victim.attrs["NetworkSettings"]["Networks"][stack.network]["IPAddress"]
+    victim.kill()
+    for router in stack.routers():
+        for i in range(10):  # during the restart: retried on the next replica
+            answer = router_http(router, "GET", f"/home?i={i}")
+            assert answer is not None and answer[0] == 200, answer
+
+    def back() -> bool:
+        running = client.containers.list(
+            filters={"label": f"com.docker.swarm.service.name={service}"})
+        return bool(running) and running[0].id != victim.id
+
+    assert wait_for(back, 30, 0.2)
+    (again,) = client.containers.list(
+        filters={"label": f"com.docker.swarm.service.name={service}"})
+    new_ip = again.attrs["NetworkSettings"]["Networks"][stack.network]["IPAddress"]
+    print(f"Server1 restarted by Swarm: {old_ip} -> {new_ip}")
+
+    def serves_server1(router: Any) -> bool:
+        answers = [router_http(router, "GET", f"/home?i={i}") for i in range(12)]
+        return all(a is not None and a[0] == 200 for a in answers) and any(
+            a is not None and a[1]["X-Ringlb-Replica"] == "Server1" for a in answers)
+
+    for router in stack.routers():
+        assert wait_for(lambda router=router: serves_server1(router), 30, 0.2), stack.logs()
+    assert len(client.services.get(f"{stack.name}_router").tasks()) == 2
 
 
 @pytest.mark.skipif(not HAS_IPVS, reason="this kernel has no IPVS (ip_vs module): Swarm's "

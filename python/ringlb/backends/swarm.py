@@ -232,13 +232,17 @@ class SwarmBackend(DockerBackend):
             )
             # Host mode: each task publishes a port Docker picks on its own node, which
             # a router on a host reaches directly (the routing mesh would pick a task).
-            # A router on the overlay network reaches the task there: nothing published.
-            ports = [] if self.address == "network" else [
-                {"TargetPort": self.port, "Protocol": "tcp", "PublishMode": "host"}]
+            # A router on the overlay network reaches the task there: nothing published,
+            # and no virtual IP either (dnsrr): the hostname resolves to the task itself.
+            # A VIP is IPVS, which the router does not need and some kernels lack.
+            if self.address == "network":
+                endpoint = docker.types.EndpointSpec(mode="dnsrr")
+            else:
+                endpoint = docker.types.EndpointSpec(ports=[
+                    {"TargetPort": self.port, "Protocol": "tcp", "PublishMode": "host"}])
             self.client.api.create_service(
                 template, name=name, labels=self.labels(server_id, hostname),
-                mode=docker.types.ServiceMode("replicated", 1),
-                endpoint_spec=docker.types.EndpointSpec(ports=ports))
+                mode=docker.types.ServiceMode("replicated", 1), endpoint_spec=endpoint)
         except docker.errors.APIError as e:
             if e.status_code != 409:
                 raise BackendError(f"cannot create service {name}: {e}") from e
