@@ -194,8 +194,11 @@ def test_two_routers_started_together_share_the_replicas_on_the_stacks_network(
     # The routers: on managers, the socket mounted, the mesh's port (ingress).
     spec = router_svc.attrs["Spec"]
     assert spec["TaskTemplate"]["Placement"]["Constraints"] == ["node.role == manager"]
-    assert "/var/run/docker.sock" in {m["Target"] for m in
-                                       spec["TaskTemplate"]["ContainerSpec"]["Mounts"]}
+    container_spec = spec["TaskTemplate"]["ContainerSpec"]
+    assert "/var/run/docker.sock" in {m["Target"] for m in container_spec["Mounts"]}
+    # The hardening README claims (which does not limit what the socket allows).
+    assert (container_spec.get("ReadOnly"), container_spec.get("CapabilityDrop")) == \
+        (True, ["ALL"])
     (published,) = router_svc.attrs["Endpoint"]["Ports"]
     assert (published["PublishedPort"], published["PublishMode"]) == (stack.port, "ingress")
 
