@@ -151,8 +151,6 @@ class Stack:
                     n.remove()
 
 
-
-
 @pytest.fixture(scope="module")
 def stack(swarm_client: Any, balancer_image: str) -> Iterator[Stack]:
     """The module's stack, deployed and serving 3 replicas through both routers; whatever
