@@ -7,8 +7,8 @@ Python.
 
 from ringlb import _core
 from ringlb._core import (
-    MAX_WEIGHT,
     EVENT_KINDS,
+    MAX_WEIGHT,
     HeartbeatEngine,
     Ring,
     Router,
@@ -21,8 +21,8 @@ from ringlb.paths import replica_binary
 __version__ = _core.__version__
 
 __all__ = [
-    "MAX_WEIGHT",
     "EVENT_KINDS",
+    "MAX_WEIGHT",
     "ControlError",
     "HeartbeatEngine",
     "Ring",

@@ -302,12 +302,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("docker_cpus", "--docker-cpus", REPLICAS, "CPU limit of each replica container",
             positive_float),
     Setting("docker_network", "--docker-network", REPLICAS,
-            "an existing Docker network to attach the replicas to, which ringlb neither "
-            "creates nor removes (empty: ringlb makes ringlb-<cluster>)", metavar="NETWORK"),
+            "an existing Docker network to attach the replicas to (swarm: an overlay "
+            "network), which ringlb neither creates nor removes (empty: ringlb makes "
+            "ringlb-<cluster>)", metavar="NETWORK"),
     Setting("docker_address", "--docker-address", REPLICAS,
             "how the router reaches a replica container: published (a port Docker publishes "
-            "on 127.0.0.1) or network (its IP on the replicas' network: for a router that "
-            "itself runs in a container on that network, docker/compose.yaml)",
+            "on 127.0.0.1; swarm: in host mode on the task's node) or network (its IP on the "
+            "replicas' network, nothing published: for a router that itself runs in a "
+            "container on that network, docker/compose.yaml, docker/stack.yaml)",
             choices=REPLICA_ADDRESS_MODES),
 
     Setting("health_path", "--health-path", HEALTH,

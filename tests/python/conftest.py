@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import shutil
+import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -51,3 +55,35 @@ def swarm_client() -> Iterator[object]:
         except RuntimeError as e:  # a worker node: services cannot be created here
             pytest.skip(str(e))
         yield client
+
+
+#: The balancer image the container tests run (test_container.py, test_stack.py).
+BALANCER_IMAGE_TAG = "ringlb-test/balancer:latest"
+BALANCER_IMAGE_LABEL = "ringlb.test=balancer-image"
+
+
+@pytest.fixture(scope="session")
+def balancer_image() -> Iterator[str]:
+    """The balancer image (docker/Dockerfile), built once per session by
+    scripts/build-images.sh with this interpreter's venv (its wheel build tools) from
+    this tree; removed at the end. Skips without Docker or mmdebstrap."""
+    from control_helpers import require_docker
+
+    if shutil.which("mmdebstrap") is None:
+        pytest.skip("mmdebstrap is not installed: it makes the balancer image's Debian base "
+                    "(scripts/apt-packages.txt)")
+    client = require_docker()
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHON": sys.executable}
+    started = time.monotonic()
+    build = subprocess.run(["bash", str(root / "scripts" / "build-images.sh"),
+                            "--tag", BALANCER_IMAGE_TAG, "--label", BALANCER_IMAGE_LABEL],
+                           cwd=root, env=env, capture_output=True, text=True, timeout=900,
+                           check=False)
+    try:
+        assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
+        print(f"balancer image built in {time.monotonic() - started:.0f} s")
+        yield BALANCER_IMAGE_TAG
+    finally:
+        for image in client.images.list(filters={"label": BALANCER_IMAGE_LABEL}):
+            client.images.remove(image.id, force=True)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import time
 import uuid
 from collections.abc import Iterator
@@ -18,6 +19,13 @@ import pytest
 def unique_cluster(prefix: str) -> str:
     """A cluster label no other test (or helper session) uses."""
     return f"t-{prefix}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port free on `host` now ("0.0.0.0": on every interface, as Swarm publishes)."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
 
 
 def docker_client() -> Any:

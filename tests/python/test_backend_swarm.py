@@ -231,3 +231,41 @@ def test_bad_settings_are_refused_before_swarm_is_asked(swarm_client: Any) -> No
     with pytest.raises(ValueError, match="replica port"):
         SwarmBackend("ok", port=0)
     assert services(swarm_client, "ok") == []
+
+
+def test_a_given_network_must_be_an_overlay_and_stays(swarm_client: Any, cluster: str) -> None:
+    # --docker-network NAME --docker-address network: the stack's routers (test_stack.py,
+    # where a router sits on the overlay and reaches the replicas there). Here, what the
+    # host can check: the network is checked before any service is made, and ringlb
+    # never removes a network it was given.
+    from ringlb.backends.swarm import SwarmBackend
+
+    with pytest.raises(ValueError, match="replica address"):
+        SwarmBackend(cluster, address="mesh")
+    with pytest.raises(ValueError, match="invalid Docker network name"):
+        SwarmBackend(cluster, network="no/such")
+    missing = SwarmBackend(cluster, network=f"{cluster}-missing", address="network")
+    bridge = swarm_client.networks.create(f"{cluster}-bridge", driver="bridge",
+                                          labels={"ringlb.cluster": cluster})
+    overlay = swarm_client.networks.create(f"{cluster}-given", driver="overlay",
+                                           attachable=True, labels={"ringlb.cluster": cluster})
+    on_bridge = SwarmBackend(cluster, network=bridge.name, address="network")
+    # The docker backend's settings, one owner: --docker-network, --docker-address.
+    from ringlb.backends import backend_from_config
+
+    given = backend_from_config("swarm", cluster, LauncherConfig(
+        docker_network=overlay.name, docker_address="network"))
+    assert isinstance(given, SwarmBackend)
+    assert (given.network_name, given.own_network, given.address) == \
+        (overlay.name, False, "network")
+    try:
+        with pytest.raises(BackendError, match="does not exist"):
+            missing.start(1, "Server1")
+        with pytest.raises(BackendError, match="not a Swarm overlay network"):
+            on_bridge.start(1, "Server1")
+        assert services(swarm_client, cluster) == []
+        assert given.remove_all() == 0
+        assert swarm_client.networks.get(overlay.id).name == overlay.name
+    finally:
+        for b in (missing, on_bridge, given):
+            b.close()

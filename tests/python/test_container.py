@@ -5,10 +5,11 @@ containers it starts through the mounted Docker socket on the network it shares 
 them. /rep, proxied requests, the replacement of a killed replica, /add and /rm are checked
 from the host, then `down` must leave no container, network or replica behind.
 
-Cost: the wheel build is incremental (build/, as scripts/install.sh left it); the Debian
-base (mmdebstrap, 20 s to a few minutes) is made once and kept as a cache under the
-script's LOCAL_BASE tag (test_wheel.py shares it); the image build is an offline pip
-install. The balancer image is tagged for this test and removed at the end.
+Cost: the balancer image is built once per session by the `balancer_image` fixture
+(conftest.py; test_stack.py shares it): the wheel build is incremental (build/, as
+scripts/install.sh left it), the Debian base (mmdebstrap, 20 s to a few minutes) is made
+once and kept as a cache under the script's LOCAL_BASE tag (test_wheel.py shares it), and
+the image build is an offline pip install.
 Every name (compose project, cluster, network, host port) is this run's own.
 """
 
@@ -16,59 +17,33 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
-import sys
-import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
-from control_helpers import remove_docker_cluster, require_docker, unique_cluster, wait_for
+from control_helpers import (
+    free_port,
+    remove_docker_cluster,
+    require_docker,
+    unique_cluster,
+    wait_for,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker" / "compose.yaml"
-BUILD_SCRIPT = ROOT / "scripts" / "build-images.sh"
-IMAGE_TAG = "ringlb-test/balancer:latest"
-IMAGE_LABEL = "ringlb.test=balancer-image"
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
 def client() -> Any:
-    for tool, why in (("docker-compose", "docker-compose (Debian's, v1) runs the compose file"),
-                      ("mmdebstrap", "mmdebstrap makes the image's Debian base")):
-        if shutil.which(tool) is None:
-            pytest.skip(f"{tool} is not installed: {why} (scripts/apt-packages.txt)")
+    if shutil.which("docker-compose") is None:
+        pytest.skip("docker-compose is not installed: Debian's docker-compose (v1) runs the "
+                    "compose file (scripts/apt-packages.txt)")
     return require_docker()
-
-
-@pytest.fixture(scope="module")
-def balancer_image(client: Any) -> Iterator[str]:
-    """The balancer image, built by scripts/build-images.sh with this interpreter's venv
-    (its wheel build tools); removed at the end."""
-    env = {**os.environ, "PYTHON": sys.executable}
-    started = time.monotonic()
-    build = subprocess.run(["bash", str(BUILD_SCRIPT), "--tag", IMAGE_TAG,
-                            "--label", IMAGE_LABEL], cwd=ROOT, env=env, capture_output=True,
-                           text=True, timeout=900, check=False)
-    try:
-        assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
-        print(f"balancer image built in {time.monotonic() - started:.0f} s")
-        yield IMAGE_TAG
-    finally:
-        for image in client.images.list(filters={"label": IMAGE_LABEL}):
-            client.images.remove(image.id, force=True)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _leftovers(client: Any, project: str, cluster: str, network: str) -> dict[str, list[str]]:
@@ -102,7 +77,7 @@ def test_compose_up_runs_the_whole_system_and_down_leaves_nothing(
     project = f"ringlbtest{os.getpid()}{uuid.uuid4().hex[:6]}"
     cluster = unique_cluster("compose")
     network = f"ringlb-{cluster}-net"
-    port = _free_port()
+    port = free_port()
     token = uuid.uuid4().hex
     env = {**os.environ, "RINGLB_IMAGE": balancer_image, "RINGLB_CLUSTER": cluster,
            "RINGLB_PORT": str(port), "RINGLB_ADMIN_TOKEN": token}

@@ -54,7 +54,8 @@ register_backend(
              "start_timeout": "start_timeout", "stop_timeout": None, "client": None,
              "binary": None, "health_path": "health_path", "image": "replica_image",
              "port": "replica_port", "env": "replica_env", "command": "replica_command",
-             "read_only": "replica_read_only", "user": "replica_user"})
+             "read_only": "replica_read_only", "user": "replica_user",
+             "network": "docker_network", "address": "docker_address"})
 
 __all__ = [
     "AUTO",

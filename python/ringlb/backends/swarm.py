@@ -14,6 +14,10 @@ events (and, as a fallback, looks every resolve_interval), and sync() tells
 its launcher which replicas another router added or removed and which moved
 (a task Swarm restarted publishes a new port). A router on a host reaches the
 replicas through ports published in host mode on the node that runs the task.
+A router that is itself a Swarm task (docker/stack.yaml) is given the stack's
+overlay network (`network`, which ringlb neither creates nor removes) and
+reaches each replica at its task's address on it (`address="network"`), with
+no port published at all.
 
 The services outlive the launcher: stopping a router leaves them to the
 others, a restarted router adopts them, and `ringlb cleanup --backend swarm
@@ -77,11 +81,12 @@ class SwarmBackend(DockerBackend):
                  client: docker.DockerClient | None = None, binary: Path | None = None,
                  health_path: str = "/heartbeat", image: str = "", port: int = 5000,
                  env: Sequence[str] = (), command: str = "", read_only: bool = True,
-                 user: str = "") -> None:
+                 user: str = "", network: str = "", address: str = "published") -> None:
         super().__init__(cluster, memory=memory, cpus=cpus, start_timeout=start_timeout,
                          stop_timeout=stop_timeout, client=client, binary=binary,
                          health_path=health_path, image=image, port=port, env=env,
-                         command=command, read_only=read_only, user=user)
+                         command=command, read_only=read_only, user=user,
+                         network=network, address=address)
         longest = self.service_name(0xFFFFFFFF)
         if len(longest) > _MAX_SERVICE_NAME:
             raise ValueError(f"cluster name {cluster!r} is too long for Swarm service names "
@@ -109,6 +114,13 @@ class SwarmBackend(DockerBackend):
         return {"label": ["ringlb.managed=true", f"ringlb.cluster={self.cluster}"]}
 
     def _network(self) -> Any:
+        if not self.own_network:
+            net = super()._network()  # exists, or a BackendError that says so
+            if net.attrs.get("Driver") != "overlay" or net.attrs.get("Scope") != "swarm":
+                raise BackendError(f"Docker network {self.network_name!r} is not a Swarm "
+                                   f"overlay network (driver {net.attrs.get('Driver')}, scope "
+                                   f"{net.attrs.get('Scope')}): services cannot attach to it")
+            return net
         with self._lock:
             for net in self.client.networks.list(names=[self.network_name],
                                                   filters=self._filters()):
@@ -134,13 +146,28 @@ class SwarmBackend(DockerBackend):
         """(host, port, task id) of the service's running task, or None while it has none."""
         tasks = self.client.api.tasks(filters={"service": service, "desired-state": "running"})
         for task in sorted(tasks, key=lambda t: t.get("UpdatedAt", ""), reverse=True):
-            status = task.get("Status") or {}
-            if status.get("State") != "running":
+            if (task.get("Status") or {}).get("State") != "running":
                 continue
-            for p in (status.get("PortStatus") or {}).get("Ports") or []:
-                if p.get("TargetPort") == self.port and p.get("PublishedPort"):
-                    return (self._node_address(task["NodeID"]), int(p["PublishedPort"]),
-                            task["ID"])
+            endpoint = self._task_endpoint(task)
+            if endpoint is not None:
+                return (*endpoint, task["ID"])
+        return None
+
+    def _task_endpoint(self, task: dict[str, Any]) -> tuple[str, int] | None:
+        """Where the router reaches this running task, by the address mode (the swarm
+        counterpart of DockerBackend._endpoint); None when Swarm gives no such address."""
+        if self.address == "network":
+            # The task's address on the replicas' overlay network: a router attached
+            # to that network (a task of docker/stack.yaml) connects to it directly.
+            for att in task.get("NetworksAttachments") or []:
+                spec = (att.get("Network") or {}).get("Spec") or {}
+                if spec.get("Name") == self.network_name and att.get("Addresses"):
+                    return (att["Addresses"][0].split("/", 1)[0], self.port)
+            return None
+        status = task.get("Status") or {}
+        for p in (status.get("PortStatus") or {}).get("Ports") or []:
+            if p.get("TargetPort") == self.port and p.get("PublishedPort"):
+                return (self._node_address(task["NodeID"]), int(p["PublishedPort"]))
         return None
 
     def _services(self) -> list[dict[str, Any]]:
@@ -205,11 +232,17 @@ class SwarmBackend(DockerBackend):
             )
             # Host mode: each task publishes a port Docker picks on its own node, which
             # a router on a host reaches directly (the routing mesh would pick a task).
+            # A router on the overlay network reaches the task there: nothing published,
+            # and no virtual IP either (dnsrr): the hostname resolves to the task itself.
+            # A VIP is IPVS, which the router does not need and some kernels lack.
+            if self.address == "network":
+                endpoint = docker.types.EndpointSpec(mode="dnsrr")
+            else:
+                endpoint = docker.types.EndpointSpec(ports=[
+                    {"TargetPort": self.port, "Protocol": "tcp", "PublishMode": "host"}])
             self.client.api.create_service(
                 template, name=name, labels=self.labels(server_id, hostname, weight),
-                mode=docker.types.ServiceMode("replicated", 1),
-                endpoint_spec=docker.types.EndpointSpec(ports=[
-                    {"TargetPort": self.port, "Protocol": "tcp", "PublishMode": "host"}]))
+                mode=docker.types.ServiceMode("replicated", 1), endpoint_spec=endpoint)
         except docker.errors.APIError as e:
             if e.status_code != 409:
                 raise BackendError(f"cannot create service {name}: {e}") from e
@@ -429,6 +462,8 @@ class SwarmBackend(DockerBackend):
         return len(services)
 
     def _remove_network(self) -> None:
+        if not self.own_network:
+            return  # a network it was given (the stack's) is its owner's to remove
         deadline = time.monotonic() + 10
         while True:
             try:
