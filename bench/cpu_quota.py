@@ -12,7 +12,6 @@ the cap causes short, and alike for every proxy.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 _ROOT = Path("/sys/fs/cgroup")
@@ -42,9 +41,11 @@ class CpuQuota:
         self._procs = self.path / "cgroup.procs"
         self._parent_procs = self.path.parent / "cgroup.procs"
 
-    def join(self) -> None:
-        """Moves the calling process in (use as Popen's preexec_fn, before exec)."""
-        self._procs.write_text(str(os.getpid()))
+    def wrap(self, argv: list[str]) -> list[str]:
+        """`argv` started inside the cgroup: a shell moves itself in, then execs it, so
+        every process it forks is in from its first instruction (Popen's preexec_fn
+        would do the same in Python, which is unsafe once threads exist)."""
+        return ["sh", "-c", 'echo $$ > "$0" && exec "$@"', str(self._procs), *argv]
 
     def remove(self) -> None:
         """Moves any process left back to the parent, then deletes the cgroup."""

@@ -161,11 +161,10 @@ def start_ringlb(ports: list[int], cpu: str, threads: int, scheme: str = "xxh3",
                  max_body_bytes: int | None = None) -> tuple[subprocess.Popen, int]:
     """ringlb's router in its own process pinned to `cpu` (see serve_ringlb)."""
     extra = [] if max_body_bytes is None else ["--max-body-bytes", str(max_body_bytes)]
-    proc = subprocess.Popen(
-        ["taskset", "-c", cpu, sys.executable, str(Path(__file__).resolve()), "--serve-ringlb",
-         ",".join(map(str, ports)), "--threads", str(threads), "--scheme", scheme, *extra],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-        preexec_fn=quota.join if quota else None)
+    argv = ["taskset", "-c", cpu, sys.executable, str(Path(__file__).resolve()), "--serve-ringlb",
+            ",".join(map(str, ports)), "--threads", str(threads), "--scheme", scheme, *extra]
+    proc = subprocess.Popen(quota.wrap(argv) if quota else argv,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     line = proc.stdout.readline()
     if not line:
@@ -235,8 +234,8 @@ def start_haproxy(ports: list[int], cpu: str, workdir: Path,
     cfg = cfg.replace("{port}", str(port)).replace("{servers}", servers)
     path = workdir / "haproxy.cfg"
     path.write_text(cfg)
-    proc = subprocess.Popen(["taskset", "-c", cpu, "haproxy", "-db", "-f", str(path)],
-                            preexec_fn=quota.join if quota else None)
+    argv = ["taskset", "-c", cpu, "haproxy", "-db", "-f", str(path)]
+    proc = subprocess.Popen(quota.wrap(argv) if quota else argv)
     wait_listening(port, proc)
     return proc, port
 
@@ -252,8 +251,8 @@ def start_nginx(ports: list[int], cpu: str, workdir: Path,
     cfg = cfg.replace("{prefix}", str(prefix))
     path = prefix / "nginx.conf"
     path.write_text(cfg)
-    proc = subprocess.Popen(["taskset", "-c", cpu, "nginx", "-p", str(prefix), "-c", str(path)],
-                            preexec_fn=quota.join if quota else None)
+    argv = ["taskset", "-c", cpu, "nginx", "-p", str(prefix), "-c", str(path)]
+    proc = subprocess.Popen(quota.wrap(argv) if quota else argv)
     wait_listening(port, proc)
     return proc, port
 

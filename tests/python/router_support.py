@@ -311,3 +311,49 @@ class ScriptedServer(ThreadedServer):
                         return
             except OSError:
                 return
+
+
+class GetLoad:
+    """Clients that send GET /home?id=<k> on one keep-alive connection each, one per port,
+    until stop() (at most `seconds` and `limit` requests each): a steady flow to kill a
+    replica under. `failures` lists every request not answered 200; `answered` counts
+    the 200s per client."""
+
+    def __init__(self, ports: list[int], seconds: float = 20.0, limit: int = 50_000) -> None:
+        self.failures: list[str] = []
+        self.answered = [0] * len(ports)
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._run, args=(i, p, seconds, limit))
+                         for i, p in enumerate(ports)]
+
+    def _run(self, client: int, port: int, seconds: float, limit: int) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        deadline = time.monotonic() + seconds
+        k = 0
+        while not self._stop.is_set() and time.monotonic() < deadline and k < limit:
+            k += 1
+            try:
+                conn.request("GET", f"/home?id={client}-{k}")
+                res = conn.getresponse()
+                res.read()
+                if res.status == 200:
+                    self.answered[client] += 1
+                else:
+                    self.failures.append(f"{res.status} for {client}-{k}")
+            except (OSError, http.client.HTTPException) as e:
+                self.failures.append(f"{e!r} for {client}-{k}")
+                conn.close()
+        conn.close()
+
+    def __enter__(self) -> GetLoad:  # noqa: PYI034
+        for t in self._threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join()

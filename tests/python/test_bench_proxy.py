@@ -81,12 +81,12 @@ def test_a_cpu_quota_caps_a_busy_process_and_is_removed() -> None:
     quota = CpuQuota(f"ringlb-test-{os.getpid()}", 0.3)
     try:
         spin = subprocess.Popen(
-            [sys.executable, "-c",
-             ("import os, time\n"
-             "end = time.monotonic() + 1.0\n"
-             "while time.monotonic() < end: pass\n"
-             "t = os.times(); print(t.user + t.system)")],
-            stdout=subprocess.PIPE, text=True, preexec_fn=quota.join)
+            quota.wrap([sys.executable, "-c",
+                        ("import os, time\n"
+                         "end = time.monotonic() + 1.0\n"
+                         "while time.monotonic() < end: pass\n"
+                         "t = os.times(); print(t.user + t.system)")]),
+            stdout=subprocess.PIPE, text=True)
         out, _ = spin.communicate(timeout=30)
         # One second of wall time at 30 % of a CPU: about 0.3 s of CPU
         # (interpreter start-up included), far from the 1 s it takes uncapped.

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+from router_support import GetLoad
 
 from ringlb.backends import BackendError, ProcessBackend
 from ringlb.backends.base import ReplicaCommand
@@ -255,50 +256,19 @@ def test_a_service_killed_under_load_costs_no_idempotent_request(proc_cluster: s
     """SIGKILL of one aiohttp replica while two clients send GETs: the router's passive
     check and retry on the next replica answer every request, and the launcher starts a
     replacement with the same name."""
-    import threading
-
     cfg = config(proc_cluster, ECHO, replicas=3, threads=2, key="query:id",
                  health_path="/home", heartbeat_interval=0.1)
-    with Launcher(cfg) as lb:
-        failures: list[str] = []
-        answered = [0, 0]
-        stop = threading.Event()
-
-        def load(k: int) -> None:
-            conn = http.client.HTTPConnection("127.0.0.1", lb.port, timeout=10)
-            deadline = time.monotonic() + 15
-            i = 0
-            while not stop.is_set() and time.monotonic() < deadline and i < 20_000:
-                i += 1
-                try:
-                    conn.request("GET", f"/home?id={k}-{i}")
-                    res = conn.getresponse()
-                    res.read()
-                    if res.status != 200:
-                        failures.append(f"{res.status} for {k}-{i}")
-                    answered[k] += 1
-                except (OSError, http.client.HTTPException) as e:
-                    failures.append(f"{e!r} for {k}-{i}")
-                    conn.close()
-            conn.close()
-
-        clients = [threading.Thread(target=load, args=(k,)) for k in (0, 1)]
-        for c in clients:
-            c.start()
-        try:
-            time.sleep(1.0)
-            lb.kill("Server2")
-            deadline = time.monotonic() + 30
-            while (("replaced", "Server2") not in [(e["kind"], e["hostname"]) for e in lb.events()]
-                   and time.monotonic() < deadline):
-                time.sleep(0.05)
-            assert lb.wait_until_whole(timeout=30)
-            time.sleep(0.5)
-        finally:
-            stop.set()
-            for c in clients:
-                c.join()
-        assert failures == []
-        assert min(answered) > 100
+    with Launcher(cfg) as lb, GetLoad([lb.port, lb.port]) as load:
+        time.sleep(1.0)
+        lb.kill("Server2")
+        deadline = time.monotonic() + 30
+        while (("replaced", "Server2") not in [(e["kind"], e["hostname"]) for e in lb.events()]
+               and time.monotonic() < deadline):
+            time.sleep(0.05)
+        assert lb.wait_until_whole(timeout=30)
+        time.sleep(0.5)
+        load.stop()
+        assert load.failures == []
+        assert min(load.answered) > 100
         kinds = [(e["kind"], e["hostname"]) for e in lb.events()]
         assert ("down", "Server2") in kinds and ("replaced", "Server2") in kinds
