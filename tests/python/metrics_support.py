@@ -3,9 +3,7 @@ sample lines (enough for the tests; promtool checks the format itself)."""
 
 from __future__ import annotations
 
-import http.client
 import re
-from collections import Counter
 
 import router_support
 from router_support import Fleet
@@ -60,19 +58,3 @@ def metrics_router(fleet: Fleet, **kwargs) -> ringlb.Router:
     for i in range(1, 4):
         r.add_replica(f"Server{i}", "127.0.0.1", fleet.start(f"Server{i}", i).port)
     return r
-
-
-def send(port: int, n: int) -> Counter[str]:
-    """n GET /home on one keep-alive connection: answers per replica."""
-    seen: Counter[str] = Counter()
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    try:
-        for _ in range(n):
-            conn.request("GET", "/home")
-            resp = conn.getresponse()
-            resp.read()
-            assert resp.status == 200
-            seen[resp.getheader("X-Ringlb-Replica")] += 1
-    finally:
-        conn.close()
-    return seen

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -357,3 +358,19 @@ class GetLoad:
         self._stop.set()
         for t in self._threads:
             t.join()
+
+
+def send(port: int, n: int) -> Counter[str]:
+    """n GET /home on one keep-alive connection: answers per replica."""
+    seen: Counter[str] = Counter()
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        for _ in range(n):
+            conn.request("GET", "/home")
+            resp = conn.getresponse()
+            resp.read()
+            assert resp.status == 200
+            seen[resp.getheader("X-Ringlb-Replica")] += 1
+    finally:
+        conn.close()
+    return seen

@@ -17,8 +17,8 @@ import time
 from pathlib import Path
 
 import pytest
-from metrics_support import metrics_router, send
-from router_support import Fleet, request
+from metrics_support import metrics_router
+from router_support import Fleet, request, send
 
 import ringlb
 

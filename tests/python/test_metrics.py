@@ -6,8 +6,8 @@ from __future__ import annotations
 import time
 
 import pytest
-from metrics_support import metrics_router, scrape, send, total, value
-from router_support import Fleet, request, running
+from metrics_support import metrics_router, scrape, total, value
+from router_support import Fleet, request, running, send
 
 import ringlb
 from ringlb.launcher import Launcher, LauncherConfig

@@ -14,8 +14,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from metrics_support import metrics_router, scrape, send
-from router_support import Fleet, running
+from metrics_support import metrics_router, scrape
+from router_support import Fleet, running, send
 
 PROMETHEUS = shutil.which("prometheus")
 PROMTOOL = shutil.which("promtool")

@@ -25,6 +25,7 @@ from router_support import (
     raw_exchange,
     request,
     running,
+    send,
 )
 
 import ringlb
@@ -121,17 +122,7 @@ def test_head_keeps_the_length_and_sends_no_body(cluster: ringlb.Router) -> None
 def test_random_key_spreads_requests_over_every_replica(fleet: Fleet) -> None:
     router = make_cluster(fleet)  # key="random", the assignment's
     with running(router):
-        seen = Counter()
-        conn = http.client.HTTPConnection("127.0.0.1", router.port, timeout=5)
-        try:
-            for _ in range(300):
-                conn.request("GET", "/home")
-                resp = conn.getresponse()
-                resp.read()
-                assert resp.status == 200
-                seen[resp.getheader("X-Ringlb-Replica")] += 1
-        finally:
-            conn.close()
+        seen = send(router.port, 300)
         assert set(seen) == set(SERVERS)
         stats = router.stats()
         assert stats["proxied"] == 300
