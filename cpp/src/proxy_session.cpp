@@ -360,7 +360,7 @@ void ProxySession::do_continue() {
 }
 
 void ProxySession::on_continue(beast::error_code ec, std::size_t) {
-    if (ec) return fail(ec, "write 100-continue");
+    if (ec) return fail();
     start_body();
 }
 
@@ -391,7 +391,7 @@ void ProxySession::on_read_error(beast::error_code ec) {
     }
     if (ec == http::error::end_of_stream || ec == http::error::partial_message) return close();
     if (is_http_error(ec)) return send_error(400, "malformed HTTP request: " + ec.message(), true);
-    fail(ec, "read");
+    fail();
 }
 
 void ProxySession::on_request() {
@@ -524,7 +524,7 @@ void ProxySession::do_try() {
     state_.total_in_flight.fetch_add(1, std::memory_order_relaxed);
     in_flight_ = true;
     if (!pool_->endpoint_valid()) {
-        return on_upstream_failure(asio::error::host_not_found, "connect");
+        return on_upstream_failure(asio::error::host_not_found, UpstreamStep::connect);
     }
     conn_ = pool_->acquire();
     reused_ = conn_->connected;
@@ -541,7 +541,7 @@ void ProxySession::do_connect() {
 }
 
 void ProxySession::on_connect(beast::error_code ec) {
-    if (ec) return on_upstream_failure(ec, "connect");
+    if (ec) return on_upstream_failure(ec, UpstreamStep::connect);
     conn_->connected = true;
     conn_->peer = pool_->endpoint();
     conn_->socket.set_option(tcp::no_delay(true), ec);
@@ -559,7 +559,7 @@ void ProxySession::do_upstream_write() {
 }
 
 void ProxySession::on_upstream_write(beast::error_code ec, std::size_t) {
-    if (ec) return on_upstream_failure(ec, "write");
+    if (ec) return on_upstream_failure(ec, UpstreamStep::write);
     if (streaming_) {
         if (piece_pending_) {
             piece_pending_ = false;
@@ -700,14 +700,14 @@ void ProxySession::on_upstream_bytes(beast::error_code ec, std::size_t n) {
 }
 
 void ProxySession::on_upstream_read(beast::error_code ec) {
-    if (ec) return on_upstream_failure(ec, "read");
+    if (ec) return on_upstream_failure(ec, UpstreamStep::read);
     const auto status = up_parser_->get().result_int();
-    if (!ProxyRules::valid_status(status)) return on_upstream_failure(http::error::bad_status, "read");
+    if (!ProxyRules::valid_status(status)) return on_upstream_failure(http::error::bad_status, UpstreamStep::read);
     if (status >= 100 && status < 200 && status != 101) return do_upstream_read();  // interim
     if (status == 101) {
         // A switch nobody asked for leaves the connection in a protocol the
         // router does not know: the replica is broken for this request.
-        if (upgrade_.empty()) return on_upstream_failure(http::error::bad_status, "read");
+        if (upgrade_.empty()) return on_upstream_failure(http::error::bad_status, UpstreamStep::read);
         return on_switching_protocols();
     }
     on_upstream_response();
@@ -720,7 +720,21 @@ void ProxySession::end_try() noexcept {
     state_.total_in_flight.fetch_sub(1, std::memory_order_relaxed);
 }
 
-void ProxySession::on_upstream_failure(beast::error_code ec, const char* what) {
+namespace {
+
+std::string_view step_name(ProxySession::UpstreamStep step) noexcept {
+    switch (step) {
+        case ProxySession::UpstreamStep::connect: return "connect";
+        case ProxySession::UpstreamStep::write: return "write";
+        case ProxySession::UpstreamStep::read: return "read";
+    }
+    return "?";
+}
+
+}  // namespace
+
+void ProxySession::on_upstream_failure(beast::error_code ec, UpstreamStep step) {
+    const std::string_view what = step_name(step);
     if (take_expired(Phase::upstream)) ec = beast::error::timeout;
     if (closed_) {
         // stop() or the client went away: nobody to answer or retry for.
@@ -728,7 +742,7 @@ void ProxySession::on_upstream_failure(beast::error_code ec, const char* what) {
         conn_.reset();
         return;
     }
-    const bool connect = what[0] == 'c';
+    const bool connect = step == UpstreamStep::connect;
     const bool timed_out = ec == beast::error::timeout;
     if (conn_) {
         beast::error_code ignored;
@@ -737,7 +751,7 @@ void ProxySession::on_upstream_failure(beast::error_code ec, const char* what) {
         // fails on first use: that says nothing about the replica, so the
         // same request gets one fresh connection to it before anything else.
         const bool stale = reused_ && !timed_out && !is_protocol_error(ec) && !body_sent_ &&
-                           (idempotent_ || std::string_view(what) == "write");
+                           (idempotent_ || step == UpstreamStep::write);
         if (stale) {
             conn_ = std::make_unique<UpstreamConnection>(worker_.ioc());
             reused_ = false;
@@ -772,10 +786,11 @@ void ProxySession::on_upstream_failure(beast::error_code ec, const char* what) {
     // carry another request.
     const bool unread = streaming_ && !stream_parser_->is_done();
     if (timed_out) {
-        return send_error(504, "replica '" + hostname + "' did not answer in time (" + what + ")",
+        return send_error(504, "replica '" + hostname + "' did not answer in time (" +
+                                   std::string(what) + ")",
                           unread);
     }
-    send_error(502, "replica '" + hostname + "' failed (" + what + "): " + ec.message() +
+    send_error(502, "replica '" + hostname + "' failed (" + std::string(what) + "): " + ec.message() +
                         (n_tries_ > 1 ? "; every other replica tried failed too" : ""),
                unread);
 }
@@ -883,7 +898,7 @@ void ProxySession::on_switching_protocols() {
 }
 
 void ProxySession::on_upgrade_written(beast::error_code ec, std::size_t) {
-    if (ec) return fail(ec, "write");
+    if (ec) return fail();
     if (draining_ || closed_) return close();
     // The replica's connection is the tunnel's now: never back to the pool.
     tunnel_ = std::make_unique<Tunnel>(
@@ -1001,7 +1016,7 @@ void ProxySession::do_response_write(std::size_t piece) {
 }
 
 void ProxySession::on_response_write(beast::error_code ec, std::size_t) {
-    if (ec) return fail(ec, "write");
+    if (ec) return fail();
     if (!up_stream_->is_done()) return do_response_parse();
     release_upstream(up_stream_->keep_alive());
     up_stream_.reset();
@@ -1018,7 +1033,7 @@ void ProxySession::on_response_stream_error(beast::error_code ec) {
     if (!res_header_sent_) {
         // Nothing reached the client yet: a failed try like any other.
         up_stream_.reset();
-        return on_upstream_failure(ec, "read");
+        return on_upstream_failure(ec, UpstreamStep::read);
     }
     // Part of the answer is out: all the client can be told is the close.
     WorkerStats::bump(worker_.stats().upstream_failures);
@@ -1083,7 +1098,7 @@ void ProxySession::do_write() {
 void ProxySession::on_write(beast::error_code ec, std::size_t) {
     busy_ = false;
     answered_ = true;
-    if (ec) return fail(ec, "write");
+    if (ec) return fail();
     if (close_after_) return do_linger();
     if (!res_.keep_alive() || draining_) return close();
     release_buffers();
@@ -1124,11 +1139,9 @@ void ProxySession::on_linger(beast::error_code ec, std::size_t n) {
     do_linger();
 }
 
-void ProxySession::fail(beast::error_code ec, const char* what) {
+void ProxySession::fail() {
     // Client-side network errors (reset, broken pipe, timeout) end the
     // connection; there is no one left to answer.
-    (void)ec;
-    (void)what;
     close();
 }
 

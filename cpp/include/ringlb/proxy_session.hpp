@@ -71,6 +71,10 @@ public:
     // window of this size rather than held whole.
     static constexpr std::size_t stream_window = 64 * 1024;
 
+    // The step of an upstream exchange that failed: a failed connect may be
+    // retried anywhere, a failed write on a reused connection once afresh.
+    enum class UpstreamStep { connect, write, read };
+
     void run();
     // Router::stop(): an idle connection closes now, a busy one after its response.
     void shutdown();
@@ -127,7 +131,7 @@ private:
     void parse_upstream();
     void on_upstream_bytes(boost::beast::error_code ec, std::size_t n);
     void on_upstream_read(boost::beast::error_code ec);
-    void on_upstream_failure(boost::beast::error_code ec, const char* what);
+    void on_upstream_failure(boost::beast::error_code ec, UpstreamStep step);
     void end_try() noexcept;
     // Streamed bodies: parse into the window, write it upstream, repeat.
     void do_stream_parse();
@@ -172,7 +176,7 @@ private:
     void release_buffers();
     void do_linger();
     void on_linger(boost::beast::error_code ec, std::size_t n);
-    void fail(boost::beast::error_code ec, const char* what);
+    void fail();
 
     IoWorker& worker_;
     RouterState& state_;
