@@ -555,12 +555,15 @@ def single_node_swarm() -> Iterator[bool]:
     when the host is in a Swarm as a worker (services cannot be created there).
     """
     import docker
+    import docker.errors
 
     client = docker.from_env(timeout=30)
     try:
         swarm = client.info().get("Swarm") or {}
         state = swarm.get("LocalNodeState")
         created = state == "inactive"
+        # Joining a Swarm makes the docker_gwbridge network, which leaving keeps.
+        had_gwbridge = bool(client.networks.list(names=["docker_gwbridge"]))
         if created:
             client.swarm.init(advertise_addr="127.0.0.1", listen_addr="127.0.0.1:2377")
         elif state != "active" or not swarm.get("ControlAvailable"):
@@ -570,6 +573,12 @@ def single_node_swarm() -> Iterator[bool]:
         finally:
             if created:
                 client.swarm.leave(force=True)
+                if not had_gwbridge:
+                    for net in client.networks.list(names=["docker_gwbridge"]):
+                        try:
+                            net.remove()
+                        except docker.errors.APIError:
+                            pass  # still in use by something else: not ours to force
     finally:
         client.close()
 
