@@ -23,6 +23,7 @@
 #include "ringlb/key_source.hpp"
 #include "ringlb/proxy_rules.hpp"
 #include "ringlb/router_state.hpp"
+#include "ringlb/splice_pump.hpp"
 #include "ringlb/wire_format.hpp"
 
 namespace ringlb {
@@ -240,6 +241,7 @@ void ProxySession::do_read_header() {
     // (body_sent_ left over would forbid its retries).
     streaming_ = false;
     body_sent_ = false;
+    body_spliced_ = false;
     stream_routed_ = false;
     piece_pending_ = false;
     parse_header();
@@ -565,9 +567,65 @@ void ProxySession::on_upstream_write(beast::error_code ec, std::size_t) {
             piece_pending_ = false;
             return do_stream_write(pending_size_);
         }
-        if (!stream_parser_->is_done()) return do_stream_parse();
+        if (body_unread()) {
+            if (start_body_splice()) return;
+            return do_stream_parse();
+        }
     }
     do_upstream_read();
+}
+
+bool ProxySession::body_unread() const noexcept {
+    return streaming_ && !body_spliced_ && !stream_parser_->is_done();
+}
+
+bool ProxySession::start_body_splice() {
+    // The rest of a body with a length passes verbatim (a chunked one is
+    // parsed and framed piece by piece): spliced, it never enters this process.
+    if (stream_chunked_) return false;
+    const auto remaining = stream_parser_->content_length_remaining();
+    if (!remaining || *remaining == 0) return false;
+    splice_ = SplicePump::make(socket_, conn_->socket);
+    if (!splice_) return false;
+    stream_buf_.reset();  // the window is not needed for the rest
+    // What the client sent past the window is already in buffer_: it goes first.
+    const std::size_t early =
+        static_cast<std::size_t>(std::min<std::uint64_t>(buffer_.size(), *remaining));
+    const std::uint64_t left = *remaining - early;
+    expires_after(Phase::upstream, state_.config.upstream_timeout);
+    asio::async_write(conn_->socket, asio::buffer(buffer_.data().data(), early),
+                      [this, self = shared_from_this(), early, left](beast::error_code ec,
+                                                                     std::size_t) {
+                          buffer_.consume(early);
+                          if (ec || left == 0) {
+                              splice_.reset();
+                              body_spliced_ = left == 0;
+                              if (ec) return on_upstream_failure(ec, UpstreamStep::write);
+                              return do_upstream_read();
+                          }
+                          splice_->start(self, left,
+                                         [this](SplicePump::Side side) {
+                                             if (side == SplicePump::Side::from) {
+                                                 expires_after(Phase::client,
+                                                               state_.config.header_timeout);
+                                             } else {
+                                                 expires_after(Phase::upstream,
+                                                               state_.config.upstream_timeout);
+                                             }
+                                         },
+                                         [this](beast::error_code ec, SplicePump::Side side) {
+                                             // Read whole from the client, even if not
+                                             // all of it reached the replica.
+                                             body_spliced_ = splice_->left() == 0;
+                                             splice_.reset();
+                                             if (!ec) return do_upstream_read();
+                                             if (side == SplicePump::Side::to) {
+                                                 return on_upstream_failure(ec, UpstreamStep::write);
+                                             }
+                                             on_stream_error(ec);
+                                         });
+                      });
+    return true;
 }
 
 // ------------------------------------------------------------ streamed bodies
@@ -784,7 +842,7 @@ void ProxySession::on_upstream_failure(beast::error_code ec, UpstreamStep step) 
     pool_ = nullptr;
     // Part of a streamed body may still be on its way: the connection cannot
     // carry another request.
-    const bool unread = streaming_ && !stream_parser_->is_done();
+    const bool unread = body_unread();
     if (timed_out) {
         return send_error(504, "replica '" + hostname + "' did not answer in time (" +
                                    std::string(what) + ")",
@@ -927,6 +985,11 @@ void ProxySession::start_response_stream() {
         up_parser_.reset();
         return answer_upstream();
     }
+    // A body with a length passes verbatim: spliced, it never enters this process.
+    if (const auto length = up_parser_->content_length(); length && *length > 0) {
+        splice_ = SplicePump::make(conn_->socket, socket_);
+        if (splice_) return start_response_splice(*length);
+    }
     // As the request side does: the parser goes on with a body that is a
     // window, so an answer of any size holds at most one window here.
     up_stream_ = std::make_unique<StreamResponseParser>(
@@ -985,27 +1048,9 @@ void ProxySession::do_response_write(std::size_t piece) {
     std::size_t k = 0;
     auto& out = stream_buf_->out;
     if (!res_header_sent_) {
-        finish_try();
         res_.base() = std::move(up_stream_->get().base());
-        res_.body().clear();
-        // Its duration is the time to the header: the body's is the client's pace.
-        pool_->worker_stats().record(res_.result_int(), Clock::now() - routed_at_);
-        log_access(res_.result_int());
-        const auto length = up_stream_->content_length();
-        ProxyRules::strip_hop_by_hop<ArenaFields>(res_);
-        // The length the replica gave, else chunked to an HTTP/1.1 client,
-        // else (HTTP/1.0) the close ends the body.
-        res_chunked_ = !length && client_version_ == 11;
-        if (length) res_.content_length(*length);
-        else if (res_chunked_) res_.chunked(true);
-        if (state_.config.replica_header) res_.set("X-Ringlb-Replica", pool_->hostname());
-        res_.version(client_version_);
-        res_keep_ = client_keep_alive_ && !draining_ && (length || res_chunked_);
-        if (!res_keep_ || client_version_ != 11) res_.keep_alive(res_keep_);
-        WireFormat::write(res_, out_, true);
+        prepare_stream_header(up_stream_->content_length());
         out[k++] = asio::buffer(out_);
-        res_header_sent_ = true;
-        WorkerStats::bump(worker_.stats().requests);
     }
     k += WireFormat::frame_piece(std::span(out).subspan(k), stream_buf_->chunk_head,
                                  std::string_view(stream_buf_->data.data(), piece), res_chunked_, last);
@@ -1015,10 +1060,35 @@ void ProxySession::do_response_write(std::size_t piece) {
                                                 shared_from_this()));
 }
 
+void ProxySession::prepare_stream_header(boost::optional<std::uint64_t> length) {
+    finish_try();
+    res_.body().clear();
+    // Its duration is the time to the header: the body's is the client's pace.
+    pool_->worker_stats().record(res_.result_int(), Clock::now() - routed_at_);
+    log_access(res_.result_int());
+    ProxyRules::strip_hop_by_hop<ArenaFields>(res_);
+    // The length the replica gave, else chunked to an HTTP/1.1 client,
+    // else (HTTP/1.0) the close ends the body.
+    res_chunked_ = !length && client_version_ == 11;
+    if (length) res_.content_length(*length);
+    else if (res_chunked_) res_.chunked(true);
+    if (state_.config.replica_header) res_.set("X-Ringlb-Replica", pool_->hostname());
+    res_.version(client_version_);
+    res_keep_ = client_keep_alive_ && !draining_ && (length || res_chunked_);
+    if (!res_keep_ || client_version_ != 11) res_.keep_alive(res_keep_);
+    WireFormat::write(res_, out_, true);
+    res_header_sent_ = true;
+    WorkerStats::bump(worker_.stats().requests);
+}
+
 void ProxySession::on_response_write(beast::error_code ec, std::size_t) {
     if (ec) return fail();
     if (!up_stream_->is_done()) return do_response_parse();
-    release_upstream(up_stream_->keep_alive());
+    end_response_stream(up_stream_->keep_alive());
+}
+
+void ProxySession::end_response_stream(bool upstream_keep_alive) {
+    release_upstream(upstream_keep_alive);
     up_stream_.reset();
     routes_.reset();
     pool_ = nullptr;
@@ -1027,6 +1097,52 @@ void ProxySession::on_response_write(beast::error_code ec, std::size_t) {
     if (!res_keep_ || draining_) return close();
     release_buffers();
     do_wait_request();
+}
+
+void ProxySession::start_response_splice(std::uint64_t length) {
+    // The header as the window path sends it; then what the replica sent
+    // after its header (the body's start) goes out with it, and the rest is
+    // spliced from socket to socket.
+    const bool upstream_keep_alive = up_parser_->keep_alive();
+    res_.base() = std::move(up_parser_->get().base());
+    up_parser_.reset();
+    prepare_stream_header(length);
+    const std::size_t early =
+        static_cast<std::size_t>(std::min<std::uint64_t>(conn_->buffer.size(), length));
+    const std::array<asio::const_buffer, 2> out{asio::buffer(out_),
+                                                asio::buffer(conn_->buffer.data().data(), early)};
+    expires_after(Phase::client, state_.config.idle_timeout);
+    asio::async_write(
+        socket_, out,
+        [this, self = shared_from_this(), left = length - early, early,
+         upstream_keep_alive](beast::error_code ec, std::size_t) {
+            if (ec) return fail();
+            conn_->buffer.consume(early);
+            if (left == 0) {
+                splice_.reset();
+                return end_response_stream(upstream_keep_alive);
+            }
+            splice_->start(
+                self, left,
+                [this](SplicePump::Side side) {
+                    if (side == SplicePump::Side::from) {
+                        expires_after(Phase::upstream, state_.config.upstream_timeout);
+                    } else {
+                        expires_after(Phase::client, state_.config.idle_timeout);
+                    }
+                },
+                [this, upstream_keep_alive](beast::error_code ec, SplicePump::Side side) {
+                    splice_.reset();
+                    if (!ec) return end_response_stream(upstream_keep_alive);
+                    // Part of the answer is out: the client can only be told by the close.
+                    if (side == SplicePump::Side::from) {
+                        WorkerStats::bump(worker_.stats().upstream_failures);
+                    }
+                    routes_.reset();
+                    pool_ = nullptr;
+                    close();
+                });
+        });
 }
 
 void ProxySession::on_response_stream_error(beast::error_code ec) {

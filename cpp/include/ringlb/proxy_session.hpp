@@ -49,6 +49,7 @@
 #include "ringlb/message_parser.hpp"
 #include "ringlb/router.hpp"
 #include "ringlb/router_state.hpp"
+#include "ringlb/splice_pump.hpp"
 #include "ringlb/tunnel.hpp"
 #include "ringlb/upstream_pool.hpp"
 
@@ -138,6 +139,11 @@ private:
     void on_stream_bytes(boost::beast::error_code ec, std::size_t n);
     void do_stream_write(std::size_t piece);
     void on_stream_error(boost::beast::error_code ec);
+    // Part of the request body is still to come from the client.
+    bool body_unread() const noexcept;
+    // The rest of a body with a length goes by SplicePump; false where it
+    // cannot (chunked, or no pipe), and the window path goes on.
+    bool start_body_splice();
     void on_upstream_response();
     // The try has its answer: it is counted and can no longer be repeated.
     void finish_try();
@@ -156,6 +162,14 @@ private:
     void on_response_bytes(boost::beast::error_code ec, std::size_t n);
     void do_response_write(std::size_t piece);
     void on_response_write(boost::beast::error_code ec, std::size_t n);
+    // The streamed answer's header in out_, from res_'s header (the
+    // replica's) and the body's length when it has one.
+    void prepare_stream_header(boost::optional<std::uint64_t> length);
+    // A body with a length (`length` bytes) spliced to the client.
+    void start_response_splice(std::uint64_t length);
+    // The streamed answer is out: the replica connection back (or closed),
+    // the client connection waits for the next request (or closes).
+    void end_response_stream(bool upstream_keep_alive);
     void on_response_stream_error(boost::beast::error_code ec);
     // Upgrade (WebSocket and the like): the 101 goes to the client, then the
     // connection becomes a Tunnel to the replica.
@@ -257,6 +271,9 @@ private:
         std::array<boost::asio::const_buffer, 5> out{};  // a header and a framed piece
     };
     std::unique_ptr<StreamWindow> stream_buf_;
+    // A body with a length being spliced, either way (splice_pump.hpp).
+    std::unique_ptr<SplicePump> splice_;
+    bool body_spliced_ = false;  // the request body was read whole by splice_
     std::size_t linger_left_ = 0;
 };
 
