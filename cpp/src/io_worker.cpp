@@ -102,14 +102,24 @@ std::size_t IoWorker::plan(const RouteTable& table, std::uint64_t request_id,
     return written;
 }
 
+namespace {
+
+// The sessions now, as a copy: closing one may end it (and unlink it).
+template <class List>
+std::vector<ProxySession*> snapshot(List& sessions) {
+    std::vector<ProxySession*> all;
+    for (auto& link : sessions) all.push_back(static_cast<ProxySession*>(&link));
+    return all;
+}
+
+}  // namespace
+
 void IoWorker::drain_sessions() {
-    const std::vector<ProxySession*> all(sessions_.begin(), sessions_.end());
-    for (auto* s : all) s->shutdown();
+    for (auto* s : snapshot(sessions_)) s->shutdown();
 }
 
 void IoWorker::close_sessions() {
-    const std::vector<ProxySession*> all(sessions_.begin(), sessions_.end());
-    for (auto* s : all) s->close();
+    for (auto* s : snapshot(sessions_)) s->close();
 }
 
 void IoWorker::clear_pools() {

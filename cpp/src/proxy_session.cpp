@@ -89,12 +89,12 @@ ProxySession::ProxySession(IoWorker& worker, Socket socket, Listener listener)
       buffer_(worker.state().config.max_header_bytes + first_read_size + 65536),
       req_(std::piecewise_construct, std::make_tuple(), std::make_tuple(Allocator(&worker.arena()))),
       res_(std::piecewise_construct, std::make_tuple(), std::make_tuple(Allocator(&worker.arena()))) {
-    worker_.add_session(this);
+    worker_.add_session(*this);
 }
 
 ProxySession::~ProxySession() {
     end_try();
-    worker_.remove_session(this);
+    worker_.remove_session(*this);
     state_.connections.fetch_sub(1, std::memory_order_relaxed);
 }
 
@@ -922,13 +922,7 @@ void ProxySession::answer_upstream() {
     if (!keep || client_version_ != 11 || res_.count(http::field::connection) > 0) {
         res_.keep_alive(keep);
     }
-    WireFormat::write(res_, out_, header_only);
-    // Counted as answered before the write: the client may read the answer
-    // before the write's completion handler runs.
-    WorkerStats::bump(worker_.stats().requests);
-    expires_after(Phase::client, state_.config.idle_timeout);
-    asio::async_write(socket_, asio::buffer(out_),
-                      beast::bind_front_handler(&ProxySession::on_write, shared_from_this()));
+    send_response(header_only, &ProxySession::on_write);
 }
 
 void ProxySession::on_switching_protocols() {
@@ -947,12 +941,7 @@ void ProxySession::on_switching_protocols() {
     routes_.reset();
     pool_ = nullptr;
     res_.version(11);
-    WireFormat::write(res_, out_, true);
-    WorkerStats::bump(worker_.stats().requests);
-    expires_after(Phase::client, state_.config.idle_timeout);
-    asio::async_write(socket_, asio::buffer(out_),
-                      beast::bind_front_handler(&ProxySession::on_upgrade_written,
-                                                shared_from_this()));
+    send_response(true, &ProxySession::on_upgrade_written);
 }
 
 void ProxySession::on_upgrade_written(beast::error_code ec, std::size_t) {
@@ -1204,11 +1193,17 @@ void ProxySession::prepare_error(unsigned status, std::string_view message, bool
 void ProxySession::do_write() {
     if (closed_) return;
     // A HEAD answer keeps its Content-Length but sends no body.
-    WireFormat::write(res_, out_, res_.body().empty() && res_.has_content_length());
-    WorkerStats::bump(worker_.stats().requests);  // answered (see on_upstream_response)
+    send_response(res_.body().empty() && res_.has_content_length(), &ProxySession::on_write);
+}
+
+void ProxySession::send_response(bool header_only, WriteDone then) {
+    WireFormat::write(res_, out_, header_only);
+    // Counted as answered before the write: the client may read the answer
+    // before the write's completion handler runs.
+    WorkerStats::bump(worker_.stats().requests);
     expires_after(Phase::client, state_.config.idle_timeout);
     asio::async_write(socket_, asio::buffer(out_),
-                      beast::bind_front_handler(&ProxySession::on_write, shared_from_this()));
+                      beast::bind_front_handler(then, shared_from_this()));
 }
 
 void ProxySession::on_write(beast::error_code ec, std::size_t) {

@@ -12,6 +12,7 @@
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/intrusive/list.hpp>
 
 #include <atomic>
 #include <cstdint>
@@ -21,7 +22,6 @@
 #include <span>
 #include <string>
 #include <unordered_map>
-#include <unordered_set>
 #include <vector>
 
 #include "ringlb/field_arena.hpp"
@@ -39,6 +39,11 @@ struct RouteTable {
     std::shared_ptr<const ReplicaSet::Snapshot> snap;
     std::vector<std::shared_ptr<UpstreamPool>> pools;
 };
+
+// What links a session into its worker's list (drain, close): held in the
+// session itself, so that a connection costs no container node (an
+// unordered_set's was ~40 bytes per idle connection).
+struct SessionLink : boost::intrusive::list_base_hook<> {};
 
 class IoWorker {
 public:
@@ -78,8 +83,8 @@ public:
                      bool complete);
 
     // Session registry for draining; worker thread only.
-    void add_session(ProxySession* s) { sessions_.insert(s); }
-    void remove_session(ProxySession* s) noexcept { sessions_.erase(s); }
+    void add_session(SessionLink& s) noexcept { sessions_.push_back(s); }
+    void remove_session(SessionLink& s) noexcept { sessions_.erase(sessions_.iterator_to(s)); }
     // Asks every session to finish its request and close (stop()); worker thread only.
     void drain_sessions();
     // Closes every session at once; worker thread only.
@@ -105,7 +110,7 @@ private:
     std::uint64_t routes_version_ = 0;
     std::unordered_map<std::uint32_t, std::shared_ptr<UpstreamPool>> pools_;
     std::vector<std::size_t> all_candidates_;  // scratch for bounded loads
-    std::unordered_set<ProxySession*> sessions_;
+    boost::intrusive::list<SessionLink, boost::intrusive::constant_time_size<false>> sessions_;
     // The header fields of this thread's sessions (field_arena.hpp): blocks an
     // idle connection gives back serve the next busy one.
     FieldArena arena_{256 * 1024};

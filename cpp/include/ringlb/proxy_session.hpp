@@ -46,6 +46,7 @@
 #include <string_view>
 
 #include "ringlb/field_arena.hpp"
+#include "ringlb/io_worker.hpp"
 #include "ringlb/message_parser.hpp"
 #include "ringlb/router.hpp"
 #include "ringlb/router_state.hpp"
@@ -57,10 +58,9 @@ namespace ringlb {
 
 struct AdminRoute;
 
-class IoWorker;
 struct RouteTable;
 
-class ProxySession : public std::enable_shared_from_this<ProxySession> {
+class ProxySession : public std::enable_shared_from_this<ProxySession>, public SessionLink {
 public:
     // Precondition: called on `worker`'s thread; `socket` belongs to its io_context.
     ProxySession(IoWorker& worker, Socket socket, Listener listener);
@@ -183,6 +183,10 @@ private:
     void prepare_error(unsigned status, std::string_view message, bool close = false);
     void send_error(unsigned status, std::string_view message, bool close = false);
     void do_write();
+    // The one write of a whole answer: res_ serialized into out_ (its body
+    // too unless `header_only`), counted, sent under idle_timeout, then `then`.
+    using WriteDone = void (ProxySession::*)(boost::beast::error_code, std::size_t);
+    void send_response(bool header_only, WriteDone then);
     // The access log's line for the answer being sent (when there is a log).
     void log_access(unsigned status);
     void on_write(boost::beast::error_code ec, std::size_t n);
