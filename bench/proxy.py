@@ -193,7 +193,7 @@ def serve_ringlb(ports: str, threads: int, scheme: str, max_body_bytes: int = 1 
     try:
         sys.stdin.read()
     finally:
-        router.stop_child()
+        router.stop()
 
 
 def idle_connection_kb(port: int, pid: int, n: int) -> float:

@@ -19,6 +19,7 @@
 #include "ringlb/admin_api.hpp"
 #include "ringlb/admin_routes.hpp"
 #include "ringlb/coarse_clock.hpp"
+#include "ringlb/exact_allocator.hpp"
 #include "ringlb/io_worker.hpp"
 #include "ringlb/key_source.hpp"
 #include "ringlb/proxy_rules.hpp"
@@ -139,7 +140,8 @@ void ProxySession::arm() {
     armed_at_ = std::min(deadline_, CoarseClock::now() + worker_.tick());
     timer_armed_ = true;
     timer_.expires_at(armed_at_);  // cancels a wait in progress: its handler sees operation_aborted
-    timer_.async_wait(beast::bind_front_handler(&ProxySession::on_timer, shared_from_this()));
+    timer_.async_wait(
+        exact_alloc(beast::bind_front_handler(&ProxySession::on_timer, shared_from_this())));
 }
 
 void ProxySession::on_timer(beast::error_code ec) {
@@ -187,7 +189,8 @@ void ProxySession::do_wait_request() {
     // back what its last exchange used.
     if (answered_) release_idle();
     socket_.async_wait(tcp::socket::wait_read,
-                       beast::bind_front_handler(&ProxySession::on_readable, shared_from_this()));
+                       exact_alloc(beast::bind_front_handler(&ProxySession::on_readable,
+                                                             shared_from_this())));
 }
 
 void ProxySession::on_readable(beast::error_code ec) {
