@@ -112,6 +112,15 @@ def load_stats(counts: Mapping[str, int]) -> dict[str, float]:
     }
 
 
+def _load_stat(key: str, doc: str) -> property:
+    """A read-only :class:`LoadResult` attribute: ``load_stats(counts)[key]``."""
+
+    def get(result: LoadResult) -> float:
+        return result.stats()[key]
+
+    return property(get, doc=doc)
+
+
 @dataclass(frozen=True)
 class Record:
     """One request: its position in the run (``ids[index]`` when ids were given), when it
@@ -171,35 +180,14 @@ class LoadResult:
         """:func:`load_stats` of :attr:`counts`."""
         return load_stats(self.counts)
 
-    @property
-    def mean(self) -> float:
-        """Mean load per replica."""
-        return self.stats()["mean"]
-
-    @property
-    def std(self) -> float:
-        """Population standard deviation of the load per replica."""
-        return self.stats()["std"]
-
-    @property
-    def min(self) -> float:
-        """Load of the least loaded replica."""
-        return self.stats()["min"]
-
-    @property
-    def max(self) -> float:
-        """Load of the busiest replica."""
-        return self.stats()["max"]
-
-    @property
-    def cv(self) -> float:
-        """Coefficient of variation of the load per replica (std / mean)."""
-        return self.stats()["cv"]
-
-    @property
-    def max_over_mean(self) -> float:
-        """Busiest replica's load over the mean load (1.0 = perfectly even)."""
-        return self.stats()["max_over_mean"]
+    # The load statistics of :attr:`counts` (:func:`load_stats`), as attributes.
+    mean = _load_stat("mean", "Mean load per replica.")
+    std = _load_stat("std", "Population standard deviation of the load per replica.")
+    min = _load_stat("min", "Load of the least loaded replica.")
+    max = _load_stat("max", "Load of the busiest replica.")
+    cv = _load_stat("cv", "Coefficient of variation of the load per replica (std / mean).")
+    max_over_mean = _load_stat("max_over_mean",
+                               "Busiest replica's load over the mean load (1.0 = perfectly even).")
 
     @property
     def throughput(self) -> float:
