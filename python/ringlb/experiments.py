@@ -220,21 +220,23 @@ class LoadResult:
         }
 
 
+# A failed request's exception -> its kind (the keys of LoadResult.errors), the first
+# match winning: order matters, as several aiohttp errors subclass others (and TimeoutError).
+_ERROR_KINDS: tuple[tuple[type[BaseException] | tuple[type[BaseException], ...], str], ...] = (
+    ((asyncio.TimeoutError, aiohttp.ServerTimeoutError), "timeout"),
+    (aiohttp.ClientConnectorError, "connect"),
+    (aiohttp.ServerDisconnectedError, "disconnected"),
+    (aiohttp.ClientPayloadError, "payload"),
+    (aiohttp.ClientResponseError, "bad_response"),
+    (aiohttp.ClientOSError, "os_error"),
+)
+
+
 def _error_kind(exc: BaseException) -> str:
     """Short name for a failed request's exception (the keys of LoadResult.errors)."""
-    # Order matters: several aiohttp errors subclass others (and TimeoutError).
-    if isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError)):
-        return "timeout"
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        return "connect"
-    if isinstance(exc, aiohttp.ServerDisconnectedError):
-        return "disconnected"
-    if isinstance(exc, aiohttp.ClientPayloadError):
-        return "payload"
-    if isinstance(exc, aiohttp.ClientResponseError):
-        return "bad_response"
-    if isinstance(exc, aiohttp.ClientOSError):
-        return "os_error"
+    for types, kind in _ERROR_KINDS:
+        if isinstance(exc, types):
+            return kind
     if isinstance(exc, aiohttp.ClientError):
         return type(exc).__name__
     return f"exception:{type(exc).__name__}"
