@@ -29,29 +29,20 @@ import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from nginx_conf import nginx_conf
 from procmem import process_tree, status_kb
 from proxy import Target, free_port, start_target, stop_targets, wait_listening
 
 from ringlb.children import stop_child
 
-ORIGIN_CONF = """daemon off;
-worker_processes 1;
-pid {prefix}/origin.pid;
-error_log stderr error;
-events {{ worker_connections 1024; }}
-http {{
-    access_log off;
-    client_body_temp_path {prefix}/body;
-    sendfile on;
-    client_max_body_size 0;
-    server {{
-        listen 127.0.0.1:{port};
-        location /download {{ alias {file}; }}
-        # Read and dropped: what the upload costs is the proxies' business.
-        location /upload {{ return 200 "ok\\n"; }}
-    }}
-}}
-"""
+
+def origin_conf(prefix: str, port: int, file: str) -> str:
+    """The origin: `file` at /download; /upload reads the body and drops it (what the
+    upload costs is the proxies' business)."""
+    return nginx_conf(prefix, port, [f"location /download {{ alias {file}; }}",
+                                     'location /upload { return 200 "ok\\n"; }'],
+                      name="origin", connections=1024,
+                      http=["sendfile on;", "client_max_body_size 0;"])
 
 
 @dataclass
@@ -105,7 +96,7 @@ def main() -> int:
         os.chmod(tmp, 0o755)
         port = free_port()
         conf = Path(tmp) / "origin.conf"
-        conf.write_text(ORIGIN_CONF.format(prefix=tmp, port=port, file=body.name))
+        conf.write_text(origin_conf(tmp, port, body.name))
         origin = subprocess.Popen(["taskset", "-c", args.load_cpu, "nginx", "-p", tmp,
                                    "-c", str(conf)])
         procs: dict[str, Target] = {}

@@ -23,21 +23,22 @@ std::size_t append_distinct(std::span<std::size_t> out, std::size_t n, std::size
 std::size_t HashRing::candidates(std::uint64_t request_id, std::span<std::size_t> out,
                                  Walk walk) const noexcept {
     if (out.empty() || members_.empty()) return 0;
-    const OwnerTable table = owner_table(request_id);
-    const std::size_t m = table.owners.size();
+    const std::span<const std::uint32_t> table = owners();
+    const std::size_t start = walk_start(request_id);
+    const std::size_t m = table.size();
     const std::size_t want = std::min(out.size(), members_.size());
     const auto next = [m](std::size_t at) { return at + 1 == m ? 0 : at + 1; };
     // The first owner at or clockwise of `at`. One lap passes every member
-    // (owner_table's promise), so there is one.
+    // (owners()' promise), so there is one.
     const auto owner_from = [&](std::size_t at) {
         for (std::size_t step = 0; step < m; ++step, at = next(at)) {
-            if (table.owners[at] != kNoOwner) return std::size_t{table.owners[at]};
+            if (table[at] != kNoOwner) return std::size_t{table[at]};
         }
         return npos;
     };
     std::size_t n = 0;
     if (walk == Walk::jump) {
-        out[n++] = owner_from(table.start);  // the ring's own choice
+        out[n++] = owner_from(start);  // the ring's own choice
         // Draw k: a position from (request_id, k), mixed so that keys next to
         // each other on the ring draw independent positions.
         const std::uint64_t seed = mix64(request_id ^ 0x9e3779b97f4a7c15ULL);
@@ -51,12 +52,18 @@ std::size_t HashRing::candidates(std::uint64_t request_id, std::span<std::size_t
         }
     }
     // Clockwise from the start: the whole order, or what the draws missed.
-    std::size_t at = table.start;
+    std::size_t at = start;
     for (std::size_t step = 0; step < m && n < want; ++step, at = next(at)) {
-        const std::uint32_t o = table.owners[at];
+        const std::uint32_t o = table[at];
         if (o != kNoOwner) n = append_distinct(out, n, o);
     }
     return n;
+}
+
+std::vector<std::int32_t> HashRing::slot_owners() const {
+    // kNoOwner converts to -1 (modulo 2^32), the "free" of slot_owners().
+    const std::span<const std::uint32_t> o = owners();
+    return {o.begin(), o.end()};
 }
 
 std::size_t HashRing::index_of(std::uint32_t id) const noexcept {

@@ -38,6 +38,38 @@ constexpr std::array<KetamaRing::Scheme, 2> kSchemes = {{
 
 }  // namespace
 
+namespace {
+
+std::vector<std::string_view> scheme_names() {
+    std::vector<std::string_view> names;
+    for (const auto& s : kSchemes) names.push_back(s.name);
+    return names;
+}
+
+RingOptions resolve_options(RingOptions o) {
+    if (o.slots != 0) {
+        throw std::invalid_argument(
+            "slots does not apply to '" + o.scheme +
+            "' (a 64-bit circle); leave it unset (0 or None) and set virtual_nodes, the points per replica");
+    }
+    require_linear_probing(o);
+    if (o.virtual_nodes == 0) o.virtual_nodes = KetamaRing::kDefaultPoints;
+    if (o.virtual_nodes > KetamaRing::kMaxPoints) {
+        throw std::invalid_argument("virtual_nodes (points per replica) must be between 1 and " +
+                                    std::to_string(KetamaRing::kMaxPoints) + " for '" + o.scheme +
+                                    "'");
+    }
+    return o;
+}
+
+std::shared_ptr<const HashRing> make_empty(const RingOptions& resolved) {
+    return std::make_shared<KetamaRing>(resolved, *KetamaRing::find_scheme(resolved.scheme));
+}
+
+}  // namespace
+
+constinit const RingType KetamaRing::kRingType = {scheme_names, resolve_options, make_empty};
+
 const KetamaRing::Scheme* KetamaRing::find_scheme(std::string_view name) noexcept {
     for (const auto& s : kSchemes) {
         if (s.name == name) return &s;
@@ -47,33 +79,8 @@ const KetamaRing::Scheme* KetamaRing::find_scheme(std::string_view name) noexcep
 
 std::span<const KetamaRing::Scheme> KetamaRing::schemes() noexcept { return kSchemes; }
 
-std::vector<std::string_view> KetamaRing::scheme_names() {
-    std::vector<std::string_view> names;
-    for (const auto& s : kSchemes) names.push_back(s.name);
-    return names;
-}
-
-RingOptions KetamaRing::resolve_options(RingOptions o) {
-    if (o.slots != 0) {
-        throw std::invalid_argument(
-            "slots does not apply to '" + o.scheme +
-            "' (a 64-bit circle); leave it unset (0 or None) and set virtual_nodes, the points per replica");
-    }
-    require_linear_probing(o);
-    if (o.virtual_nodes == 0) o.virtual_nodes = kDefaultPoints;
-    if (o.virtual_nodes > kMaxPoints) {
-        throw std::invalid_argument("virtual_nodes (points per replica) must be between 1 and " +
-                                    std::to_string(kMaxPoints) + " for '" + o.scheme + "'");
-    }
-    return o;
-}
-
-std::shared_ptr<const HashRing> KetamaRing::make_empty(const RingOptions& resolved) {
-    return std::make_shared<KetamaRing>(resolved, *find_scheme(resolved.scheme));
-}
-
-KetamaRing::KetamaRing(RingOptions options, const Scheme& scheme)
-    : HashRing(std::move(options), {}), scheme_(&scheme) {}
+KetamaRing::KetamaRing(const RingOptions& options, const Scheme& scheme)
+    : HashRing(options, kMaxRingPoints / options.virtual_nodes), scheme_(&scheme) {}
 
 std::uint64_t KetamaRing::slot_of(std::uint64_t request_id) const noexcept {
     return scheme_->key(request_id);
@@ -102,9 +109,12 @@ std::size_t KetamaRing::lookup(std::uint64_t request_id) const noexcept {
     return owners_[rank(slot_of(request_id))];
 }
 
-HashRing::OwnerTable KetamaRing::owner_table(std::uint64_t request_id) const noexcept {
-    if (size_ == 0) return {};
-    return {{owners_.data(), size_}, successor(slot_of(request_id))};
+std::span<const std::uint32_t> KetamaRing::owners() const noexcept {
+    return {owners_.data(), size_};
+}
+
+std::size_t KetamaRing::walk_start(std::uint64_t request_id) const noexcept {
+    return successor(slot_of(request_id));
 }
 
 bool KetamaRing::point_less(const Point& a, const Point& b) const noexcept {
@@ -191,19 +201,11 @@ std::shared_ptr<const HashRing> KetamaRing::without_member(std::uint32_t id) con
     return next;
 }
 
-std::vector<std::int32_t> KetamaRing::slot_owners() const {
-    return {owners_.begin(), owners_.begin() + static_cast<std::ptrdiff_t>(size_)};
-}
-
 RingStats KetamaRing::stats() const {
     return {size_,
             points_.capacity() * sizeof(std::uint64_t) +
                 (owners_.capacity() + buckets_.capacity()) * sizeof(std::uint32_t) +
                 members_.capacity() * sizeof(Member)};
-}
-
-std::size_t KetamaRing::max_members() const noexcept {
-    return kMaxRingPoints / options_.virtual_nodes;
 }
 
 }  // namespace ringlb

@@ -32,51 +32,56 @@ bool MaglevRing::is_prime(std::uint32_t n) noexcept {
     return true;
 }
 
-std::vector<std::string_view> MaglevRing::scheme_names() { return {kSchemeName}; }
+namespace {
 
-RingOptions MaglevRing::resolve_options(RingOptions o) {
+std::vector<std::string_view> scheme_names() { return {MaglevRing::kSchemeName}; }
+
+RingOptions resolve_options(RingOptions o) {
     if (o.virtual_nodes != 0) {
         throw std::invalid_argument(
             "virtual_nodes does not apply to 'maglev'; leave it unset (0 or None) and set slots, the table size");
     }
     require_linear_probing(o);
-    if (o.slots == 0) o.slots = kDefaultTableSize;
-    if (o.slots > kMaxTableSize || !is_prime(o.slots)) {
+    if (o.slots == 0) o.slots = MaglevRing::kDefaultTableSize;
+    if (o.slots > MaglevRing::kMaxTableSize || !MaglevRing::is_prime(o.slots)) {
         throw std::invalid_argument(
             "slots (the Maglev table size) must be a prime no larger than " +
-            std::to_string(kMaxTableSize) + ", got " + std::to_string(o.slots) +
+            std::to_string(MaglevRing::kMaxTableSize) + ", got " + std::to_string(o.slots) +
             " (65537 is the usual choice)");
     }
     return o;
 }
 
-std::shared_ptr<const HashRing> MaglevRing::make_empty(const RingOptions& resolved) {
+std::shared_ptr<const HashRing> make_empty(const RingOptions& resolved) {
     return std::make_shared<MaglevRing>(resolved);
 }
 
-MaglevRing::MaglevRing(RingOptions options) : HashRing(std::move(options), {}) {}
+}  // namespace
+
+constinit const RingType MaglevRing::kRingType = {scheme_names, resolve_options, make_empty};
+
+MaglevRing::MaglevRing(const RingOptions& options)
+    : HashRing(options, options.slots), table_(options.slots, kNoOwner) {}
 
 std::uint64_t MaglevRing::slot_of(std::uint64_t request_id) const noexcept {
     return reduce_range(mix64(request_id), options_.slots);
 }
 
 std::size_t MaglevRing::lookup(std::uint64_t request_id) const noexcept {
-    if (table_.empty()) return npos;
-    return table_[slot_of(request_id)];
+    const std::uint32_t s = table_[slot_of(request_id)];
+    return s == kNoOwner ? npos : s;
 }
 
-HashRing::OwnerTable MaglevRing::owner_table(std::uint64_t request_id) const noexcept {
+std::size_t MaglevRing::walk_start(std::uint64_t request_id) const noexcept {
     // Every replica owns at least one entry, so one lap finds them all.
-    if (table_.empty()) return {};
-    return {table_, slot_of(request_id)};
+    return slot_of(request_id);
 }
 
 void MaglevRing::populate() {
-    table_.clear();
-    const std::size_t n = members_.size();
-    if (n == 0) return;
     const std::uint64_t m = options_.slots;
     table_.assign(m, kNoOwner);
+    const std::size_t n = members_.size();
+    if (n == 0) return;
 
     // Turns go by ascending server id, so the table depends on the member
     // set only, not on the join order.
@@ -140,16 +145,9 @@ std::shared_ptr<const HashRing> MaglevRing::without_member(std::uint32_t id) con
     return next;
 }
 
-std::vector<std::int32_t> MaglevRing::slot_owners() const {
-    if (table_.empty()) return std::vector<std::int32_t>(options_.slots, -1);
-    return {table_.begin(), table_.end()};
-}
-
 RingStats MaglevRing::stats() const {
-    return {table_.size(),
+    return {members_.empty() ? 0 : table_.size(),
             table_.capacity() * sizeof(std::uint32_t) + members_.capacity() * sizeof(Member)};
 }
-
-std::size_t MaglevRing::max_members() const noexcept { return options_.slots; }
 
 }  // namespace ringlb

@@ -30,30 +30,26 @@ std::string format_count(std::uint64_t v) {
     return std::string(buf.data(), r.ptr);
 }
 
+// The format's one escaping: a backslash before \ (and before " when
+// `quotes`: label values are quoted, HELP text is not), \n for a line feed.
+std::string escaped(std::string_view text, bool quotes) {
+    std::string out;
+    out.reserve(text.size());
+    for (const char c : text) {
+        if (c == '\\' || (quotes && c == '"')) out += '\\';
+        if (c == '\n') out += "\\n";
+        else out += c;
+    }
+    return out;
+}
+
 }  // namespace
 
 std::string PrometheusText::escape_label_value(std::string_view value) {
-    std::string out;
-    out.reserve(value.size());
-    for (const char c : value) {
-        if (c == '\\') out += "\\\\";
-        else if (c == '"') out += "\\\"";
-        else if (c == '\n') out += "\\n";
-        else out += c;
-    }
-    return out;
+    return escaped(value, true);
 }
 
-std::string PrometheusText::escape_help(std::string_view help) {
-    std::string out;
-    out.reserve(help.size());
-    for (const char c : help) {
-        if (c == '\\') out += "\\\\";
-        else if (c == '\n') out += "\\n";
-        else out += c;
-    }
-    return out;
-}
+std::string PrometheusText::escape_help(std::string_view help) { return escaped(help, false); }
 
 std::string PrometheusText::format_value(double value) {
     if (std::isnan(value)) return "NaN";

@@ -13,11 +13,12 @@ namespace ringlb {
 namespace {
 
 // The one list of ring types; its order is the order of ring_scheme_names().
-constexpr std::array<RingType, 3> kRingTypes = {{
-    {SlotRing::scheme_names, SlotRing::resolve_options, SlotRing::make_empty},
-    {KetamaRing::scheme_names, KetamaRing::resolve_options, KetamaRing::make_empty},
-    {MaglevRing::scheme_names, MaglevRing::resolve_options, MaglevRing::make_empty},
-}};
+// Each type's entry is defined with the type (kRingType).
+constexpr std::array<const RingType*, 3> kRingTypes = {
+    &SlotRing::kRingType,
+    &KetamaRing::kRingType,
+    &MaglevRing::kRingType,
+};
 
 [[noreturn]] void unknown_scheme(const std::string& scheme) {
     std::string known;
@@ -27,12 +28,12 @@ constexpr std::array<RingType, 3> kRingTypes = {{
 
 }  // namespace
 
-std::span<const RingType> ring_types() noexcept { return kRingTypes; }
+std::span<const RingType* const> ring_types() noexcept { return kRingTypes; }
 
 const RingType* find_ring_type(std::string_view scheme) {
-    for (const auto& type : kRingTypes) {
-        const auto names = type.schemes();
-        if (std::find(names.begin(), names.end(), scheme) != names.end()) return &type;
+    for (const RingType* type : kRingTypes) {
+        const auto names = type->schemes();
+        if (std::find(names.begin(), names.end(), scheme) != names.end()) return type;
     }
     return nullptr;
 }
@@ -58,8 +59,8 @@ std::shared_ptr<const HashRing> make_ring(const RingOptions& options) {
 
 std::vector<std::string> ring_scheme_names() {
     std::vector<std::string> names;
-    for (const auto& type : kRingTypes) {
-        for (const auto name : type.schemes()) names.emplace_back(name);
+    for (const RingType* type : kRingTypes) {
+        for (const auto name : type->schemes()) names.emplace_back(name);
     }
     return names;
 }

@@ -166,10 +166,7 @@ std::string RouterMetrics::prometheus(RouterState& state) {
              "Membership changes: replicas added, removed, taken off the ring (down), put back "
              "(up), or moved to a new address (a replacement).",
              "counter");
-    const MembershipChanges& c = snap->changes;
-    for (const auto& [kind, n] : std::array<std::pair<std::string_view, std::uint64_t>, 5>{
-             {{"added", c.added}, {"removed", c.removed}, {"down", c.down}, {"up", c.up},
-              {"moved", c.moved}}}) {
+    for (const auto& [kind, n] : snap->changes.by_kind()) {
         t.sample("ringlb_membership_changes_total", L{{"kind", kind}}, n);
     }
     return t.take();
@@ -235,13 +232,8 @@ std::string RouterMetrics::status_json(RouterState& state) {
         list.emplace_back(std::move(one));
     }
 
-    const MembershipChanges& c = snap->changes;
     json::object changes;
-    changes["added"] = c.added;
-    changes["removed"] = c.removed;
-    changes["down"] = c.down;
-    changes["up"] = c.up;
-    changes["moved"] = c.moved;
+    for (const auto& [kind, n] : snap->changes.by_kind()) changes[kind] = n;
 
     json::array bounds;
     for (const double b : request_duration_bounds) bounds.emplace_back(b);

@@ -9,15 +9,16 @@
 #include "ringlb/errors.hpp"
 
 namespace ringlb {
+namespace {
 
-std::vector<std::string_view> SlotRing::scheme_names() {
+std::vector<std::string_view> scheme_names() {
     std::vector<std::string_view> names;
     for (const auto& h : slot_hashes()) names.push_back(h.name);
     return names;
 }
 
-RingOptions SlotRing::resolve_options(RingOptions o) {
-    if (o.slots == 0) o.slots = kDefaultSlots;
+RingOptions resolve_options(RingOptions o) {
+    if (o.slots == 0) o.slots = SlotRing::kDefaultSlots;
     // SPEC §2: K = log2(M); floor for an M that is not a power of two.
     if (o.virtual_nodes == 0) {
         o.virtual_nodes = std::max<std::uint32_t>(1, std::bit_width(o.slots) - 1);
@@ -33,12 +34,16 @@ RingOptions SlotRing::resolve_options(RingOptions o) {
     return o;
 }
 
-std::shared_ptr<const HashRing> SlotRing::make_empty(const RingOptions& resolved) {
+std::shared_ptr<const HashRing> make_empty(const RingOptions& resolved) {
     return std::make_shared<SlotRing>(resolved, *find_slot_hash(resolved.scheme));
 }
 
-SlotRing::SlotRing(RingOptions options, const SlotHash& hash)
-    : HashRing(std::move(options), {}),
+}  // namespace
+
+constinit const RingType SlotRing::kRingType = {scheme_names, resolve_options, make_empty};
+
+SlotRing::SlotRing(const RingOptions& options, const SlotHash& hash)
+    : HashRing(options, options.slots / options.virtual_nodes),
       hash_(&hash),
       free_slots_(options_.slots),
       owner_(options_.slots, kNoOwner),
@@ -53,8 +58,8 @@ std::size_t SlotRing::lookup(std::uint64_t request_id) const noexcept {
     return s == kNoOwner ? npos : s;
 }
 
-HashRing::OwnerTable SlotRing::owner_table(std::uint64_t request_id) const noexcept {
-    return {owner_, slot_of(request_id)};
+std::size_t SlotRing::walk_start(std::uint64_t request_id) const noexcept {
+    return slot_of(request_id);
 }
 
 std::uint32_t SlotRing::place(std::uint32_t id, std::uint32_t j) const noexcept {
@@ -155,19 +160,12 @@ void SlotRing::rebuild_servers() {
     }
 }
 
-// kNoOwner converts to -1 (modulo 2^32), the "free" of slot_owners().
-std::vector<std::int32_t> SlotRing::slot_owners() const { return {owner_.begin(), owner_.end()}; }
-
 std::vector<std::int32_t> SlotRing::slot_servers() const { return {server_.begin(), server_.end()}; }
 
 RingStats SlotRing::stats() const {
     return {owner_.size() - free_slots_,
             (owner_.capacity() + server_.capacity()) * sizeof(std::uint32_t) +
                 members_.capacity() * sizeof(Member)};
-}
-
-std::size_t SlotRing::max_members() const noexcept {
-    return options_.slots / options_.virtual_nodes;
 }
 
 }  // namespace ringlb

@@ -112,6 +112,15 @@ def load_stats(counts: Mapping[str, int]) -> dict[str, float]:
     }
 
 
+def _load_stat(key: str, doc: str) -> property:
+    """A read-only :class:`LoadResult` attribute: ``load_stats(counts)[key]``."""
+
+    def get(result: LoadResult) -> float:
+        return result.stats()[key]
+
+    return property(get, doc=doc)
+
+
 @dataclass(frozen=True)
 class Record:
     """One request: its position in the run (``ids[index]`` when ids were given), when it
@@ -171,35 +180,14 @@ class LoadResult:
         """:func:`load_stats` of :attr:`counts`."""
         return load_stats(self.counts)
 
-    @property
-    def mean(self) -> float:
-        """Mean load per replica."""
-        return self.stats()["mean"]
-
-    @property
-    def std(self) -> float:
-        """Population standard deviation of the load per replica."""
-        return self.stats()["std"]
-
-    @property
-    def min(self) -> float:
-        """Load of the least loaded replica."""
-        return self.stats()["min"]
-
-    @property
-    def max(self) -> float:
-        """Load of the busiest replica."""
-        return self.stats()["max"]
-
-    @property
-    def cv(self) -> float:
-        """Coefficient of variation of the load per replica (std / mean)."""
-        return self.stats()["cv"]
-
-    @property
-    def max_over_mean(self) -> float:
-        """Busiest replica's load over the mean load (1.0 = perfectly even)."""
-        return self.stats()["max_over_mean"]
+    # The load statistics of :attr:`counts` (:func:`load_stats`), as attributes.
+    mean = _load_stat("mean", "Mean load per replica.")
+    std = _load_stat("std", "Population standard deviation of the load per replica.")
+    min = _load_stat("min", "Load of the least loaded replica.")
+    max = _load_stat("max", "Load of the busiest replica.")
+    cv = _load_stat("cv", "Coefficient of variation of the load per replica (std / mean).")
+    max_over_mean = _load_stat("max_over_mean",
+                               "Busiest replica's load over the mean load (1.0 = perfectly even).")
 
     @property
     def throughput(self) -> float:
@@ -232,21 +220,23 @@ class LoadResult:
         }
 
 
+# A failed request's exception -> its kind (the keys of LoadResult.errors), the first
+# match winning: order matters, as several aiohttp errors subclass others (and TimeoutError).
+_ERROR_KINDS: tuple[tuple[type[BaseException] | tuple[type[BaseException], ...], str], ...] = (
+    ((asyncio.TimeoutError, aiohttp.ServerTimeoutError), "timeout"),
+    (aiohttp.ClientConnectorError, "connect"),
+    (aiohttp.ServerDisconnectedError, "disconnected"),
+    (aiohttp.ClientPayloadError, "payload"),
+    (aiohttp.ClientResponseError, "bad_response"),
+    (aiohttp.ClientOSError, "os_error"),
+)
+
+
 def _error_kind(exc: BaseException) -> str:
     """Short name for a failed request's exception (the keys of LoadResult.errors)."""
-    # Order matters: several aiohttp errors subclass others (and TimeoutError).
-    if isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError)):
-        return "timeout"
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        return "connect"
-    if isinstance(exc, aiohttp.ServerDisconnectedError):
-        return "disconnected"
-    if isinstance(exc, aiohttp.ClientPayloadError):
-        return "payload"
-    if isinstance(exc, aiohttp.ClientResponseError):
-        return "bad_response"
-    if isinstance(exc, aiohttp.ClientOSError):
-        return "os_error"
+    for types, kind in _ERROR_KINDS:
+        if isinstance(exc, types):
+            return kind
     if isinstance(exc, aiohttp.ClientError):
         return type(exc).__name__
     return f"exception:{type(exc).__name__}"

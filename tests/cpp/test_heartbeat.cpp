@@ -178,6 +178,13 @@ protected:
         return set_.add({{0, name, "127.0.0.1", port}}).front().id;
     }
 
+    // Registers "S1" at `server` and starts an engine (engine_) probing it; returns its id.
+    std::uint32_t start_probing(const TestServer& server, ringlb::HeartbeatConfig cfg) {
+        const auto id = add("S1", server.port());
+        make_engine(cfg).start();
+        return id;
+    }
+
     bool serving(std::uint32_t id) const {
         return set_.snapshot()->ring->index_of(id) != ringlb::HashRing::npos;
     }
@@ -319,9 +326,7 @@ TEST_F(HeartbeatTest, DeadReplicaGoesDownLeavesTheRingAndRisesOnANewEndpoint) {
 
 TEST_F(HeartbeatTest, SilentReplicaTimesOut) {
     TestServer server;
-    const auto id = add("S1", server.port());
-    auto& engine = make_engine(fast());
-    engine.start();
+    const auto id = start_probing(server, fast());
     ASSERT_TRUE(eventually([&] { return server.requests() >= 1; }, 2s));
     server.set_mode(Mode::silent);
     ASSERT_TRUE(recorder_.wait_for(id, Health::down, 2s));
@@ -335,9 +340,7 @@ TEST_F(HeartbeatTest, SilentReplicaTimesOut) {
 
 TEST_F(HeartbeatTest, ErrorStatusIsAMiss) {
     TestServer server;
-    const auto id = add("S1", server.port());
-    auto& engine = make_engine(fast(3));
-    engine.start();
+    const auto id = start_probing(server, fast(3));
     server.set_mode(Mode::error);
     ASSERT_TRUE(recorder_.wait_for(id, Health::down, 2s));
     EXPECT_EQ(state_of(id)->last_error, "HTTP 500");
@@ -348,11 +351,10 @@ TEST_F(HeartbeatTest, ErrorStatusIsAMiss) {
 
 TEST_F(HeartbeatTest, PassiveFailureOfAHealthyReplicaIsClearedByTheNextProbe) {
     TestServer server;
-    const auto id = add("S1", server.port());
     ringlb::HeartbeatConfig cfg = fast();
     cfg.interval = 10s;  // only the probe kicked by the failure can clear it in time
-    auto& engine = make_engine(cfg);
-    engine.start();
+    const auto id = start_probing(server, cfg);
+    auto& engine = *engine_;
     // The first probe must have been answered, or its late success would clear the miss.
     ASSERT_TRUE(eventually([&] { return state_of(id)->checks >= 1; }, 2s));
     // The confirming probe must still be on its way when the second report
@@ -370,11 +372,10 @@ TEST_F(HeartbeatTest, PassiveFailureOfAHealthyReplicaIsClearedByTheNextProbe) {
 
 TEST_F(HeartbeatTest, PassiveFailureOfADeadReplicaTakesItDownWithoutWaiting) {
     TestServer server;
-    const auto id = add("S1", server.port());
     ringlb::HeartbeatConfig cfg = fast();
     cfg.interval = 10s;
-    auto& engine = make_engine(cfg);
-    engine.start();
+    const auto id = start_probing(server, cfg);
+    auto& engine = *engine_;
     // The first probe must have been answered, or its late success would clear the miss.
     ASSERT_TRUE(eventually([&] { return state_of(id)->checks >= 1; }, 2s));
     server.stop();
@@ -416,9 +417,8 @@ TEST_F(HeartbeatTest, ReplicaRegisteredOffTheRingJoinsAfterRise) {
 
 TEST_F(HeartbeatTest, StopEndsProbingAndEvents) {
     TestServer server;
-    const auto id = add("S1", server.port());
-    auto& engine = make_engine(fast());
-    engine.start();
+    const auto id = start_probing(server, fast());
+    auto& engine = *engine_;
     ASSERT_TRUE(eventually([&] { return server.requests() >= 2; }, 2s));
     engine.stop();
     engine.stop();  // idempotent

@@ -17,13 +17,11 @@
 #include <thread>
 
 #include "ringlb/router.hpp"
+#include "upstream_server.hpp"
 
 namespace {
 
-namespace asio = boost::asio;
-namespace beast = boost::beast;
-namespace http = beast::http;
-using tcp = asio::ip::tcp;
+using namespace router_test;  // asio, beast, http, tcp, TestAcceptor
 
 // Answers each connection's first request with `answer`, then closes it (or,
 // with `echo`, sends back every byte it gets until the client ends its
@@ -31,49 +29,35 @@ using tcp = asio::ip::tcp;
 class RawReplica {
 public:
     explicit RawReplica(std::string answer, bool echo = false)
-        : answer_(std::move(answer)), echo_(echo), acceptor_(ioc_, {asio::ip::make_address("127.0.0.1"), 0}) {
-        port_ = acceptor_.local_endpoint().port();
-        thread_ = std::thread([this] { serve(); });
-    }
-    ~RawReplica() {
-        stopping_ = true;
-        beast::error_code ec;
-        tcp::socket poke(ioc_);
-        poke.connect(acceptor_.local_endpoint(), ec);  // unblocks accept()
-        thread_.join();
-    }
-    std::uint16_t port() const { return port_; }
+        : answer_(std::move(answer)), echo_(echo),
+          acceptor_([this](tcp::socket s) { serve(std::move(s)); }) {}
+    std::uint16_t port() const { return acceptor_.port(); }
     std::string received() {
         std::lock_guard lock(mutex_);
         return received_;
     }
 
 private:
-    void serve() {
-        for (;;) {
-            tcp::socket s(ioc_);
-            beast::error_code ec;
-            acceptor_.accept(s, ec);
-            if (stopping_ || ec) return;
-            // Reads one whole request, keeping its bytes as they came.
-            std::string bytes;
-            std::array<char, 4096> chunk;
-            while (!complete(bytes)) {
-                const std::size_t n = s.read_some(asio::buffer(chunk), ec);
-                if (ec) break;
-                bytes.append(chunk.data(), n);
-            }
-            {
-                std::lock_guard lock(mutex_);
-                received_ = bytes;
-            }
-            asio::write(s, asio::buffer(answer_), ec);
-            while (echo_ && !ec) {
-                const std::size_t n = s.read_some(asio::buffer(chunk), ec);
-                if (!ec) asio::write(s, asio::buffer(chunk.data(), n), ec);
-            }
-            s.shutdown(tcp::socket::shutdown_both, ec);
+    void serve(tcp::socket s) {
+        beast::error_code ec;
+        // Reads one whole request, keeping its bytes as they came.
+        std::string bytes;
+        std::array<char, 4096> chunk;
+        while (!complete(bytes)) {
+            const std::size_t n = s.read_some(asio::buffer(chunk), ec);
+            if (ec) break;
+            bytes.append(chunk.data(), n);
         }
+        {
+            std::lock_guard lock(mutex_);
+            received_ = bytes;
+        }
+        asio::write(s, asio::buffer(answer_), ec);
+        while (echo_ && !ec) {
+            const std::size_t n = s.read_some(asio::buffer(chunk), ec);
+            if (!ec) asio::write(s, asio::buffer(chunk.data(), n), ec);
+        }
+        s.shutdown(tcp::socket::shutdown_both, ec);
     }
 
     // Whether `bytes` hold a whole request (requests here are small: parsed anew each time).
@@ -91,13 +75,9 @@ private:
 
     std::string answer_;
     bool echo_ = false;
-    asio::io_context ioc_;
-    tcp::acceptor acceptor_;
-    std::uint16_t port_ = 0;
-    std::atomic<bool> stopping_{false};
-    std::thread thread_;
     std::mutex mutex_;
     std::string received_;
+    TestAcceptor acceptor_;  // last: it serves with the members above
 };
 
 // Sends raw bytes to the router and reads until it closes the connection.

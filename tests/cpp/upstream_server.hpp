@@ -1,5 +1,5 @@
 // Test support for the router's end-to-end tests: a real in-process HTTP/1.1
-// upstream, a one-request client, a port nobody listens on, a router config.
+// upstream (and the acceptor under it), a one-request client, a port nobody listens on, a router config.
 #pragma once
 
 #include <boost/asio.hpp>
@@ -7,6 +7,7 @@
 #include <boost/beast/http.hpp>
 
 #include <atomic>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -21,27 +22,30 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = asio::ip::tcp;
 
-// A real (synchronous, one thread per connection) HTTP/1.1 server answering
-// every GET with 200 and "up:<name>".
-class Upstream {
+// Accepts connections on 127.0.0.1, on a port of its own, in a thread of its
+// own, and hands each to `on_connection` in that thread until stop().
+class TestAcceptor {
 public:
-    // With `echo`, every answer's body is the request's body.
-    explicit Upstream(std::string name, bool echo = false)
-        : name_(std::move(name)), echo_(echo), acceptor_(ioc_, {asio::ip::make_address("127.0.0.1"), 0}) {
-        port_ = acceptor_.local_endpoint().port();
-        thread_ = std::thread([this] { accept_loop(); });
-    }
-    ~Upstream() {
+    explicit TestAcceptor(std::function<void(tcp::socket)> on_connection)
+        : on_connection_(std::move(on_connection)),
+          acceptor_(ioc_, {asio::ip::make_address("127.0.0.1"), 0}),
+          port_(acceptor_.local_endpoint().port()),
+          thread_([this] { accept_loop(); }) {}
+    ~TestAcceptor() { stop(); }
+    TestAcceptor(const TestAcceptor&) = delete;
+    TestAcceptor& operator=(const TestAcceptor&) = delete;
+
+    std::uint16_t port() const { return port_; }
+
+    // Returns once no connection is accepted or handed on any more.
+    void stop() {
+        if (!thread_.joinable()) return;
         stopping_ = true;
         beast::error_code ec;
         tcp::socket poke(ioc_);
         poke.connect(acceptor_.local_endpoint(), ec);  // unblocks accept()
         thread_.join();
-        std::lock_guard lock(mutex_);
-        for (auto& t : sessions_) t.join();
     }
-    std::uint16_t port() const { return port_; }
-    int served() const { return served_.load(); }
 
 private:
     void accept_loop() {
@@ -50,10 +54,37 @@ private:
             tcp::socket s(ioc_);
             acceptor_.accept(s, ec);
             if (stopping_ || ec) return;
-            std::lock_guard lock(mutex_);
-            sessions_.emplace_back([this, s = std::move(s)]() mutable { serve(std::move(s)); });
+            on_connection_(std::move(s));
         }
     }
+
+    std::function<void(tcp::socket)> on_connection_;
+    asio::io_context ioc_;
+    tcp::acceptor acceptor_;
+    std::uint16_t port_;
+    std::atomic<bool> stopping_{false};
+    std::thread thread_;  // last: it runs on every member above
+};
+
+// A real (synchronous, one thread per connection) HTTP/1.1 server answering
+// every GET with 200 and "up:<name>".
+class Upstream {
+public:
+    // With `echo`, every answer's body is the request's body.
+    explicit Upstream(std::string name, bool echo = false)
+        : name_(std::move(name)), echo_(echo), acceptor_([this](tcp::socket s) {
+              std::lock_guard lock(mutex_);
+              sessions_.emplace_back([this, s = std::move(s)]() mutable { serve(std::move(s)); });
+          }) {}
+    ~Upstream() {
+        acceptor_.stop();
+        std::lock_guard lock(mutex_);
+        for (auto& t : sessions_) t.join();
+    }
+    std::uint16_t port() const { return acceptor_.port(); }
+    int served() const { return served_.load(); }
+
+private:
     void serve(tcp::socket s) {
         beast::flat_buffer buf;
         for (;;) {
@@ -75,14 +106,10 @@ private:
 
     std::string name_;
     bool echo_ = false;
-    asio::io_context ioc_;
-    tcp::acceptor acceptor_;
-    std::uint16_t port_ = 0;
-    std::atomic<bool> stopping_{false};
     std::atomic<int> served_{0};
-    std::thread thread_;
     std::mutex mutex_;
     std::vector<std::thread> sessions_;
+    TestAcceptor acceptor_;  // last: it hands connections to the members above
 };
 
 struct Reply {

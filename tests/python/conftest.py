@@ -17,7 +17,9 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from control_helpers import remove_process_cluster, unique_cluster
-from router_support import Fleet
+from router_support import Fleet, make_cluster, process_control_plane, running
+
+import ringlb
 
 
 @pytest.fixture
@@ -28,6 +30,16 @@ def fleet() -> Iterator[Fleet]:
         yield f
     finally:
         f.stop_all()
+
+
+@pytest.fixture
+def cluster(fleet: Fleet) -> Iterator[ringlb.Router]:
+    """The router tests' cluster: three replicas, key=query:id, a control plane that spawns
+    processes. (Backend tests name their own `cluster` fixture, a cluster label.)"""
+    router = make_cluster(fleet, key="query:id")
+    router.set_control_handler(process_control_plane(router, fleet))
+    with running(router):
+        yield router
 
 
 @pytest.fixture

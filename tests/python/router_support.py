@@ -73,6 +73,23 @@ class Fleet:
             r.stop()
 
 
+SERVERS = ["Server1", "Server2", "Server3"]
+
+
+def make_cluster(fleet: Fleet, n: int = 3, **kw) -> ringlb.Router:
+    """A router (port 0, two threads, `kw`) over n replica processes Server1 .. Server<n>."""
+    router = ringlb.Router(port=0, threads=2, **kw)
+    for i in range(1, n + 1):
+        rep = fleet.start(f"Server{i}", i)
+        router.add_replica(f"Server{i}", "127.0.0.1", rep.port)
+    return router
+
+
+def failure(message: str) -> dict:
+    """The SPEC's JSON body of a failed request."""
+    return {"message": f"<Error> {message}", "status": "failure"}
+
+
 def process_control_plane(router: ringlb.Router, fleet: Fleet,
                           calls: list[tuple[str, list[str]]] | None = None):
     """A control handler that starts a replica process per added hostname and

@@ -8,6 +8,7 @@ import http.client
 import json
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -20,26 +21,9 @@ from ringlb.backends.static import StaticBackend, Upstream, parse_upstreams
 from ringlb.launcher import Launcher, LauncherConfig
 from ringlb.serve_settings import ConfigError, load_file
 
-NGINX_CONF = """daemon off;
-master_process off;
-worker_processes 1;
-pid {prefix}/nginx.pid;
-error_log stderr error;
-events {{ worker_connections 64; }}
-http {{
-    access_log off;
-    client_body_temp_path {prefix}/body;
-    proxy_temp_path {prefix}/proxy;
-    fastcgi_temp_path {prefix}/fastcgi;
-    uwsgi_temp_path {prefix}/uwsgi;
-    scgi_temp_path {prefix}/scgi;
-    server {{
-        listen 127.0.0.1:{port};
-        location = /health {{ return 204; }}
-        location / {{ return 200 "{name}\\n"; }}
-    }}
-}}
-"""
+# bench/nginx_conf.py writes this test's nginx configuration and the streaming benchmark's.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+from nginx_conf import nginx_conf
 
 
 class Nginx:
@@ -50,7 +34,9 @@ class Nginx:
         self.prefix = workdir / name
         self.prefix.mkdir(exist_ok=True)
         self.conf = self.prefix / "nginx.conf"
-        self.conf.write_text(NGINX_CONF.format(prefix=self.prefix, port=port, name=name))
+        self.conf.write_text(nginx_conf(
+            self.prefix, port, ["location = /health { return 204; }",
+                                f'location / {{ return 200 "{name}\\n"; }}'], master=False))
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:

@@ -97,7 +97,7 @@ public:
     // the ring offers them for request_id: lookup() first, then the others
     // as `walk` says. Returns how many were written: 0 on an empty ring, at
     // most members().size(). One walk for every ring type, over the table
-    // owner_table() hands it; no allocation.
+    // owners() hands it; no allocation.
     std::size_t candidates(std::uint64_t request_id, std::span<std::size_t> out,
                            Walk walk = Walk::clockwise) const noexcept;
 
@@ -120,8 +120,9 @@ public:
 
     // For each slot (or table entry) in order, the member index of the
     // virtual server placed there, or -1 when it is free. Points-based rings
-    // return the owner of each point in ascending order.
-    virtual std::vector<std::int32_t> slot_owners() const = 0;
+    // return the owner of each point in ascending order. The owners() table
+    // that candidates() walks, as int32.
+    std::vector<std::int32_t> slot_owners() const;
 
     // For each slot, the member index that serves a request hashed there.
     // By default the owner: right for tables where every entry is served by
@@ -135,8 +136,9 @@ public:
     virtual RingStats stats() const = 0;
 
     // The most replicas this ring can hold (floor(M/K) for a slot ring, M for
-    // Maglev); with_member throws RingFullError past it.
-    virtual std::size_t max_members() const noexcept = 0;
+    // Maglev, kMaxRingPoints / points for ketama's weight-1 replicas), fixed
+    // by the options; with_member throws RingFullError past it.
+    std::size_t max_members() const noexcept { return max_members_; }
 
     const std::vector<Member>& members() const noexcept { return members_; }
     const RingOptions& options() const noexcept { return options_; }
@@ -157,21 +159,20 @@ public:
     std::uint32_t next_free_id() const noexcept;
 
 protected:
-    // An owner_table() entry that no replica holds (a free slot).
+    // An owners() entry that no replica holds (a free slot).
     static constexpr std::uint32_t kNoOwner = static_cast<std::uint32_t>(-1);
 
-    // What candidates() walks: the member index at each position of the
-    // ring in clockwise order (kNoOwner where nobody is placed), and the
-    // position where request_id's walk starts, the one lookup() reads.
-    // One lap must pass every member; an empty ring may return no owners.
-    struct OwnerTable {
-        std::span<const std::uint32_t> owners;
-        std::size_t start = 0;
-    };
-    virtual OwnerTable owner_table(std::uint64_t request_id) const noexcept = 0;
+    // What candidates() walks and slot_owners() hands out: the member index
+    // at each position of the ring in clockwise order (kNoOwner where nobody
+    // is placed). One lap must pass every member.
+    virtual std::span<const std::uint32_t> owners() const noexcept = 0;
+    // The position in owners() where request_id's walk starts: the one
+    // lookup() reads. Precondition: the ring has members.
+    virtual std::size_t walk_start(std::uint64_t request_id) const noexcept = 0;
 
-    HashRing(RingOptions options, std::vector<Member> members)
-        : options_(std::move(options)), members_(std::move(members)) {}
+    // An empty ring; `options` resolved, `max_members` what they allow.
+    HashRing(const RingOptions& options, std::size_t max_members)
+        : options_(options), max_members_(max_members) {}
 
     // Throws std::invalid_argument unless `m` could join this ring.
     void check_new_member(const Member& m) const;
@@ -180,6 +181,7 @@ protected:
     std::size_t index_to_remove(std::uint32_t id) const;
 
     RingOptions options_;
+    std::size_t max_members_;
     std::vector<Member> members_;  // in join order
 };
 

@@ -55,7 +55,6 @@ public:
     boost::asio::io_context& ioc() noexcept { return *ioc_; }
     FieldArena& arena() noexcept { return arena_; }
     RouterState& state() noexcept { return state_; }
-    unsigned index() const noexcept { return index_; }
     WorkerStats& stats() noexcept { return state_.worker_stats[index_]; }
     std::mt19937_64& rng() noexcept { return rng_; }
     // The shortest of the upstream, header and idle timeouts: how far ahead a

@@ -48,6 +48,7 @@
 #include <vector>
 
 #include "ringlb/hash_ring.hpp"
+#include "ringlb/ring_registry.hpp"
 
 namespace ringlb {
 
@@ -74,26 +75,22 @@ public:
 
     // The registry entry (ring_registry.hpp): one scheme per schemes()
     // entry; virtual_nodes = points per replica, slots unused.
-    static std::vector<std::string_view> scheme_names();
-    static RingOptions resolve_options(RingOptions options);
-    static std::shared_ptr<const HashRing> make_empty(const RingOptions& resolved);
+    static const RingType kRingType;
 
-    // Precondition: options resolved by resolve_options (virtual_nodes =
+    // Precondition: options resolved by kRingType.resolve (virtual_nodes =
     // points per replica, 1 .. kMaxPoints); `scheme` names options.scheme.
-    KetamaRing(RingOptions options, const Scheme& scheme);
+    // max_members(): kMaxRingPoints / points per replica (replicas of weight 1).
+    KetamaRing(const RingOptions& options, const Scheme& scheme);
 
     std::size_t lookup(std::uint64_t request_id) const noexcept override;
     std::shared_ptr<const HashRing> with_member(Member member) const override;
     std::shared_ptr<const HashRing> without_member(std::uint32_t id) const override;
-    // The owner of each point, in ascending order of position; also what
+    // The request's 64-bit position on the circle. slot_owners() is the
+    // owner of each point, in ascending order of position; also what
     // slot_servers() returns, since a request hashed exactly onto a point is
     // served by that point's owner.
-    std::vector<std::int32_t> slot_owners() const override;
-    // The request's 64-bit position on the circle.
     std::uint64_t slot_of(std::uint64_t request_id) const noexcept override;
     RingStats stats() const override;
-    // kMaxRingPoints / points per replica (replicas of weight 1).
-    std::size_t max_members() const noexcept override;
 
     // The sorted point positions (parallel to slot_owners()), for tests.
     std::span<const std::uint64_t> points() const noexcept { return {points_.data(), size_}; }
@@ -110,8 +107,10 @@ private:
     std::size_t rank(std::uint64_t position) const noexcept;
     // rank() wrapped: always a valid point index. Precondition: size_ > 0.
     std::size_t successor(std::uint64_t position) const noexcept;
-    // The points' owners in ascending order from the request's successor.
-    OwnerTable owner_table(std::uint64_t request_id) const noexcept override;
+    // The points' owners in ascending order; a walk starts at the request's
+    // successor.
+    std::span<const std::uint32_t> owners() const noexcept override;
+    std::size_t walk_start(std::uint64_t request_id) const noexcept override;
     // Sort order of points: by position, ties by server id, so the order is
     // a function of the member set.
     bool point_less(const Point& a, const Point& b) const noexcept;

@@ -41,6 +41,7 @@
 #include <vector>
 
 #include "ringlb/hash_ring.hpp"
+#include "ringlb/ring_registry.hpp"
 
 namespace ringlb {
 
@@ -57,35 +58,33 @@ public:
 
     // The registry entry (ring_registry.hpp): the one scheme "maglev";
     // slots = the table size M, virtual_nodes unused.
-    static std::vector<std::string_view> scheme_names();
-    static RingOptions resolve_options(RingOptions options);
-    static std::shared_ptr<const HashRing> make_empty(const RingOptions& resolved);
+    static const RingType kRingType;
 
-    // Precondition: options resolved by resolve_options (slots = M, a prime
-    // in 2 .. kMaxTableSize).
-    explicit MaglevRing(RingOptions options);
+    // Precondition: options resolved by kRingType.resolve (slots = M, a prime
+    // in 2 .. kMaxTableSize). max_members(): M, as every replica needs at
+    // least one entry.
+    explicit MaglevRing(const RingOptions& options);
 
     std::size_t lookup(std::uint64_t request_id) const noexcept override;
     // Throws RingFullError when the ring already has M replicas.
     std::shared_ptr<const HashRing> with_member(Member member) const override;
     std::shared_ptr<const HashRing> without_member(std::uint32_t id) const override;
-    // The lookup table: the member index of every entry (all -1 when empty);
-    // also slot_servers(), as each entry serves the requests hashed to it.
-    std::vector<std::int32_t> slot_owners() const override;
-    // The table entry of a request: 0 .. M-1.
+    // The table entry of a request: 0 .. M-1. slot_owners() is the lookup
+    // table: the member index of every entry (all -1 when empty); also
+    // slot_servers(), as each entry serves the requests hashed to it.
     std::uint64_t slot_of(std::uint64_t request_id) const noexcept override;
     RingStats stats() const override;
-    // M: every replica needs at least one entry.
-    std::size_t max_members() const noexcept override;
 
 private:
-    // The lookup table from the request's entry on (retries, see above).
-    OwnerTable owner_table(std::uint64_t request_id) const noexcept override;
+    // The lookup table; a walk starts at the request's entry (retries, see
+    // above).
+    std::span<const std::uint32_t> owners() const noexcept override { return table_; }
+    std::size_t walk_start(std::uint64_t request_id) const noexcept override;
     // Fills table_ from members_ (Maglev's population loop). O(M log M)
-    // expected; leaves table_ empty when there are no members.
+    // expected; every entry kNoOwner when there are no members.
     void populate();
 
-    std::vector<std::uint32_t> table_;  // entry -> member index; empty when no members
+    std::vector<std::uint32_t> table_;  // entry -> member index; kNoOwner when no members
 };
 
 }  // namespace ringlb

@@ -14,6 +14,7 @@
 // the version moved.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <memory>
@@ -21,6 +22,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "ringlb/hash_ring.hpp"
@@ -43,6 +45,13 @@ struct MembershipChanges {
     std::uint64_t down = 0;     // taken off the ring, still registered (set_serving false)
     std::uint64_t up = 0;       // put back on the ring (set_serving true)
     std::uint64_t moved = 0;    // now listening elsewhere: a replacement (set_endpoint)
+
+    // (kind, count) for each field, in the order above: the names /metrics
+    // (its "kind" label) and /status ("membership_changes") give them.
+    std::array<std::pair<std::string_view, std::uint64_t>, 5> by_kind() const noexcept {
+        return {{{"added", added}, {"removed", removed}, {"down", down}, {"up", up},
+                 {"moved", moved}}};
+    }
 };
 
 class ReplicaSet {

@@ -1,9 +1,10 @@
 // The hash scheme registry: which ring type builds a scheme name, how that
 // type fills in and checks RingOptions, and how it builds an empty ring.
 // make_ring, resolve_ring_options and ring_scheme_names (hash_ring.hpp) all
-// read this one table, so a new ring type is one entry in ring_types()
-// (ring_registry.cpp) plus its own files; a new scheme of an existing type is
-// one entry in that type's scheme table (slot_hashes(), KetamaRing::schemes()).
+// read this one table, so a new ring type is its own files (which define its
+// entry, a static kRingType) plus one line in ring_types() (ring_registry.cpp);
+// a new scheme of an existing type is one entry in that type's scheme table
+// (slot_hashes(), KetamaRing::schemes()).
 #pragma once
 
 #include <memory>
@@ -28,7 +29,7 @@ struct RingType {
 };
 
 // Every ring type, in listing order: slot rings, ketama, Maglev.
-std::span<const RingType> ring_types() noexcept;
+std::span<const RingType* const> ring_types() noexcept;
 
 // The type that builds `scheme`, or nullptr when no type knows the name.
 const RingType* find_ring_type(std::string_view scheme);

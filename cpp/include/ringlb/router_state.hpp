@@ -53,7 +53,7 @@ public:
     // config.access_log opened; null when there is none.
     const std::unique_ptr<AccessLog> access_log;
 
-    // One per I/O thread: [IoWorker::index()] is written by that thread only.
+    // One per I/O thread: [its index] is written by that thread only.
     std::vector<WorkerStats> worker_stats;
     // The sum of worker_stats, and the connections open now.
     RouterStats totals() const noexcept;

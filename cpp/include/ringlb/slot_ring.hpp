@@ -22,6 +22,7 @@
 
 #include "ringlb/hash_ring.hpp"
 #include "ringlb/hash_schemes.hpp"
+#include "ringlb/ring_registry.hpp"
 
 namespace ringlb {
 
@@ -32,28 +33,25 @@ public:
 
     // The registry entry (ring_registry.hpp): one scheme per slot_hashes()
     // entry; slots = M, virtual_nodes = K (default floor(log2 M)).
-    static std::vector<std::string_view> scheme_names();
-    static RingOptions resolve_options(RingOptions options);
-    static std::shared_ptr<const HashRing> make_empty(const RingOptions& resolved);
+    static const RingType kRingType;
 
-    // Precondition: options resolved by resolve_options; `hash` names options.scheme.
-    SlotRing(RingOptions options, const SlotHash& hash);
+    // Precondition: options resolved by kRingType.resolve; `hash` names
+    // options.scheme. max_members(): floor(M/K) (SPEC §2), 56 with the defaults.
+    SlotRing(const RingOptions& options, const SlotHash& hash);
 
     std::size_t lookup(std::uint64_t request_id) const noexcept override;
     std::shared_ptr<const HashRing> with_member(Member member) const override;
     std::shared_ptr<const HashRing> without_member(std::uint32_t id) const override;
-    std::vector<std::int32_t> slot_owners() const override;
     std::vector<std::int32_t> slot_servers() const override;
     std::uint64_t slot_of(std::uint64_t request_id) const noexcept override;
     RingStats stats() const override;
-    // floor(M/K) (SPEC §2): 56 with the defaults.
-    std::size_t max_members() const noexcept override;
     // False: K virtual servers per replica is what the slot ring is.
     bool weighted() const noexcept override { return false; }
 
 private:
-    // The slot table from H(request id) on, free slots included.
-    OwnerTable owner_table(std::uint64_t request_id) const noexcept override;
+    // The slot table, free slots included; a walk starts at H(request id).
+    std::span<const std::uint32_t> owners() const noexcept override { return owner_; }
+    std::size_t walk_start(std::uint64_t request_id) const noexcept override;
 
     // Recomputes server_ from owner_ in two passes over the ring: O(M).
     void rebuild_servers();
@@ -67,7 +65,7 @@ private:
 
     const SlotHash* hash_;
     std::size_t free_slots_;
-    // Member indices as in owner_table(); slot_owners() and slot_servers()
+    // Member indices as in owners(); slot_owners() and slot_servers()
     // hand them out as int32, where kNoOwner reads -1.
     std::vector<std::uint32_t> owner_;   // slot -> member index placed there, or kNoOwner
     std::vector<std::uint32_t> server_;  // slot -> member index serving it, or kNoOwner if empty

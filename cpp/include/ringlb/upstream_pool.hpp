@@ -76,8 +76,6 @@ public:
     // Closes every idle connection.
     void clear() noexcept;
 
-    std::size_t idle() const noexcept { return idle_.size(); }
-
 private:
     boost::asio::io_context& ioc_;
     std::uint32_t id_;

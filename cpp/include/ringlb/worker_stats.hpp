@@ -73,7 +73,7 @@ struct alignas(64) ReplicaWorkerStats {
 struct ReplicaCounters {
     explicit ReplicaCounters(unsigned threads) : per_worker(threads) {}
     std::atomic<std::uint64_t> in_flight{0};
-    std::vector<ReplicaWorkerStats> per_worker;  // [IoWorker::index()], never resized
+    std::vector<ReplicaWorkerStats> per_worker;  // [the I/O thread's index], never resized
 };
 
 }  // namespace ringlb
