@@ -88,8 +88,7 @@ ProxySession::ProxySession(IoWorker& worker, Socket socket, Listener listener)
       // Room for a header at its limit plus one read: a body never lies
       // whole in this buffer, it is parsed into the message as it arrives.
       buffer_(worker.state().config.max_header_bytes + first_read_size + 65536),
-      req_(std::piecewise_construct, std::make_tuple(), std::make_tuple(Allocator(&worker.arena()))),
-      res_(std::piecewise_construct, std::make_tuple(), std::make_tuple(Allocator(&worker.arena()))) {
+      client_ip_() {
     worker_.add_session(*this);
 }
 
@@ -211,23 +210,21 @@ void ProxySession::on_readable(beast::error_code ec) {
 void ProxySession::release_idle() {
     // Fields go back to the I/O thread's arena, strings and the read buffer
     // to the heap: an idle connection keeps the session object and its socket.
-    req_.base().clear();
-    res_.base().clear();
-    std::string().swap(req_.body());
-    std::string().swap(res_.body());
-    std::string().swap(out_);
-    std::string().swap(up_out_);
-    std::string().swap(scratch_);
-    std::string().swap(upgrade_);
+    ex_.reset();
     retry_order_.reset();
     buffer_.shrink_to_fit();
+}
+
+ProxySession::Exchange& ProxySession::ex() {
+    if (!ex_) ex_ = std::make_unique<Exchange>(worker_.arena());
+    return *ex_;
 }
 
 void ProxySession::do_read_header() {
     // The previous request's message goes back into the parser, which clears
     // its fields; its body keeps its capacity (one allocation less).
-    req_.body().clear();
-    parser_ = std::make_unique<RequestParser>(std::move(req_));
+    ex().req.body().clear();
+    parser_ = std::make_unique<RequestParser>(std::move(ex().req));
     // Beast applies its header limit to what one put() sees, not to the whole
     // header (a header fed in pieces passes several times the limit), so the
     // limit is counted here in header_bytes_; Beast's is only a backstop above it.
@@ -334,12 +331,12 @@ bool ProxySession::should_stream() const {
 
 void ProxySession::start_body() {
     if (!streaming_) return do_read_body();
-    // The header moves to req_ for routing and forwarding; the parser goes on
+    // The header moves to the exchange's req for routing and forwarding; the parser goes on
     // with a body that is a window into stream_buf_, so at most that much of
     // the body is ever held (Beast's http_relay example does the same).
     client_keep_alive_ = parser_->keep_alive();
-    req_.base() = std::move(parser_->get().base());
-    req_.body().clear();
+    ex().req.base() = std::move(parser_->get().base());
+    ex().req.body().clear();
     // As the Beast parser it derives from: the converting constructor takes
     // exactly a parser<isRequest, OtherBody, Allocator>.
     stream_parser_ = std::make_unique<StreamRequestParser>(
@@ -403,9 +400,9 @@ void ProxySession::on_request() {
     // The parser weighs every Connection field; the message's keep_alive()
     // reads only the first ("Connection: x, Connection: close" would stay open).
     client_keep_alive_ = parser_->keep_alive();
-    req_ = parser_->release();
+    ex().req = parser_->release();
     parser_.reset();
-    const std::string_view path = KeySource::path_of(req_.target());
+    const std::string_view path = KeySource::path_of(ex().req.target());
     if (state_.serves_admin(listener_, path)) return on_admin(*find_admin_route(path));
     if (listener_ == Listener::admin) {
         std::string message = "'";
@@ -419,25 +416,25 @@ void ProxySession::on_request() {
 }
 
 void ProxySession::on_admin(const AdminRoute& route) {
-    const http::verb method = req_.method();
+    const http::verb method = ex().req.method();
     if (!route.allows(method)) {
         prepare_error(405, "method not allowed: use " + std::string(route.usage));
-        res_.set(http::field::allow, route.allow);
+        ex().res.set(http::field::allow, route.allow);
         return do_write();
     }
     if (route.answer) {  // read-only: answered here, on this I/O thread
         AdminAnswer answer = route.answer(state_);
-        res_ = make_response(static_cast<http::status>(answer.status), req_.version());
-        res_.set(http::field::content_type, answer.content_type);
-        res_.body() = std::move(answer.body);
-        res_.prepare_payload();
-        res_.keep_alive(client_keep_alive_ && !draining_);
-        if (method == http::verb::head) res_.body().clear();
+        ex().res = make_response(static_cast<http::status>(answer.status), ex().req.version());
+        ex().res.set(http::field::content_type, answer.content_type);
+        ex().res.body() = std::move(answer.body);
+        ex().res.prepare_payload();
+        ex().res.keep_alive(client_keep_alive_ && !draining_);
+        if (method == http::verb::head) ex().res.body().clear();
         return do_write();
     }
-    if (const auto refused = state_.authorize(listener_, req_[http::field::authorization])) {
+    if (const auto refused = state_.authorize(listener_, ex().req[http::field::authorization])) {
         prepare_error(static_cast<unsigned>(refused->status), refused->what());
-        if (refused->status == 401) res_.set(http::field::www_authenticate, "Bearer realm=\"ringlb\"");
+        if (refused->status == 401) ex().res.set(http::field::www_authenticate, "Bearer realm=\"ringlb\"");
         return do_write();
     }
     do_control(*route.op);
@@ -451,7 +448,7 @@ void ProxySession::do_control(ControlRequest::Op op) {
     // deadline meanwhile: the client waits as long as the control plane works.
     deadline_ = Clock::time_point::max();
     auto self = shared_from_this();
-    const bool queued = state_.control.post([self, op, body = std::move(req_.body())]() mutable {
+    const bool queued = state_.control.post([self, op, body = std::move(ex().req.body())]() mutable {
         // A pair, not a structured binding: clang before 16 cannot capture those.
         auto answer = self->state_.run_control(op, body);
         auto& ioc = self->worker_.ioc();
@@ -464,11 +461,11 @@ void ProxySession::do_control(ControlRequest::Op op) {
 
 void ProxySession::on_control(unsigned status, std::string body) {
     if (closed_) return;
-    res_ = make_response(static_cast<http::status>(status), req_.version());
-    res_.set(http::field::content_type, "application/json");
-    res_.body() = std::move(body);
-    res_.prepare_payload();
-    res_.keep_alive(client_keep_alive_ && !draining_);
+    ex().res = make_response(static_cast<http::status>(status), ex().req.version());
+    ex().res.set(http::field::content_type, "application/json");
+    ex().res.body() = std::move(body);
+    ex().res.prepare_payload();
+    ex().res.keep_alive(client_keep_alive_ && !draining_);
     if (status >= 500) WorkerStats::bump(worker_.stats().errors);
     do_write();
 }
@@ -476,14 +473,14 @@ void ProxySession::on_control(unsigned status, std::string body) {
 // ------------------------------------------------------------------ proxying
 
 void ProxySession::do_route() {
-    client_version_ = req_.version();
-    head_ = req_.method() == http::verb::head;
-    idempotent_ = ProxyRules::idempotent(req_.method());
+    client_version_ = ex().req.version();
+    head_ = ex().req.method() == http::verb::head;
+    idempotent_ = ProxyRules::idempotent(ex().req.method());
     routed_at_ = Clock::now();  // ringlb_request_duration_seconds starts here
     routed_ = true;
     routes_ = worker_.routes();
-    request_id_ = state_.key.request_id<ArenaFields>(req_, req_.target(), client_ip_,
-                                                     worker_.rng(), scratch_);
+    request_id_ = state_.key.request_id<ArenaFields>(ex().req, ex().req.target(), client_ip_,
+                                                     worker_.rng(), ex().scratch);
     // The first choice only: the rest of the retry order is worked out if a
     // try fails (most requests never need it).
     retry_order_.reset();
@@ -497,28 +494,28 @@ void ProxySession::do_route() {
     // check_request() has made sure no field that frames the request is
     // among those removed: the body that goes is exactly the body framed.
     // Read before the hop-by-hop fields go: the request asks for them.
-    upgrade_ = streaming_ || !req_.body().empty()
+    ex().upgrade = streaming_ || !ex().req.body().empty()
                    ? std::string()
-                   : ProxyRules::upgrade_requested<ArenaFields>(req_.base());
-    if (ProxyRules::scan<ArenaFields>(req_).hop_by_hop) {
+                   : ProxyRules::upgrade_requested<ArenaFields>(ex().req.base());
+    if (ProxyRules::scan<ArenaFields>(ex().req).hop_by_hop) {
         // The parser decoded a chunked body if there is Transfer-Encoding at
         // all (check_request allows no other); message::chunked() reads only
         // the first field and must not decide whether the body gets a length.
-        const bool chunked = req_.count(http::field::transfer_encoding) > 0;
-        ProxyRules::strip_hop_by_hop<ArenaFields>(req_);
-        if (chunked && !streaming_) req_.content_length(req_.body().size());
+        const bool chunked = ex().req.count(http::field::transfer_encoding) > 0;
+        ProxyRules::strip_hop_by_hop<ArenaFields>(ex().req);
+        if (chunked && !streaming_) ex().req.content_length(ex().req.body().size());
     }
     // A streamed chunked body goes on chunked: its length is not known yet.
-    if (streaming_ && stream_chunked_) req_.chunked(true);
-    if (!upgrade_.empty()) {
-        req_.set(http::field::connection, "upgrade");
-        req_.set(http::field::upgrade, upgrade_);
+    if (streaming_ && stream_chunked_) ex().req.chunked(true);
+    if (!ex().upgrade.empty()) {
+        ex().req.set(http::field::connection, "upgrade");
+        ex().req.set(http::field::upgrade, ex().upgrade);
     }
-    if (client_version_ < 11) ProxyRules::ensure_host<ArenaFields>(req_.base());
-    ProxyRules::add_forwarded<ArenaFields>(req_.base(), client_ip_);
-    req_.version(11);
+    if (client_version_ < 11) ProxyRules::ensure_host<ArenaFields>(ex().req.base());
+    ProxyRules::add_forwarded<ArenaFields>(ex().req.base(), client_ip_);
+    ex().req.version(11);
     // The header is laid out; the body is sent from where the parser put it.
-    WireFormat::write(req_, up_out_, true);
+    WireFormat::write(ex().req, ex().up_out, true);
     attempt_ = 0;
     do_try();
 }
@@ -556,8 +553,8 @@ void ProxySession::on_connect(beast::error_code ec) {
 void ProxySession::do_upstream_write() {
     // One deadline for the whole exchange: the write and the read after it.
     expires_after(Phase::upstream, state_.config.upstream_timeout);
-    const std::array<asio::const_buffer, 2> message{asio::buffer(up_out_),
-                                                    asio::buffer(req_.body())};
+    const std::array<asio::const_buffer, 2> message{asio::buffer(ex().up_out),
+                                                    asio::buffer(ex().req.body())};
     asio::async_write(conn_->socket, message,
                       beast::bind_front_handler(&ProxySession::on_upstream_write,
                                                 shared_from_this()));
@@ -653,7 +650,7 @@ void ProxySession::do_stream_parse() {
         if (stream_routed_) return do_stream_write(piece);
         if (stream_parser_->is_done()) {
             // The whole body fit in the first window: no streaming after all.
-            req_.body().assign(stream_buf_->data.data(), piece);
+            ex().req.body().assign(stream_buf_->data.data(), piece);
             streaming_ = false;
             stream_parser_.reset();
             return do_route();
@@ -709,8 +706,8 @@ void ProxySession::on_stream_error(beast::error_code ec) {
 }
 
 void ProxySession::do_upstream_read() {
-    res_.body().clear();  // as in do_read_header: reuse the last answer's body capacity
-    up_parser_ = std::make_unique<ResponseParser>(std::move(res_));
+    ex().res.body().clear();  // as in do_read_header: reuse the last answer's body capacity
+    up_parser_ = std::make_unique<ResponseParser>(std::move(ex().res));
     // Not eager: the parser stops after the header, so that a long body can
     // still be switched to streaming before any of it is parsed.
     up_parser_->eager(false);
@@ -768,7 +765,7 @@ void ProxySession::on_upstream_read(beast::error_code ec) {
     if (status == 101) {
         // A switch nobody asked for leaves the connection in a protocol the
         // router does not know: the replica is broken for this request.
-        if (upgrade_.empty()) return on_upstream_failure(http::error::bad_status, UpstreamStep::read);
+        if (ex().upgrade.empty()) return on_upstream_failure(http::error::bad_status, UpstreamStep::read);
         return on_switching_protocols();
     }
     on_upstream_response();
@@ -858,7 +855,7 @@ void ProxySession::on_upstream_failure(beast::error_code ec, UpstreamStep step) 
 
 void ProxySession::on_upstream_response() {
     end_upstream(up_parser_->keep_alive());
-    res_ = up_parser_->release();
+    ex().res = up_parser_->release();
     up_parser_.reset();
     answer_upstream();
 }
@@ -887,43 +884,43 @@ void ProxySession::end_upstream(bool keep_alive) {
 
 void ProxySession::answer_upstream() {
     bool header_only = head_;
-    if (res_.result() == http::status::not_found) {
+    if (ex().res.result() == http::status::not_found) {
         // SPEC §3: a path no replica knows is the client's error.
-        const std::string path(KeySource::path_of(req_.target()));
-        res_ = make_response(http::status::bad_request, client_version_);
-        res_.set(http::field::content_type, "application/json");
-        res_.body() =
+        const std::string path(KeySource::path_of(ex().req.target()));
+        ex().res = make_response(http::status::bad_request, client_version_);
+        ex().res.set(http::field::content_type, "application/json");
+        ex().res.body() =
             AdminApi::error_body("'" + path + "' endpoint does not exist in server replicas");
-        res_.prepare_payload();
+        ex().res.prepare_payload();
         header_only = false;
     } else {
-        const FieldScan fields = ProxyRules::scan<ArenaFields>(res_);
-        if (fields.hop_by_hop) ProxyRules::strip_hop_by_hop<ArenaFields>(res_);
-        const unsigned status = res_.result_int();
+        const FieldScan fields = ProxyRules::scan<ArenaFields>(ex().res);
+        if (fields.hop_by_hop) ProxyRules::strip_hop_by_hop<ArenaFields>(ex().res);
+        const unsigned status = ex().res.result_int();
         const bool bodiless = head_ || status < 200 || status == 204 || status == 304;
         // A body that came chunked, or up to the end of the connection, is
         // sent with its length, and so is one whose Content-Length was
         // repeated ("3, 3"); a single one the parser checked stays. Without
         // a body, a repeated one goes (it is optional there).
         if (!bodiless && (fields.hop_by_hop || !fields.content_length)) {
-            res_.content_length(res_.body().size());
+            ex().res.content_length(ex().res.body().size());
         } else if (bodiless && fields.odd_content_length) {
-            res_.erase(http::field::content_length);
+            ex().res.erase(http::field::content_length);
         }
         header_only = bodiless;
     }
     // Counted with the status the client gets (a replica's 404 is a 400).
-    pool_->worker_stats().record(res_.result_int(), Clock::now() - routed_at_);
-    log_access(res_.result_int());
-    if (state_.config.replica_header) res_.set("X-Ringlb-Replica", pool_->hostname());
+    pool_->worker_stats().record(ex().res.result_int(), Clock::now() - routed_at_);
+    log_access(ex().res.result_int());
+    if (state_.config.replica_header) ex().res.set("X-Ringlb-Replica", pool_->hostname());
     routes_.reset();
     pool_ = nullptr;
-    res_.version(client_version_);
+    ex().res.version(client_version_);
     // HTTP/1.1 keeps the connection by default and the Connection field is
     // gone: only closing, or keeping an HTTP/1.0 connection, needs a field.
     const bool keep = client_keep_alive_ && !draining_;
-    if (!keep || client_version_ != 11 || res_.count(http::field::connection) > 0) {
-        res_.keep_alive(keep);
+    if (!keep || client_version_ != 11 || ex().res.count(http::field::connection) > 0) {
+        ex().res.keep_alive(keep);
     }
     send_response(header_only, &ProxySession::on_write);
 }
@@ -932,18 +929,18 @@ void ProxySession::on_switching_protocols() {
     finish_try();
     pool_->worker_stats().record(101, Clock::now() - routed_at_);
     log_access(101);
-    res_ = up_parser_->release();
+    ex().res = up_parser_->release();
     up_parser_.reset();
     // The replica's Upgrade names the protocol it switched to (RFC 9110 §7.8).
-    std::string protocol(res_[http::field::upgrade]);
-    if (protocol.empty()) protocol = upgrade_;
-    ProxyRules::strip_hop_by_hop<ArenaFields>(res_);
-    res_.set(http::field::connection, "upgrade");
-    res_.set(http::field::upgrade, protocol);
-    if (state_.config.replica_header) res_.set("X-Ringlb-Replica", pool_->hostname());
+    std::string protocol(ex().res[http::field::upgrade]);
+    if (protocol.empty()) protocol = ex().upgrade;
+    ProxyRules::strip_hop_by_hop<ArenaFields>(ex().res);
+    ex().res.set(http::field::connection, "upgrade");
+    ex().res.set(http::field::upgrade, protocol);
+    if (state_.config.replica_header) ex().res.set("X-Ringlb-Replica", pool_->hostname());
     routes_.reset();
     pool_ = nullptr;
-    res_.version(11);
+    ex().res.version(11);
     send_response(true, &ProxySession::on_upgrade_written);
 }
 
@@ -973,7 +970,7 @@ void ProxySession::start_response_stream() {
         // SPEC §3 replaces a 404's body: a long one is not read at all, and
         // the connection it is still coming on is closed.
         end_upstream(false);
-        res_ = up_parser_->release();
+        ex().res = up_parser_->release();
         up_parser_.reset();
         return answer_upstream();
     }
@@ -1032,17 +1029,17 @@ void ProxySession::do_response_write(std::size_t piece) {
     if (!res_header_sent_ && last) {
         // It all fit in the first window: answered whole, with its length.
         end_upstream(up_stream_->keep_alive());
-        res_.base() = std::move(up_stream_->get().base());
-        res_.body().assign(stream_buf_->data.data(), piece);
+        ex().res.base() = std::move(up_stream_->get().base());
+        ex().res.body().assign(stream_buf_->data.data(), piece);
         up_stream_.reset();
         return answer_upstream();
     }
     std::size_t k = 0;
     auto& out = stream_buf_->out;
     if (!res_header_sent_) {
-        res_.base() = std::move(up_stream_->get().base());
+        ex().res.base() = std::move(up_stream_->get().base());
         prepare_stream_header(up_stream_->content_length());
-        out[k++] = asio::buffer(out_);
+        out[k++] = asio::buffer(ex().out);
     }
     k += WireFormat::frame_piece(std::span(out).subspan(k), stream_buf_->chunk_head,
                                  std::string_view(stream_buf_->data.data(), piece), res_chunked_, last);
@@ -1054,21 +1051,21 @@ void ProxySession::do_response_write(std::size_t piece) {
 
 void ProxySession::prepare_stream_header(boost::optional<std::uint64_t> length) {
     finish_try();
-    res_.body().clear();
+    ex().res.body().clear();
     // Its duration is the time to the header: the body's is the client's pace.
-    pool_->worker_stats().record(res_.result_int(), Clock::now() - routed_at_);
-    log_access(res_.result_int());
-    ProxyRules::strip_hop_by_hop<ArenaFields>(res_);
+    pool_->worker_stats().record(ex().res.result_int(), Clock::now() - routed_at_);
+    log_access(ex().res.result_int());
+    ProxyRules::strip_hop_by_hop<ArenaFields>(ex().res);
     // The length the replica gave, else chunked to an HTTP/1.1 client,
     // else (HTTP/1.0) the close ends the body.
     res_chunked_ = !length && client_version_ == 11;
-    if (length) res_.content_length(*length);
-    else if (res_chunked_) res_.chunked(true);
-    if (state_.config.replica_header) res_.set("X-Ringlb-Replica", pool_->hostname());
-    res_.version(client_version_);
+    if (length) ex().res.content_length(*length);
+    else if (res_chunked_) ex().res.chunked(true);
+    if (state_.config.replica_header) ex().res.set("X-Ringlb-Replica", pool_->hostname());
+    ex().res.version(client_version_);
     res_keep_ = client_keep_alive_ && !draining_ && (length || res_chunked_);
-    if (!res_keep_ || client_version_ != 11) res_.keep_alive(res_keep_);
-    WireFormat::write(res_, out_, true);
+    if (!res_keep_ || client_version_ != 11) ex().res.keep_alive(res_keep_);
+    WireFormat::write(ex().res, ex().out, true);
     res_header_sent_ = true;
     WorkerStats::bump(worker_.stats().requests);
 }
@@ -1096,12 +1093,12 @@ void ProxySession::start_response_splice(std::uint64_t length) {
     // after its header (the body's start) goes out with it, and the rest is
     // spliced from socket to socket.
     const bool upstream_keep_alive = up_parser_->keep_alive();
-    res_.base() = std::move(up_parser_->get().base());
+    ex().res.base() = std::move(up_parser_->get().base());
     up_parser_.reset();
     prepare_stream_header(length);
     const std::size_t early =
         static_cast<std::size_t>(std::min<std::uint64_t>(conn_->buffer.size(), length));
-    const std::array<asio::const_buffer, 2> out{asio::buffer(out_),
+    const std::array<asio::const_buffer, 2> out{asio::buffer(ex().out),
                                                 asio::buffer(conn_->buffer.data().data(), early)};
     expires_after(Phase::client, state_.config.idle_timeout);
     asio::async_write(
@@ -1171,9 +1168,9 @@ void ProxySession::log_access(unsigned status) {
     AccessLog::Entry e;
     e.client = client_ip_;
     // Before the request was parsed whole (a malformed one), there is none.
-    const bool parsed = routed_ || !req_.target().empty();
-    e.method = parsed ? std::string_view(req_.method_string()) : std::string_view("-");
-    e.target = parsed ? std::string_view(req_.target()) : std::string_view("-");
+    const bool parsed = routed_ || !ex().req.target().empty();
+    e.method = parsed ? std::string_view(ex().req.method_string()) : std::string_view("-");
+    e.target = parsed ? std::string_view(ex().req.target()) : std::string_view("-");
     e.key = routed_ ? request_id_ : 0;
     e.replica = pool_ ? std::string_view(pool_->hostname()) : std::string_view();
     e.status = status;
@@ -1184,28 +1181,28 @@ void ProxySession::log_access(unsigned status) {
 
 void ProxySession::prepare_error(unsigned status, std::string_view message, bool close) {
     log_access(status);
-    res_ = make_response(static_cast<http::status>(status), 11);
-    res_.set(http::field::content_type, "application/json");
-    res_.body() = AdminApi::error_body(message);
-    res_.prepare_payload();
+    ex().res = make_response(static_cast<http::status>(status), 11);
+    ex().res.set(http::field::content_type, "application/json");
+    ex().res.body() = AdminApi::error_body(message);
+    ex().res.prepare_payload();
     close_after_ = close;
-    res_.keep_alive(!close && client_keep_alive_ && !draining_);
+    ex().res.keep_alive(!close && client_keep_alive_ && !draining_);
     if (status >= 500) WorkerStats::bump(worker_.stats().errors);
 }
 
 void ProxySession::do_write() {
     if (closed_) return;
     // A HEAD answer keeps its Content-Length but sends no body.
-    send_response(res_.body().empty() && res_.has_content_length(), &ProxySession::on_write);
+    send_response(ex().res.body().empty() && ex().res.has_content_length(), &ProxySession::on_write);
 }
 
 void ProxySession::send_response(bool header_only, WriteDone then) {
-    WireFormat::write(res_, out_, header_only);
+    WireFormat::write(ex().res, ex().out, header_only);
     // Counted as answered before the write: the client may read the answer
     // before the write's completion handler runs.
     WorkerStats::bump(worker_.stats().requests);
     expires_after(Phase::client, state_.config.idle_timeout);
-    asio::async_write(socket_, asio::buffer(out_),
+    asio::async_write(socket_, asio::buffer(ex().out),
                       beast::bind_front_handler(then, shared_from_this()));
 }
 
@@ -1214,7 +1211,7 @@ void ProxySession::on_write(beast::error_code ec, std::size_t) {
     answered_ = true;
     if (ec) return fail();
     if (close_after_) return do_linger();
-    if (!res_.keep_alive() || draining_) return close();
+    if (!ex().res.keep_alive() || draining_) return close();
     release_buffers();
     do_wait_request();
 }
@@ -1225,11 +1222,11 @@ void ProxySession::release_buffers() {
     streaming_ = false;
     stream_parser_.reset();
     stream_buf_.reset();
-    trim(req_.body());
-    trim(res_.body());
-    trim(out_);
-    trim(up_out_);
-    trim(scratch_);
+    trim(ex().req.body());
+    trim(ex().res.body());
+    trim(ex().out);
+    trim(ex().up_out);
+    trim(ex().scratch);
     if (buffer_.capacity() > idle_keep_bytes && buffer_.size() <= idle_keep_bytes) {
         buffer_.shrink_to_fit();
     }

@@ -152,7 +152,7 @@ private:
     void release_upstream(bool keep_alive);
     // Both, for an answer read whole.
     void end_upstream(bool keep_alive);
-    // res_ holds the replica's whole answer: rewrite it for the client, send it.
+    // the exchange's res holds the replica's whole answer: rewrite it for the client, send it.
     void answer_upstream();
     // Streamed answers: a replica's body that is longer than a window,
     // chunked or delimited by its close goes to the client as it arrives.
@@ -162,7 +162,7 @@ private:
     void on_response_bytes(boost::beast::error_code ec, std::size_t n);
     void do_response_write(std::size_t piece);
     void on_response_write(boost::beast::error_code ec, std::size_t n);
-    // The streamed answer's header in out_, from res_'s header (the
+    // The streamed answer's header in the exchange's out, from its res's header (the
     // replica's) and the body's length when it has one.
     void prepare_stream_header(boost::optional<std::uint64_t> length);
     // A body with a length (`length` bytes) spliced to the client.
@@ -179,11 +179,11 @@ private:
     // Answers.
     // A new answer whose fields live in the I/O thread's arena.
     Response make_response(boost::beast::http::status status, unsigned version);
-    // An error answer in res_ ({"message": "<Error> ...", "status": "failure"}).
+    // An error answer in the exchange's res ({"message": "<Error> ...", "status": "failure"}).
     void prepare_error(unsigned status, std::string_view message, bool close = false);
     void send_error(unsigned status, std::string_view message, bool close = false);
     void do_write();
-    // The one write of a whole answer: res_ serialized into out_ (its body
+    // The one write of a whole answer: the exchange's res serialized into its out (its body
     // too unless `header_only`), counted, sent under idle_timeout, then `then`.
     using WriteDone = void (ProxySession::*)(boost::beast::error_code, std::size_t);
     void send_response(bool header_only, WriteDone then);
@@ -213,18 +213,30 @@ private:
     // The parsers live on the heap while a message is being read and are
     // freed after it: an idle connection holds none (they are ~300 bytes each).
     std::unique_ptr<RequestParser> parser_;
-    Request req_;
-    Response res_;
-    std::string out_;      // res_ serialized: one contiguous buffer, one send
-    std::string up_out_;   // req_ serialized for the replica (kept for retries)
-    std::string scratch_;  // percent-decoded keys
+    // What one request and its answer need, from the request's first byte
+    // to the answer's last: made then, freed when the connection goes idle,
+    // so that an idle connection does not carry ~400 bytes it does not use.
+    struct Exchange {
+        explicit Exchange(FieldArena& arena)
+            : req(std::piecewise_construct, std::make_tuple(), std::make_tuple(Allocator(&arena))),
+              res(std::piecewise_construct, std::make_tuple(), std::make_tuple(Allocator(&arena))) {}
+        Request req;
+        Response res;
+        std::string out;      // res serialized: one contiguous buffer, one send
+        std::string up_out;   // req serialized for the replica (kept for retries)
+        std::string scratch;  // percent-decoded keys
+        std::string upgrade;  // the protocol the request asks to switch to, or empty
+    };
+    std::unique_ptr<Exchange> ex_;
+    // The exchange, made on first use.
+    Exchange& ex();
     bool header_deadline_set_ = false;  // the header being read has its deadline
     std::size_t header_bytes_ = 0;      // of the header being read, parsed so far
     std::uint64_t body_limit_ = 0;      // of the request being read; 0: none
     bool answered_ = false;             // a response was written: idle, not new
     bool busy_ = false;         // between a complete request header and its response
     bool draining_ = false;     // stop(): close after the current response
-    bool close_after_ = false;  // the response in res_ ends the connection
+    bool close_after_ = false;  // the response in the exchange ends the connection
     bool closed_ = false;
 
     // The request being proxied.
@@ -255,7 +267,6 @@ private:
     bool res_header_sent_ = false;  // the client has the streamed answer's header
     bool res_chunked_ = false;      // the streamed answer goes to the client chunked
     bool res_keep_ = false;         // and the client connection stays open after it
-    std::string upgrade_;             // the protocol the request asks to switch to, or empty
     std::unique_ptr<Tunnel> tunnel_;  // after a 101: the connection is a tunnel
     std::unique_ptr<std::array<char, 4096>> linger_buf_;
 
