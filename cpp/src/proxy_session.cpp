@@ -241,7 +241,6 @@ void ProxySession::do_read_header() {
     // (body_sent_ left over would forbid its retries).
     streaming_ = false;
     body_sent_ = false;
-    body_spliced_ = false;
     stream_routed_ = false;
     piece_pending_ = false;
     parse_header();
@@ -567,65 +566,9 @@ void ProxySession::on_upstream_write(beast::error_code ec, std::size_t) {
             piece_pending_ = false;
             return do_stream_write(pending_size_);
         }
-        if (body_unread()) {
-            if (start_body_splice()) return;
-            return do_stream_parse();
-        }
+        if (!stream_parser_->is_done()) return do_stream_parse();
     }
     do_upstream_read();
-}
-
-bool ProxySession::body_unread() const noexcept {
-    return streaming_ && !body_spliced_ && !stream_parser_->is_done();
-}
-
-bool ProxySession::start_body_splice() {
-    // The rest of a body with a length passes verbatim (a chunked one is
-    // parsed and framed piece by piece): spliced, it never enters this process.
-    if (stream_chunked_) return false;
-    const auto remaining = stream_parser_->content_length_remaining();
-    if (!remaining || *remaining == 0) return false;
-    splice_ = SplicePump::make(socket_, conn_->socket);
-    if (!splice_) return false;
-    stream_buf_.reset();  // the window is not needed for the rest
-    // What the client sent past the window is already in buffer_: it goes first.
-    const std::size_t early =
-        static_cast<std::size_t>(std::min<std::uint64_t>(buffer_.size(), *remaining));
-    const std::uint64_t left = *remaining - early;
-    expires_after(Phase::upstream, state_.config.upstream_timeout);
-    asio::async_write(conn_->socket, asio::buffer(buffer_.data().data(), early),
-                      [this, self = shared_from_this(), early, left](beast::error_code ec,
-                                                                     std::size_t) {
-                          buffer_.consume(early);
-                          if (ec || left == 0) {
-                              splice_.reset();
-                              body_spliced_ = left == 0;
-                              if (ec) return on_upstream_failure(ec, UpstreamStep::write);
-                              return do_upstream_read();
-                          }
-                          splice_->start(self, left,
-                                         [this](SplicePump::Side side) {
-                                             if (side == SplicePump::Side::from) {
-                                                 expires_after(Phase::client,
-                                                               state_.config.header_timeout);
-                                             } else {
-                                                 expires_after(Phase::upstream,
-                                                               state_.config.upstream_timeout);
-                                             }
-                                         },
-                                         [this](beast::error_code ec, SplicePump::Side side) {
-                                             // Read whole from the client, even if not
-                                             // all of it reached the replica.
-                                             body_spliced_ = splice_->left() == 0;
-                                             splice_.reset();
-                                             if (!ec) return do_upstream_read();
-                                             if (side == SplicePump::Side::to) {
-                                                 return on_upstream_failure(ec, UpstreamStep::write);
-                                             }
-                                             on_stream_error(ec);
-                                         });
-                      });
-    return true;
 }
 
 // ------------------------------------------------------------ streamed bodies
@@ -842,7 +785,7 @@ void ProxySession::on_upstream_failure(beast::error_code ec, UpstreamStep step) 
     pool_ = nullptr;
     // Part of a streamed body may still be on its way: the connection cannot
     // carry another request.
-    const bool unread = body_unread();
+    const bool unread = streaming_ && !stream_parser_->is_done();
     if (timed_out) {
         return send_error(504, "replica '" + hostname + "' did not answer in time (" +
                                    std::string(what) + ")",

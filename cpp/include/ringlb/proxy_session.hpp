@@ -139,11 +139,6 @@ private:
     void on_stream_bytes(boost::beast::error_code ec, std::size_t n);
     void do_stream_write(std::size_t piece);
     void on_stream_error(boost::beast::error_code ec);
-    // Part of the request body is still to come from the client.
-    bool body_unread() const noexcept;
-    // The rest of a body with a length goes by SplicePump; false where it
-    // cannot (chunked, or no pipe), and the window path goes on.
-    bool start_body_splice();
     void on_upstream_response();
     // The try has its answer: it is counted and can no longer be repeated.
     void finish_try();
@@ -286,9 +281,8 @@ private:
         std::array<boost::asio::const_buffer, 5> out{};  // a header and a framed piece
     };
     std::unique_ptr<StreamWindow> stream_buf_;
-    // A body with a length being spliced, either way (splice_pump.hpp).
+    // An answer's body with a length being spliced to the client (splice_pump.hpp).
     std::unique_ptr<SplicePump> splice_;
-    bool body_spliced_ = false;  // the request body was read whole by splice_
     std::size_t linger_left_ = 0;
 };
 

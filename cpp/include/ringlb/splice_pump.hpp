@@ -7,9 +7,13 @@
 // Linux-only), so it is written here: Asio's reactor says when a socket is
 // ready (async_wait), and the pump does the non-blocking splices itself.
 //
-// Used for a Content-Length body once its header went out (ProxySession):
-// the bytes pass verbatim, so there is nothing to parse. Chunked bodies,
-// and bodies of at most one window, keep the window path.
+// Used for an answer's Content-Length body once its header went out
+// (ProxySession): the bytes pass verbatim, so there is nothing to parse.
+// Chunked answers, answers of at most one window and request bodies keep
+// the window path. For uploads splicing measured slower (bench/streaming.py
+// with 1 GiB: ~1,050 MB/s spliced against ~1,270 MB/s through the window,
+// the origin's CPU up by a third), while for downloads it is ~1,430 against
+// ~1,100 MB/s at a third of the router's CPU.
 //
 // The owner keeps both sockets and the deadlines: `waiting` is called before
 // every wait with the side waited on, so that the owner can set the deadline

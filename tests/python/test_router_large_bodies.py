@@ -1,7 +1,8 @@
-"""Bodies with a length pass from socket to socket by splice(2) (SplicePump,
-issue 13.7): exact bytes both ways, connections reused after, and every way a
-transfer can end early (the replica cuts it, stalls, the client vanishes)
-closes what it must and leaves no pipe behind."""
+"""Large bodies with a length, both ways: an answer's passes from socket to
+socket by splice(2) (SplicePump, issue 13.7), a request's through the 64 KiB
+window. Exact bytes, connections reused after, and every way a transfer can
+end early (the replica cuts it, stalls, the client vanishes) closes what it
+must and leaves no pipe behind."""
 
 from __future__ import annotations
 
