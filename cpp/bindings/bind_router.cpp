@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <climits>
 #include <cmath>
 #include <optional>
 #include <string>
@@ -76,6 +77,85 @@ std::size_t size_arg(std::int64_t v, const char* name) {
     return static_cast<std::size_t>(v);
 }
 
+// A count held in an unsigned (retries): out of range is check_limits' to say.
+unsigned count_arg(std::int64_t v, const char* name) {
+    return static_cast<unsigned>(std::min<std::size_t>(size_arg(v, name), UINT_MAX));
+}
+
+// The live settings (RouterLimits) by their Python names, which are also
+// LauncherConfig's field names: Router.LIVE_SETTINGS, Router.reconfigure()
+// and Router.limits() read this one table. Timeouts are seconds in Python.
+struct LiveSetting {
+    const char* name;
+    void (*set)(RouterLimits&, py::handle value, const char* name);
+    py::object (*get)(const RouterLimits&);
+};
+
+template <std::chrono::milliseconds RouterLimits::*M>
+LiveSetting seconds_setting(const char* name) {
+    return {name,
+            [](RouterLimits& l, py::handle v, const char* n) { l.*M = seconds_arg(py::cast<double>(v), n); },
+            [](const RouterLimits& l) -> py::object {
+                return py::float_(std::chrono::duration<double>(l.*M).count());
+            }};
+}
+
+template <std::size_t RouterLimits::*M>
+LiveSetting size_setting(const char* name) {
+    return {name,
+            [](RouterLimits& l, py::handle v, const char* n) { l.*M = size_arg(py::cast<std::int64_t>(v), n); },
+            [](const RouterLimits& l) -> py::object { return py::int_(l.*M); }};
+}
+
+const std::vector<LiveSetting>& live_settings() {
+    static const std::vector<LiveSetting> table = {
+        {"retries",
+         [](RouterLimits& l, py::handle v, const char* n) { l.retries = count_arg(py::cast<std::int64_t>(v), n); },
+         [](const RouterLimits& l) -> py::object { return py::int_(l.retries); }},
+        {"bounded_load",
+         [](RouterLimits& l, py::handle v, const char*) { l.bounded_load = py::cast<double>(v); },
+         [](const RouterLimits& l) -> py::object { return py::float_(l.bounded_load); }},
+        seconds_setting<&RouterLimits::connect_timeout>("connect_timeout"),
+        seconds_setting<&RouterLimits::upstream_timeout>("upstream_timeout"),
+        seconds_setting<&RouterLimits::header_timeout>("header_timeout"),
+        seconds_setting<&RouterLimits::idle_timeout>("idle_timeout"),
+        size_setting<&RouterLimits::max_header_bytes>("max_header_bytes"),
+        size_setting<&RouterLimits::max_body_bytes>("max_body_bytes"),
+        size_setting<&RouterLimits::max_connections>("max_connections"),
+        size_setting<&RouterLimits::max_idle_upstream>("max_idle_upstream"),
+        {"replica_header",
+         [](RouterLimits& l, py::handle v, const char*) {
+             if (!py::isinstance<py::bool_>(v)) throw py::cast_error();  // not 3 or "no"
+             l.replica_header = v.cast<bool>();
+         },
+         [](const RouterLimits& l) -> py::object { return py::bool_(l.replica_header); }},
+    };
+    return table;
+}
+
+// Router.reconfigure(**settings): the live settings now, with `settings` changed.
+RouterLimits reconfigured(const Router& r, const py::kwargs& settings) {
+    RouterLimits next = r.limits();
+    for (const auto& [key, value] : settings) {
+        const std::string name = py::str(key);
+        const auto& table = live_settings();
+        const auto it = std::find_if(table.begin(), table.end(),
+                                     [&](const LiveSetting& s) { return name == s.name; });
+        if (it == table.end()) {
+            throw py::type_error("'" + name + "' is not a setting a running router can change "
+                                 "(Router.LIVE_SETTINGS)");
+        }
+        try {
+            it->set(next, value, it->name);
+        } catch (const py::cast_error&) {
+            throw py::type_error(name + (name == "replica_header" ? " must be True or False"
+                                                                   : " must be a number") +
+                                 ", got " + std::string(py::repr(value)));
+        }
+    }
+    return next;
+}
+
 std::uint16_t port_arg(std::int64_t port, bool allow_zero) {
     if (port < (allow_zero ? 0 : 1) || port > 65535) {
         throw std::invalid_argument(allow_zero ? "port must be between 0 and 65535"
@@ -134,8 +214,7 @@ std::shared_ptr<Router> make_router(const std::string& host, std::int64_t port,
     c.threads = static_cast<unsigned>(threads);
     c.ring = ring_options_arg(slots, virtual_nodes, scheme, probing, canonical_ring);
     c.key = key;
-    if (retries < 0 || retries > 64) throw std::invalid_argument("retries must be between 0 and 64");
-    c.retries = static_cast<unsigned>(retries);
+    c.retries = count_arg(retries, "retries");
     c.bounded_load = bounded_load;
     c.connect_timeout = seconds_arg(connect_timeout, "connect_timeout");
     c.upstream_timeout = seconds_arg(upstream_timeout, "upstream_timeout");
@@ -332,6 +411,28 @@ control handler (set_control_handler). Timeouts are in seconds.
         .def_property_readonly("threads_reason", &Router::threads_reason,
                                "Why that many threads (affinity mask, cgroup quota, setting).")
         .def_property_readonly("key", [](const Router& r) { return r.config().key; })
+        .def(
+            "reconfigure",
+            [](Router& r, const py::kwargs& settings) {
+                const RouterLimits next = reconfigured(r, settings);
+                py::gil_scoped_release release;  // it waits for every I/O thread
+                r.reconfigure(next);
+            },
+            "Change settings of the running router, all or none: any of LIVE_SETTINGS as "
+            "keywords (timeouts in seconds). Requests that start from then on use them; one "
+            "being read or answered finishes with the values it started with, and an open "
+            "keep-alive connection takes them at its next request. ValueError for a value out "
+            "of range (nothing changes), TypeError for another setting or a wrong type.")
+        .def(
+            "limits",
+            [](const Router& r) {
+                const RouterLimits l = r.limits();
+                py::typing::Dict<py::str, py::object> out;
+                for (const auto& s : live_settings()) out[py::str(s.name)] = s.get(l);
+                return out;
+            },
+            "The LIVE_SETTINGS as they are now: as constructed, or as reconfigure() set them "
+            "(timeouts in seconds).")
         .def(
             "add_replica",
             [](Router& r, const std::string& hostname, const std::string& host, std::int64_t port,
@@ -536,6 +637,11 @@ control handler (set_control_handler). Timeouts are in seconds.
                    ", key='" + r.config().key + "', running=" + (r.running() ? "True" : "False") +
                    ")";
         });
+
+    py::list live;
+    for (const auto& setting : live_settings()) live.append(py::str(setting.name));
+    // The settings reconfigure() takes: what SIGHUP can change without a restart.
+    m.attr("Router").attr("LIVE_SETTINGS") = py::tuple(live);
 
     // The router's hostname rule, for the Python backends to check names before
     // they start anything (one implementation: AdminApi::valid_hostname).

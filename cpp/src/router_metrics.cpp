@@ -193,8 +193,9 @@ std::string RouterMetrics::status_json(RouterState& state) {
     json::object router;
     router["version"] = RINGLB_VERSION;
     router["key"] = state.key.spec();
-    router["retries"] = state.config.retries;
-    router["bounded_load"] = state.config.bounded_load;
+    const RouterLimits live = state.live_limits();
+    router["retries"] = live.retries;
+    router["bounded_load"] = live.bounded_load;
     router["threads"] = state.threads.cpus;
     router["min_replicas"] = state.limits.min;
     router["max_replicas"] = state.limits.max;

@@ -166,6 +166,7 @@ class Router:
     Replicas are registered from Python (add_replica) or, for /add and /rm, by the
     control handler (set_control_handler). Timeouts are in seconds.
     """
+    LIVE_SETTINGS: typing.ClassVar[tuple] = ('retries', 'bounded_load', 'connect_timeout', 'upstream_timeout', 'header_timeout', 'idle_timeout', 'max_header_bytes', 'max_body_bytes', 'max_connections', 'max_idle_upstream', 'replica_header')
     def __enter__(self) -> Router:
         ...
     def __exit__(self, *args) -> None:
@@ -192,6 +193,10 @@ class Router:
         """
         n (id, hostname) pairs for new replicas: the smallest free ids (SPEC section 2) and <hostname_prefix><k> names with the smallest unused k, as /add gives them.
         """
+    def limits(self) -> dict[str, typing.Any]:
+        """
+        The LIVE_SETTINGS as they are now: as constructed, or as reconfigure() set them (timeouts in seconds).
+        """
     def lookup(self, request_id: typing.SupportsInt | typing.SupportsIndex) -> str:
         """
         Hostname of the serving replica that request_id maps to; RingEmptyError when none.
@@ -199,6 +204,10 @@ class Router:
     def next_free_id(self) -> int:
         """
         The smallest server id no registered replica uses.
+        """
+    def reconfigure(self, **kwargs) -> None:
+        """
+        Change settings of the running router, all or none: any of LIVE_SETTINGS as keywords (timeouts in seconds). Requests that start from then on use them; one being read or answered finishes with the values it started with, and an open keep-alive connection takes them at its next request. ValueError for a value out of range (nothing changes), TypeError for another setting or a wrong type.
         """
     def record_event(self, kind: str, id: typing.SupportsInt | typing.SupportsIndex | None = None, hostname: str | None = None, detail: str = '') -> None:
         """

@@ -254,9 +254,12 @@ def _error(message: str, status: int = 500) -> Exception:
 class Launcher:
     """Runs a router, a heartbeat engine and N replicas; keeps N whole until stop()."""
 
-    #: LauncherConfig fields that reload() applies to a running launcher; a
-    #: change to any other field is logged as needing a restart.
-    LIVE_SETTINGS = frozenset({"replicas", "resolve_interval", *HEALTH_SETTINGS})
+    #: LauncherConfig fields that reload() applies to a running launcher: the
+    #: replica count, the health checks, resolve_interval, and the router's
+    #: retries and limits (ringlb.Router.LIVE_SETTINGS, which the router owns:
+    #: Router.reconfigure). A change to any other field is logged as needing a restart.
+    LIVE_SETTINGS = frozenset({"replicas", "resolve_interval", *HEALTH_SETTINGS,
+                               *ringlb.Router.LIVE_SETTINGS})
 
     def __init__(self, config: LauncherConfig | None = None, **overrides: Any) -> None:
         cfg = dataclasses.replace(config or LauncherConfig(), **overrides)
@@ -500,11 +503,10 @@ class Launcher:
             return
         try:
             new = reload()
+            log.info("got SIGHUP: reloading the configuration")
+            self.reload(new)
         except (ValueError, OSError) as e:
             log.error("got SIGHUP: reload failed, the running configuration stays: %s", e)
-            return
-        log.info("got SIGHUP: reloading the configuration")
-        self.reload(new)
 
     def reload(self, new: LauncherConfig) -> list[str]:
         """Apply `new` to the running launcher: what LIVE_SETTINGS names takes effect
@@ -512,7 +514,11 @@ class Launcher:
         (also logged). A new `replicas` scales N to it, as /add and /rm would: new
         replicas get the smallest free ids, and the highest ids go first. New health
         check settings start a new heartbeat engine, which takes each replica's state
-        from the ring (serving: up) and probes with the new settings from then on."""
+        from the ring (serving: up) and probes with the new settings from then on. The
+        router's retries and limits apply to requests that start from then on (an open
+        keep-alive connection keeps going, with them from its next request).
+
+        Raises ValueError, and changes nothing, when `new` has a value out of range."""
         new.validate()
         lines = []
         applied: dict[str, Any] = {}
@@ -523,11 +529,15 @@ class Launcher:
             shown = ("<hidden>", "<hidden>") if f.name == "admin_token" else (old_value, new_value)
             if f.name in self.LIVE_SETTINGS:
                 applied[f.name] = new_value
-                line = f"{f.name}: {shown[0]!r} -> {shown[1]!r} (applied)"
+                lines.append(f"{f.name}: {shown[0]!r} -> {shown[1]!r} (applied)")
             else:
-                line = f"{f.name}: {shown[0]!r} -> {shown[1]!r} (needs a restart)"
+                lines.append(f"{f.name}: {shown[0]!r} -> {shown[1]!r} (needs a restart)")
+        # First what the router may still refuse (all or nothing), then the rest.
+        router_settings = {k: v for k, v in applied.items() if k in ringlb.Router.LIVE_SETTINGS}
+        if router_settings and self.router is not None:
+            self.router.reconfigure(**router_settings)
+        for line in lines:
             log.info("reload %s", line)
-            lines.append(line)
         if applied:
             self.config = dataclasses.replace(self.config, **applied)
             if HEALTH_SETTINGS & applied.keys():

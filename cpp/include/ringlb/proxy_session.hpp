@@ -51,6 +51,7 @@
 #include "ringlb/router_state.hpp"
 #include "ringlb/tunnel.hpp"
 #include "ringlb/upstream_pool.hpp"
+#include "ringlb/worker_limits.hpp"
 
 namespace ringlb {
 
@@ -180,6 +181,7 @@ private:
 
     IoWorker& worker_;
     RouterState& state_;
+    WorkerLimits::Lease limits_;  // the live settings the current request started with
     Socket socket_;
     const Listener listener_;
     Timer timer_;

@@ -38,6 +38,8 @@ public:
     // Validates `config` (std::invalid_argument when something is off).
     explicit RouterState(RouterConfig config);
 
+    // As constructed: its RouterLimits part may since have changed
+    // (live_limits(); each I/O thread reads its own copy, IoWorker::limits()).
     const RouterConfig config;
     const KeySource key;
     const boost::asio::ip::address address;
@@ -81,6 +83,13 @@ public:
     // config.min_replicas / max_replicas, the latter resolved (0 -> capacity, at most 64).
     const ReplicaLimits limits;
 
+    // The live settings as last set (Router::reconfigure), from any thread:
+    // for /status, Router::limits() and stop(); never on the request path.
+    RouterLimits live_limits() const;
+    // Checks `next` (check_limits: std::invalid_argument, nothing changes)
+    // and records it; handing it to the I/O threads is the router's job.
+    void set_live_limits(const RouterLimits& next);
+
     void set_control_handler(ControlHandler handler);
     // Validates an /add or /rm body and runs the control handler (on the
     // control worker thread). Returns the HTTP status and JSON body to answer.
@@ -108,6 +117,9 @@ private:
     std::mutex shares_mutex_;
     std::shared_ptr<const HashRing> shares_ring_;
     std::vector<double> shares_;
+
+    mutable std::mutex live_mutex_;
+    RouterLimits live_;
 
     std::mt19937_64 control_rng_{std::random_device{}()};  // control thread only
 };
