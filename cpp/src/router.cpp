@@ -192,6 +192,7 @@ void Router::start() {
     impl_->next_worker = 0;
     st.draining = false;
     st.control.start();
+    st.names.start();
     for (auto& w : impl_->workers) w->start();
     asio::post(first, [impl = impl_.get()] {
         impl->do_accept(impl->data);
@@ -225,6 +226,7 @@ void Router::stop() {
     // dropped here, after no I/O thread can touch their sessions).
     for (auto& w : workers) w->join();
     st.control.stop();
+    st.names.stop();
     for (auto& w : workers) w->clear_pools();
     for (auto* a : {&impl_->data, &impl_->admin}) {
         a->socket.reset();

@@ -24,6 +24,7 @@ void check_limits(const RouterLimits& l) {
     positive(l.upstream_timeout, "upstream_timeout");
     positive(l.header_timeout, "header_timeout");
     positive(l.idle_timeout, "idle_timeout");
+    positive(l.resolve_interval, "resolve_interval");
     if (l.max_header_bytes < 64) throw std::invalid_argument("max_header_bytes must be >= 64");
     if (l.max_connections < 1) throw std::invalid_argument("max_connections must be >= 1");
 }

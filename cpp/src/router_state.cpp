@@ -82,7 +82,7 @@ RouterState::RouterState(RouterConfig c)
       has_admin_listener(!c.admin_listen.empty()),
       admin_address(parse_listen(c.admin_listen).first),
       admin_port(parse_listen(c.admin_listen).second),
-      replicas(c.ring),
+      replicas(c.ring), names(replicas, events, c.resolve_interval),
       access_log(c.access_log.empty() ? nullptr : std::make_unique<AccessLog>(c.access_log)),
       worker_stats(threads.cpus), limits(resolve_limits(c)), live_(c) {}
 
@@ -95,6 +95,7 @@ void RouterState::set_live_limits(const RouterLimits& next) {
     check_limits(next);
     std::lock_guard lock(live_mutex_);
     live_ = next;
+    names.set_interval(next.resolve_interval);
 }
 
 RouterStats RouterState::totals() const noexcept {
@@ -148,6 +149,11 @@ std::vector<ReplicaHealth> RouterState::health() {
 }
 
 void RouterState::report_failure(std::uint32_t id) noexcept {
+    try {
+        names.refresh(id);
+    } catch (...) {
+        // Out of memory for the post: the next interval resolves it anyway.
+    }
     FailureListener listener;
     {
         std::lock_guard lock(hooks_mutex_);
@@ -228,6 +234,7 @@ std::vector<ReplicaStats> RouterState::replica_stats() {
         s.id = r->id;
         s.hostname = r->hostname;
         s.host = r->host;
+        s.name = r->name;
         s.port = r->port;
         s.weight = r->weight;
         const std::size_t member = snap->ring->index_of(r->id);

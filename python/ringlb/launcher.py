@@ -151,7 +151,8 @@ class LauncherConfig:
     replica_read_only: bool = True
     replica_user: str = ""
     #: Static backend: the servers to front, "NAME=HOST:PORT" each (HOST a name
-    #: or an address, re-resolved every resolve_interval seconds).
+    #: or an address). The router resolves a name, and again every
+    #: resolve_interval seconds (swarm: how often the services are looked at).
     upstreams: tuple[str, ...] = ()
     resolve_interval: float = 30.0
     #: GET this on each replica to check it; any 2xx or 3xx answer is healthy.
@@ -255,11 +256,10 @@ class Launcher:
     """Runs a router, a heartbeat engine and N replicas; keeps N whole until stop()."""
 
     #: LauncherConfig fields that reload() applies to a running launcher: the
-    #: replica count, the health checks, resolve_interval, and the router's
-    #: retries and limits (ringlb.Router.LIVE_SETTINGS, which the router owns:
-    #: Router.reconfigure). A change to any other field is logged as needing a restart.
-    LIVE_SETTINGS = frozenset({"replicas", "resolve_interval", *HEALTH_SETTINGS,
-                               *ringlb.Router.LIVE_SETTINGS})
+    #: replica count, the health checks, and the router's retries, limits and
+    #: resolve_interval (ringlb.Router.LIVE_SETTINGS, which the router owns:
+    #: Router.reconfigure; the supervisor reads resolve_interval too). A change to any other field is logged as needing a restart.
+    LIVE_SETTINGS = frozenset({"replicas", *HEALTH_SETTINGS, *ringlb.Router.LIVE_SETTINGS})
 
     def __init__(self, config: LauncherConfig | None = None, **overrides: Any) -> None:
         cfg = dataclasses.replace(config or LauncherConfig(), **overrides)
@@ -390,6 +390,7 @@ class Launcher:
                 admin_on_data_port=cfg.admin_on_data_port, min_replicas=cfg.min_replicas,
                 max_replicas=cfg.max_replicas, hostname_prefix=cfg.hostname_prefix,
                 replica_header=cfg.replica_header, access_log=cfg.access_log,
+                resolve_interval=cfg.resolve_interval,
                 # Replicas that outlive a launcher are shared by every router of the
                 # cluster, whose rings must agree whatever each saw join and leave.
                 canonical_ring=cfg.canonical_ring or self.backend.outlives_launcher)
@@ -581,8 +582,10 @@ class Launcher:
     # -- queries -----------------------------------------------------------------------------
 
     def replicas(self) -> list[dict[str, Any]]:
-        """Every registered replica: dicts of id, hostname, host, port, state (up, suspect,
-        down, or starting before its first heartbeat), serving and weight, by ascending id."""
+        """Every registered replica: dicts of id, hostname, host (the address the router
+        connects to; "" while its name resolves), name (the DNS name it was given, or
+        None), port, state (up, suspect, down, or starting before its first heartbeat),
+        serving and weight, by ascending id."""
         if self.router is None:
             return []
         states = {s["id"]: s["state"] for s in self.engine.states()} if self.engine else {}
@@ -590,7 +593,7 @@ class Launcher:
         for r in sorted(self.router.replicas(), key=lambda r: r["id"]):
             state = states.get(r["id"], "starting")
             out.append({"id": r["id"], "hostname": r["hostname"], "host": r["host"],
-                        "port": r["port"], "state": state, "serving": r["serving"],
+                        "name": r["name"], "port": r["port"], "state": state, "serving": r["serving"],
                         "weight": r["weight"]})
         return out
 

@@ -94,7 +94,8 @@ struct RouterStats {
 struct ReplicaStats {
     std::uint32_t id = 0;
     std::string hostname;
-    std::string host;                // where the router reaches it
+    std::string host;                // where the router reaches it; "" while `name` resolves
+    std::string name;                // the DNS name it was given (Replica::name), or ""
     std::uint16_t port = 0;
     bool serving = false;            // on the ring
     std::uint32_t weight = 1;        // its ring weight (Member::weight)

@@ -1,7 +1,7 @@
 // RouterLimits: the router settings that a running router can change
 // (Router::reconfigure): retries, bounded loads, timeouts, size and
-// connection limits, the replica field. They are what each request reads;
-// everything else in RouterConfig (addresses, threads, ring, key source,
+// connection limits, the replica field (what each request reads), and how
+// often replicas' DNS names are resolved again (NameResolver); everything else in RouterConfig (addresses, threads, ring, key source,
 // admin listener, access log) is fixed for the router's life.
 #pragma once
 
@@ -22,6 +22,7 @@ struct RouterLimits {
     std::size_t max_connections = 10000;             // client connections open at once
     std::size_t max_idle_upstream = 64;              // idle keep-alive connections kept per replica
     bool replica_header = true;  // X-Ringlb-Replica: <hostname> on every proxied answer
+    std::chrono::milliseconds resolve_interval{30000};  // between two resolutions of a replica's name
 
     // The shortest of the upstream, header and idle timeouts: how far ahead a
     // session's timer may be armed (see ProxySession).

@@ -23,6 +23,7 @@
 #include "ringlb/cpu_budget.hpp"
 #include "ringlb/event_log.hpp"
 #include "ringlb/key_source.hpp"
+#include "ringlb/name_resolver.hpp"
 #include "ringlb/replica_set.hpp"
 #include "ringlb/router.hpp"
 #include "ringlb/upstream_pool.hpp"
@@ -52,6 +53,8 @@ public:
     ControlWorker control;
     // Recent replica events (event_log.hpp): /status's "events".
     EventLog events;
+    // Resolves the replicas' DNS names (name_resolver.hpp); runs while the router does.
+    NameResolver names;
     // config.access_log opened; null when there is none.
     const std::unique_ptr<AccessLog> access_log;
 
@@ -68,7 +71,8 @@ public:
     void set_health_source(HealthSource source);
     // The health source's answer; empty without one (or when it throws).
     std::vector<ReplicaHealth> health();
-    // Tells the failure listener (if any) that forwarding to `id` failed.
+    // Tells the failure listener (if any) that forwarding to `id` failed, and
+    // the NameResolver (a replica with a name may have moved).
     // Called on an I/O thread; a listener that throws is ignored.
     void report_failure(std::uint32_t id) noexcept;
 
