@@ -9,10 +9,9 @@
 #include <pybind11/stl.h>
 #include <pybind11/typing.h>
 
-#include <boost/asio/ip/address.hpp>
-
 #include <algorithm>
 #include <chrono>
+#include <climits>
 #include <cmath>
 #include <optional>
 #include <string>
@@ -76,6 +75,87 @@ std::size_t size_arg(std::int64_t v, const char* name) {
     return static_cast<std::size_t>(v);
 }
 
+// A count held in an unsigned (retries): anything out of range (negative
+// ones too) becomes one check_limits refuses, with its message.
+unsigned count_arg(std::int64_t v) {
+    return v < 0 || v > std::int64_t{UINT_MAX} ? UINT_MAX : static_cast<unsigned>(v);
+}
+
+// The live settings (RouterLimits) by their Python names, which are also
+// LauncherConfig's field names: Router.LIVE_SETTINGS, Router.reconfigure()
+// and Router.limits() read this one table. Timeouts are seconds in Python.
+struct LiveSetting {
+    const char* name;
+    void (*set)(RouterLimits&, py::handle value, const char* name);
+    py::object (*get)(const RouterLimits&);
+};
+
+template <std::chrono::milliseconds RouterLimits::*M>
+LiveSetting seconds_setting(const char* name) {
+    return {name,
+            [](RouterLimits& l, py::handle v, const char* n) { l.*M = seconds_arg(py::cast<double>(v), n); },
+            [](const RouterLimits& l) -> py::object {
+                return py::float_(std::chrono::duration<double>(l.*M).count());
+            }};
+}
+
+template <std::size_t RouterLimits::*M>
+LiveSetting size_setting(const char* name) {
+    return {name,
+            [](RouterLimits& l, py::handle v, const char* n) { l.*M = size_arg(py::cast<std::int64_t>(v), n); },
+            [](const RouterLimits& l) -> py::object { return py::int_(l.*M); }};
+}
+
+const std::vector<LiveSetting>& live_settings() {
+    static const std::vector<LiveSetting> table = {
+        {"retries",
+         [](RouterLimits& l, py::handle v, const char*) { l.retries = count_arg(py::cast<std::int64_t>(v)); },
+         [](const RouterLimits& l) -> py::object { return py::int_(l.retries); }},
+        {"bounded_load",
+         [](RouterLimits& l, py::handle v, const char*) { l.bounded_load = py::cast<double>(v); },
+         [](const RouterLimits& l) -> py::object { return py::float_(l.bounded_load); }},
+        seconds_setting<&RouterLimits::connect_timeout>("connect_timeout"),
+        seconds_setting<&RouterLimits::upstream_timeout>("upstream_timeout"),
+        seconds_setting<&RouterLimits::header_timeout>("header_timeout"),
+        seconds_setting<&RouterLimits::idle_timeout>("idle_timeout"),
+        seconds_setting<&RouterLimits::resolve_interval>("resolve_interval"),
+        size_setting<&RouterLimits::max_header_bytes>("max_header_bytes"),
+        size_setting<&RouterLimits::max_body_bytes>("max_body_bytes"),
+        size_setting<&RouterLimits::max_connections>("max_connections"),
+        size_setting<&RouterLimits::max_idle_upstream>("max_idle_upstream"),
+        {"replica_header",
+         [](RouterLimits& l, py::handle v, const char*) {
+             if (!py::isinstance<py::bool_>(v)) throw py::cast_error();  // not 3 or "no"
+             l.replica_header = v.cast<bool>();
+         },
+         [](const RouterLimits& l) -> py::object { return py::bool_(l.replica_header); }},
+    };
+    return table;
+}
+
+// Router.reconfigure(**settings): the live settings now, with `settings` changed.
+RouterLimits reconfigured(const Router& r, const py::kwargs& settings) {
+    RouterLimits next = r.limits();
+    for (const auto& [key, value] : settings) {
+        const std::string name = py::str(key);
+        const auto& table = live_settings();
+        const auto it = std::find_if(table.begin(), table.end(),
+                                     [&](const LiveSetting& s) { return name == s.name; });
+        if (it == table.end()) {
+            throw py::type_error("'" + name + "' is not a setting a running router can change "
+                                 "(Router.LIVE_SETTINGS)");
+        }
+        try {
+            it->set(next, value, it->name);
+        } catch (const py::cast_error&) {
+            throw py::type_error(name + (name == "replica_header" ? " must be True or False"
+                                                                   : " must be a number") +
+                                 ", got " + std::string(py::repr(value)));
+        }
+    }
+    return next;
+}
+
 std::uint16_t port_arg(std::int64_t port, bool allow_zero) {
     if (port < (allow_zero ? 0 : 1) || port > 65535) {
         throw std::invalid_argument(allow_zero ? "port must be between 0 and 65535"
@@ -89,19 +169,13 @@ std::uint32_t id_arg(std::int64_t id) {
     return static_cast<std::uint32_t>(id);
 }
 
-void check_host(const std::string& host) {
-    boost::system::error_code ec;
-    boost::asio::ip::make_address(host, ec);
-    if (ec) throw std::invalid_argument("host must be an IP address, got '" + host + "'");
-}
-
 Replica replica_arg(Router& r, const ReplicaTuple& t, std::int64_t weight) {
     const auto& [hostname, host, port, id] = t;
     if (!AdminApi::valid_hostname(hostname)) {
         throw std::invalid_argument("hostname '" + hostname + "' must match " +
                                     std::string(AdminApi::hostname_pattern));
     }
-    check_host(host);
+    // An IP literal or a DNS name: the ReplicaSet checks it.
     return Replica{id ? id_arg(*id) : 0, hostname, host, port_arg(port, false),
                    weight_arg(*r.replicas().snapshot()->ring, weight)};
 }
@@ -126,7 +200,7 @@ std::shared_ptr<Router> make_router(const std::string& host, std::int64_t port,
                                     bool admin_on_data_port, std::int64_t min_replicas,
                                     std::int64_t max_replicas, const std::string& hostname_prefix,
                                     bool replica_header, const std::string& access_log,
-                                    bool canonical_ring) {
+                                    bool canonical_ring, double resolve_interval) {
     RouterConfig c;
     c.host = host;
     c.port = port_arg(port, true);
@@ -134,13 +208,13 @@ std::shared_ptr<Router> make_router(const std::string& host, std::int64_t port,
     c.threads = static_cast<unsigned>(threads);
     c.ring = ring_options_arg(slots, virtual_nodes, scheme, probing, canonical_ring);
     c.key = key;
-    if (retries < 0 || retries > 64) throw std::invalid_argument("retries must be between 0 and 64");
-    c.retries = static_cast<unsigned>(retries);
+    c.retries = count_arg(retries);
     c.bounded_load = bounded_load;
     c.connect_timeout = seconds_arg(connect_timeout, "connect_timeout");
     c.upstream_timeout = seconds_arg(upstream_timeout, "upstream_timeout");
     c.header_timeout = seconds_arg(header_timeout, "header_timeout");
     c.idle_timeout = seconds_arg(idle_timeout, "idle_timeout");
+    c.resolve_interval = seconds_arg(resolve_interval, "resolve_interval");
     c.max_header_bytes = size_arg(max_header_bytes, "max_header_bytes");
     c.max_body_bytes = size_arg(max_body_bytes, "max_body_bytes");
     c.max_connections = size_arg(max_connections, "max_connections");
@@ -232,7 +306,8 @@ Record replica_dict(const Replica& r, bool serving) {
     Record d;
     d["id"] = r.id;
     d["hostname"] = r.hostname;
-    d["host"] = r.host;
+    d["host"] = r.host;  // "" while its name resolves
+    d["name"] = r.name.empty() ? py::object(py::none()) : py::object(py::str(r.name));
     d["port"] = r.port;
     d["serving"] = serving;
     d["weight"] = r.weight;
@@ -300,7 +375,7 @@ control handler (set_control_handler). Timeouts are in seconds.
              py::arg("admin_on_data_port") = true, py::arg("min_replicas") = 1,
              py::arg("max_replicas") = 0, py::arg("hostname_prefix") = "Server",
              py::arg("replica_header") = true, py::arg("access_log") = "",
-             py::arg("canonical_ring") = false,
+             py::arg("canonical_ring") = false, py::arg("resolve_interval") = 30.0,
              "admin_token: /add and /rm need 'Authorization: Bearer <token>'; without one they "
              "answer 403 on a non-loopback listener. admin_listen: 'HOST:PORT' of a second "
              "listener serving the admin API. admin_on_data_port=False proxies /add and /rm on "
@@ -310,6 +385,8 @@ control handler (set_control_handler). Timeouts are in seconds.
              "request to ('-': standard output). canonical_ring: the ring is a function of the "
              "replica set alone, whatever order they joined in (slot schemes: a fresh build in "
              "ascending id order on every change; ketama and maglev always are). "
+             "resolve_interval: seconds between two resolutions of a replica's DNS name "
+             "(a replica may be given one instead of an address: the router resolves it). "
              "Raises ValueError for a bad argument (unknown scheme, probing or key source, "
              "a host that is not an IP address, negative sizes, non-positive timeouts).")
         .def("start", &start_router,
@@ -333,6 +410,28 @@ control handler (set_control_handler). Timeouts are in seconds.
                                "Why that many threads (affinity mask, cgroup quota, setting).")
         .def_property_readonly("key", [](const Router& r) { return r.config().key; })
         .def(
+            "reconfigure",
+            [](Router& r, const py::kwargs& settings) {
+                const RouterLimits next = reconfigured(r, settings);
+                py::gil_scoped_release release;  // it waits for every I/O thread
+                r.reconfigure(next);
+            },
+            "Change settings of the running router, all or none: any of LIVE_SETTINGS as "
+            "keywords (timeouts in seconds). Requests that start from then on use them; one "
+            "being read or answered finishes with the values it started with, and an open "
+            "keep-alive connection takes them at its next request. ValueError for a value out "
+            "of range (nothing changes), TypeError for another setting or a wrong type.")
+        .def(
+            "limits",
+            [](const Router& r) {
+                const RouterLimits l = r.limits();
+                py::typing::Dict<py::str, py::object> out;
+                for (const auto& s : live_settings()) out[py::str(s.name)] = s.get(l);
+                return out;
+            },
+            "The LIVE_SETTINGS as they are now: as constructed, or as reconfigure() set them "
+            "(timeouts in seconds).")
+        .def(
             "add_replica",
             [](Router& r, const std::string& hostname, const std::string& host, std::int64_t port,
                std::optional<std::int64_t> id, std::int64_t weight) {
@@ -341,7 +440,9 @@ control handler (set_control_handler). Timeouts are in seconds.
             py::arg("hostname"), py::arg("host"), py::arg("port"), py::arg("id") = py::none(),
             py::arg("weight") = 1,
             "Register a replica and put it on the ring; returns its server id (the smallest "
-            "free one unless given). ValueError for a bad or taken id/hostname or a weight the "
+            "free one unless given). host: an IP address, or a DNS name that the router "
+            "resolves (off the ring, 'resolving', until it has an address; again when it goes "
+            "down or a connection to it fails, and every resolve_interval). ValueError for a bad or taken id/hostname or a weight the "
             "scheme refuses (1 .. MAX_WEIGHT; slot schemes: 1 only), RingFullError when the "
             "ring has no room.")
         .def(
@@ -388,11 +489,12 @@ control handler (set_control_handler). Timeouts are in seconds.
         .def(
             "set_endpoint",
             [](Router& r, std::int64_t id, const std::string& host, std::int64_t port) {
-                check_host(host);
                 return r.replicas().set_endpoint(id_arg(id), host, port_arg(port, false));
             },
             py::arg("id"), py::arg("host"), py::arg("port"),
-            "Change where a replica listens; returns False when the id is unknown.")
+            "Change where a replica listens (host: an IP address or a DNS name, which the "
+            "router resolves; a new name keeps it off the ring until it does); returns False "
+            "when the id is unknown.")
         .def(
             "replicas",
             [](Router& r) {
@@ -403,8 +505,9 @@ control handler (set_control_handler). Timeouts are in seconds.
                 }
                 return out;
             },
-            "Registered replicas in registration order: dicts with id, hostname, host, port, "
-            "serving, weight.")
+            "Registered replicas in registration order: dicts with id, hostname, host (the "
+            "address the router connects to, '' while its name resolves), name (the DNS name it "
+            "was given, or None), port, serving, weight.")
         .def("next_free_id", [](Router& r) { return r.replicas().next_free_id(); },
              "The smallest server id no registered replica uses.")
         .def(
@@ -536,6 +639,11 @@ control handler (set_control_handler). Timeouts are in seconds.
                    ", key='" + r.config().key + "', running=" + (r.running() ? "True" : "False") +
                    ")";
         });
+
+    py::list live;
+    for (const auto& setting : live_settings()) live.append(py::str(setting.name));
+    // The settings reconfigure() takes: what SIGHUP can change without a restart.
+    m.attr("Router").attr("LIVE_SETTINGS") = py::tuple(live);
 
     // The router's hostname rule, for the Python backends to check names before
     // they start anything (one implementation: AdminApi::valid_hostname).

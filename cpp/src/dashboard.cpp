@@ -159,9 +159,10 @@ function render(status, seconds) {
     const ms = v => v === null ? "–" : v === Infinity ? "> 10 s" : v.toFixed(1);
     return el("tr", { class: `state-${r.state}`, "data-hostname": r.hostname, "data-state": r.state },
       el("td", {}, el("span", { class: "swatch", style: `background:${colour(r.id)}` }), r.id),
-      el("td", {}, r.hostname), el("td", {}, r.address),
+      el("td", {}, r.hostname),
+      el("td", {}, r.name ? `${r.name} (${r.address || "resolving"})` : r.address),
       el("td", {}, el("span", { class: "state" },
-         r.on_ring || r.state === "down" ? r.state : `${r.state}, off the ring`)),
+         r.on_ring || r.state === "down" || r.state === "resolving" ? r.state : `${r.state}, off the ring`)),
       el("td", {}, `${(r.share * 100).toFixed(1)} %`),
       el("td", {}, rate === null ? "–" : rate.toFixed(1)), el("td", {}, ms(q)),
       el("td", {}, r.requests.toLocaleString()), el("td", {}, r.responses["5xx"]),

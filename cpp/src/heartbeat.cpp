@@ -146,7 +146,8 @@ public:
           wait_(strand) {
         beast::error_code ec;
         const auto address = asio::ip::make_address(r.host, ec);
-        if (ec) bad_address_ = "bad address '" + r.host + "'";
+        if (r.host.empty()) bad_address_ = "no address yet: its name '" + r.name + "' resolves";
+        else if (ec) bad_address_ = "bad address '" + r.host + "'";
         else endpoint_ = tcp::endpoint(address, r.port);
         req_.method(http::verb::get);
         req_.target(config.path);
@@ -364,6 +365,9 @@ void HeartbeatEngine::Impl::sync(bool force) {
                 h.successes = 0;
                 h.last_latency.reset();
                 h.last_error.clear();
+                // A DNS name's first address put it on the ring
+                // (ReplicaSet::set_address): judged from there, as a new one.
+                if (h.state == Health::down && serving.count(r->id)) h.state = Health::up;
             } else {
                 continue;
             }

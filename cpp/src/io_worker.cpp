@@ -13,9 +13,17 @@ IoWorker::IoWorker(RouterState& state, unsigned index)
       // One thread runs this context: concurrency hint 1 lets Asio skip waking
       // other threads and keep handler queues thread-private.
       ioc_(std::make_unique<boost::asio::io_context>(1)),
-      tick_(std::min({state.config.upstream_timeout, state.config.header_timeout,
-                      state.config.idle_timeout})),
+      limits_(state.live_limits()), tick_(limits_.current().tick()),
       rng_(std::random_device{}() ^ (static_cast<std::uint64_t>(index) << 32)) {}
+
+void IoWorker::set_limits(const RouterLimits& next) {
+    const bool new_pools = next.max_idle_upstream != limits_.current().max_idle_upstream;
+    limits_.publish(next);
+    tick_ = next.tick();
+    // A session in flight keeps its pool (through its route table) and gives
+    // its connection back there; the pool goes with the last such session.
+    if (new_pools) clear_pools();
+}
 
 IoWorker::~IoWorker() {
     join();
@@ -54,7 +62,7 @@ const std::shared_ptr<const RouteTable>& IoWorker::routes() {
             pool = it->second;
             if (!pool->same_endpoint(*r)) pool->set_endpoint(*r);
         } else {
-            pool = std::make_shared<UpstreamPool>(*ioc_, *r, state_.config.max_idle_upstream,
+            pool = std::make_shared<UpstreamPool>(*ioc_, *r, limits_.current().max_idle_upstream,
                                                   state_.counters_for(r->id, r->hostname), index_);
         }
         next.emplace(r->id, std::move(pool));
@@ -73,7 +81,7 @@ std::size_t IoWorker::plan(const RouteTable& table, std::uint64_t request_id,
     const HashRing& ring = *table.snap->ring;
     const std::size_t n = ring.members().size();
     if (n == 0 || out.empty()) return 0;
-    const double c = state_.config.bounded_load;
+    const double c = limits_.current().bounded_load;
     if (c == 0.0 && !complete) {
         out[0] = ring.lookup(request_id);
         return 1;

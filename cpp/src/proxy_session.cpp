@@ -74,6 +74,12 @@ constexpr std::size_t idle_keep_bytes = 16384;
 // through a window of this size.
 constexpr std::size_t stream_threshold = ProxySession::stream_window;
 
+// The read buffer's bound: a header at its limit plus one read (a body
+// never lies whole in it, it is parsed into the message as it arrives).
+std::size_t read_buffer_limit(const RouterLimits& l) {
+    return l.max_header_bytes + first_read_size + 65536;
+}
+
 // Releases `s`'s storage when it holds more than an idle connection may keep.
 void trim(std::string& s) {
     if (s.capacity() > idle_keep_bytes) std::string().swap(s);
@@ -83,12 +89,9 @@ void trim(std::string& s) {
 }  // namespace
 
 ProxySession::ProxySession(IoWorker& worker, Socket socket, Listener listener)
-    : worker_(worker), state_(worker.state()), socket_(std::move(socket)), listener_(listener),
-      timer_(worker.ioc().get_executor()),
-      // Room for a header at its limit plus one read: a body never lies
-      // whole in this buffer, it is parsed into the message as it arrives.
-      buffer_(worker.state().config.max_header_bytes + first_read_size + 65536),
-      client_ip_() {
+    : worker_(worker), state_(worker.state()), limits_(worker.limits().lease()),
+      socket_(std::move(socket)), listener_(listener), timer_(worker.ioc().get_executor()),
+      buffer_(read_buffer_limit(*limits_)) {
     worker_.add_session(*this);
 }
 
@@ -174,6 +177,8 @@ bool ProxySession::take_expired(Phase phase) noexcept {
 
 void ProxySession::do_wait_request() {
     if (draining_) return close();
+    // The wait for a request has the live settings' timeouts as they are now.
+    worker_.limits().renew(limits_);
     if (buffer_.size() > 0) return do_read_header();  // a pipelined request is waiting
     // An idle keep-alive connection may stay silent for idle_timeout; once a
     // request starts, its header must arrive within header_timeout. A new
@@ -181,7 +186,7 @@ void ProxySession::do_wait_request() {
     // after the accept, or silent sockets would hold connection slots for the
     // whole idle timeout.
     expires_after(Phase::client,
-                  answered_ ? state_.config.idle_timeout : state_.config.header_timeout);
+                  answered_ ? limits_->idle_timeout : limits_->header_timeout);
     // A connection waiting for a request holds no buffer: it waits for the
     // socket to be readable, and only then is memory taken to read into
     // (nginx and HAProxy do the same). An idle keep-alive connection gives
@@ -221,6 +226,9 @@ ProxySession::Exchange& ProxySession::ex() {
 }
 
 void ProxySession::do_read_header() {
+    // A request starts: it reads the live settings as they are now, until its answer.
+    worker_.limits().renew(limits_);
+    buffer_.max_size(std::max(read_buffer_limit(*limits_), buffer_.size()));
     // The previous request's message goes back into the parser, which clears
     // its fields; its body keeps its capacity (one allocation less).
     ex().req.body().clear();
@@ -229,9 +237,9 @@ void ProxySession::do_read_header() {
     // header (a header fed in pieces passes several times the limit), so the
     // limit is counted here in header_bytes_; Beast's is only a backstop above it.
     parser_->header_limit(static_cast<std::uint32_t>(
-        std::min<std::size_t>(state_.config.max_header_bytes + 1, UINT32_MAX)));
+        std::min<std::size_t>(limits_->max_header_bytes + 1, UINT32_MAX)));
     // max_body_bytes 0: no limit on a proxied body, which is streamed anyway.
-    body_limit_ = state_.config.max_body_bytes;
+    body_limit_ = limits_->max_body_bytes;
     if (body_limit_ == 0) parser_->body_limit(boost::none);
     else parser_->body_limit(body_limit_);
     header_bytes_ = 0;
@@ -262,7 +270,7 @@ void ProxySession::parse_header() {
     // What is left in the buffer is part of a header that is not complete:
     // with it, the header is already longer than the limit.
     if (ProxyRules::check_header_size(header_bytes_ + buffer_.size(),
-                                      state_.config.max_header_bytes)) {
+                                      limits_->max_header_bytes)) {
         return on_read_error(http::error::header_limit);
     }
     // Beast takes in a complete request line, then leaves the fields in the
@@ -280,7 +288,7 @@ void ProxySession::parse_header() {
     // client sending a byte at a time must not push it back with each byte.
     if (!header_deadline_set_) {
         header_deadline_set_ = true;
-        expires_after(Phase::client, state_.config.header_timeout);
+        expires_after(Phase::client, limits_->header_timeout);
     }
     socket_.async_read_some(buffer_.prepare(std::min(first_read_size, room)),
                             beast::bind_front_handler(&ProxySession::on_header_bytes,
@@ -298,7 +306,7 @@ void ProxySession::on_read_header(beast::error_code ec, std::size_t) {
     busy_ = true;
     // Framing is decided here, once, on the header as the client sent it:
     // nothing that could be read two ways goes further (proxy_rules.hpp).
-    auto rejected = ProxyRules::check_header_size(header_bytes_, state_.config.max_header_bytes);
+    auto rejected = ProxyRules::check_header_size(header_bytes_, limits_->max_header_bytes);
     if (!rejected) rejected = ProxyRules::check_request(parser_->get().base(), parser_->chunked());
     if (rejected) {
         if (rejected->status == 400) rejected->message.insert(0, "malformed HTTP request: ");
@@ -355,7 +363,7 @@ void ProxySession::start_body() {
 void ProxySession::do_continue() {
     // RFC 9110 §10.1.1: the client waits for this before sending the body.
     static constexpr std::string_view interim = "HTTP/1.1 100 Continue\r\n\r\n";
-    expires_after(Phase::client, state_.config.header_timeout);
+    expires_after(Phase::client, limits_->header_timeout);
     asio::async_write(socket_, asio::buffer(interim),
                       beast::bind_front_handler(&ProxySession::on_continue, shared_from_this()));
 }
@@ -366,7 +374,7 @@ void ProxySession::on_continue(beast::error_code ec, std::size_t) {
 }
 
 void ProxySession::do_read_body() {
-    expires_after(Phase::client, state_.config.header_timeout);
+    expires_after(Phase::client, limits_->header_timeout);
     http::async_read(socket_, buffer_, *parser_,
                      beast::bind_front_handler(&ProxySession::on_read_body, shared_from_this()));
 }
@@ -382,7 +390,7 @@ void ProxySession::on_read_error(beast::error_code ec) {
     if (take_expired(Phase::client) || closed_) return close();
     if (ec == http::error::header_limit || ec == http::error::buffer_overflow) {
         return send_error(431, "request header is larger than " +
-                                   std::to_string(state_.config.max_header_bytes) + " bytes",
+                                   std::to_string(limits_->max_header_bytes) + " bytes",
                           true);
     }
     if (ec == http::error::body_limit) {
@@ -535,7 +543,7 @@ void ProxySession::do_try() {
 
 void ProxySession::do_connect() {
     WorkerStats::bump(worker_.stats().upstream_connects);
-    expires_after(Phase::upstream, state_.config.connect_timeout);
+    expires_after(Phase::upstream, limits_->connect_timeout);
     conn_->socket.async_connect(pool_->endpoint(),
                                 beast::bind_front_handler(&ProxySession::on_connect,
                                                           shared_from_this()));
@@ -551,7 +559,7 @@ void ProxySession::on_connect(beast::error_code ec) {
 
 void ProxySession::do_upstream_write() {
     // One deadline for the whole exchange: the write and the read after it.
-    expires_after(Phase::upstream, state_.config.upstream_timeout);
+    expires_after(Phase::upstream, limits_->upstream_timeout);
     const std::array<asio::const_buffer, 2> message{asio::buffer(ex().up_out),
                                                     asio::buffer(ex().req.body())};
     asio::async_write(conn_->socket, message,
@@ -605,7 +613,7 @@ void ProxySession::do_stream_parse() {
         return do_route();
     }
     // Each read has header_timeout: a body may be long, but not stalled.
-    expires_after(Phase::client, state_.config.header_timeout);
+    expires_after(Phase::client, limits_->header_timeout);
     socket_.async_read_some(buffer_.prepare(stream_threshold),
                             beast::bind_front_handler(&ProxySession::on_stream_bytes,
                                                       shared_from_this()));
@@ -628,7 +636,7 @@ void ProxySession::do_stream_write(std::size_t piece) {
     auto& out = stream_buf_->out;
     const std::size_t k = WireFormat::frame_piece(
         out, stream_buf_->chunk_head, std::string_view(stream_buf_->data.data(), piece), stream_chunked_, last);
-    expires_after(Phase::upstream, state_.config.upstream_timeout);
+    expires_after(Phase::upstream, limits_->upstream_timeout);
     asio::async_write(conn_->socket, std::span<const asio::const_buffer>(out.data(), k),
                       beast::bind_front_handler(&ProxySession::on_upstream_write,
                                                 shared_from_this()));
@@ -768,7 +776,7 @@ void ProxySession::on_upstream_failure(beast::error_code ec, UpstreamStep step) 
     // hears of refused, reset and timed-out connections (SPEC §4).
     if (!is_protocol_error(ec)) state_.report_failure(pool_->id());
     if (!retry_order_) {
-        const std::size_t max_tries = state_.config.retries + std::size_t{1};
+        const std::size_t max_tries = limits_->retries + std::size_t{1};
         retry_order_ = std::make_unique<std::size_t[]>(max_tries);
         n_tries_ = worker_.plan(*routes_, request_id_,
                                 std::span<std::size_t>(retry_order_.get(), max_tries), true);
@@ -855,7 +863,7 @@ void ProxySession::answer_upstream() {
     // Counted with the status the client gets (a replica's 404 is a 400).
     pool_->worker_stats().record(ex().res.result_int(), Clock::now() - routed_at_);
     log_access(ex().res.result_int());
-    if (state_.config.replica_header) ex().res.set("X-Ringlb-Replica", pool_->hostname());
+    if (limits_->replica_header) ex().res.set("X-Ringlb-Replica", pool_->hostname());
     routes_.reset();
     pool_ = nullptr;
     ex().res.version(client_version_);
@@ -880,7 +888,7 @@ void ProxySession::on_switching_protocols() {
     ProxyRules::strip_hop_by_hop<ArenaFields>(ex().res);
     ex().res.set(http::field::connection, "upgrade");
     ex().res.set(http::field::upgrade, protocol);
-    if (state_.config.replica_header) ex().res.set("X-Ringlb-Replica", pool_->hostname());
+    if (limits_->replica_header) ex().res.set("X-Ringlb-Replica", pool_->hostname());
     routes_.reset();
     pool_ = nullptr;
     ex().res.version(11);
@@ -893,7 +901,7 @@ void ProxySession::on_upgrade_written(beast::error_code ec, std::size_t) {
     // The replica's connection is the tunnel's now: never back to the pool.
     tunnel_ = std::make_unique<Tunnel>(
         socket_, conn_->socket,
-        [this] { expires_after(Phase::client, state_.config.idle_timeout); },
+        [this] { expires_after(Phase::client, limits_->idle_timeout); },
         [this] { close(); });
     tunnel_->start(shared_from_this(), buffer_, conn_->buffer);
 }
@@ -948,7 +956,7 @@ void ProxySession::do_response_parse() {
     }
     const std::size_t piece = stream_buf_->data.size() - body.size;
     if (piece > 0 || up_stream_->is_done()) return do_response_write(piece);
-    expires_after(Phase::upstream, state_.config.upstream_timeout);
+    expires_after(Phase::upstream, limits_->upstream_timeout);
     // A window per read: fewer, larger pieces for a body that keeps coming.
     conn_->socket.async_read_some(buffer.prepare(stream_threshold),
                                   beast::bind_front_handler(&ProxySession::on_response_bytes,
@@ -986,7 +994,7 @@ void ProxySession::do_response_write(std::size_t piece) {
     }
     k += WireFormat::frame_piece(std::span(out).subspan(k), stream_buf_->chunk_head,
                                  std::string_view(stream_buf_->data.data(), piece), res_chunked_, last);
-    expires_after(Phase::client, state_.config.idle_timeout);
+    expires_after(Phase::client, limits_->idle_timeout);
     asio::async_write(socket_, std::span<const asio::const_buffer>(out.data(), k),
                       beast::bind_front_handler(&ProxySession::on_response_write,
                                                 shared_from_this()));
@@ -1004,7 +1012,7 @@ void ProxySession::prepare_stream_header(boost::optional<std::uint64_t> length) 
     res_chunked_ = !length && client_version_ == 11;
     if (length) ex().res.content_length(*length);
     else if (res_chunked_) ex().res.chunked(true);
-    if (state_.config.replica_header) ex().res.set("X-Ringlb-Replica", pool_->hostname());
+    if (limits_->replica_header) ex().res.set("X-Ringlb-Replica", pool_->hostname());
     ex().res.version(client_version_);
     res_keep_ = client_keep_alive_ && !draining_ && (length || res_chunked_);
     if (!res_keep_ || client_version_ != 11) ex().res.keep_alive(res_keep_);
@@ -1043,7 +1051,7 @@ void ProxySession::start_response_splice(std::uint64_t length) {
         static_cast<std::size_t>(std::min<std::uint64_t>(conn_->buffer.size(), length));
     const std::array<asio::const_buffer, 2> out{asio::buffer(ex().out),
                                                 asio::buffer(conn_->buffer.data().data(), early)};
-    expires_after(Phase::client, state_.config.idle_timeout);
+    expires_after(Phase::client, limits_->idle_timeout);
     asio::async_write(
         socket_, out,
         [this, self = shared_from_this(), left = length - early, early,
@@ -1058,9 +1066,9 @@ void ProxySession::start_response_splice(std::uint64_t length) {
                 self, left,
                 [this](SplicePump::Side side) {
                     if (side == SplicePump::Side::from) {
-                        expires_after(Phase::upstream, state_.config.upstream_timeout);
+                        expires_after(Phase::upstream, limits_->upstream_timeout);
                     } else {
-                        expires_after(Phase::client, state_.config.idle_timeout);
+                        expires_after(Phase::client, limits_->idle_timeout);
                     }
                 },
                 [this, upstream_keep_alive](beast::error_code ec, SplicePump::Side side) {
@@ -1144,7 +1152,7 @@ void ProxySession::send_response(bool header_only, WriteDone then) {
     // Counted as answered before the write: the client may read the answer
     // before the write's completion handler runs.
     WorkerStats::bump(worker_.stats().requests);
-    expires_after(Phase::client, state_.config.idle_timeout);
+    expires_after(Phase::client, limits_->idle_timeout);
     asio::async_write(socket_, asio::buffer(ex().out),
                       beast::bind_front_handler(then, shared_from_this()));
 }

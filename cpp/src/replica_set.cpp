@@ -1,6 +1,9 @@
 #include "ringlb/replica_set.hpp"
 
+#include <boost/asio/ip/address.hpp>
+
 #include <algorithm>
+#include <cctype>
 #include <set>
 #include <stdexcept>
 
@@ -16,7 +19,28 @@ const ReplicaPtr* find_in(const std::vector<ReplicaPtr>& v, std::uint32_t id) {
     return nullptr;
 }
 
+// A replica given a DNS name keeps it in `name` and has no address yet.
+void split_name(Replica& r) {
+    if (ReplicaSet::is_address(r.host)) return;
+    r.name = std::move(r.host);
+    r.host.clear();
+}
+
 }  // namespace
+
+bool ReplicaSet::is_address(const std::string& host) noexcept {
+    boost::system::error_code ec;
+    boost::asio::ip::make_address(host, ec);
+    return !ec;
+}
+
+bool ReplicaSet::valid_host(const std::string& host) noexcept {
+    if (is_address(host)) return true;
+    if (host.empty() || host.size() > 253 || host.front() == '-' || host.front() == '.') return false;
+    return std::all_of(host.begin(), host.end(), [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
+    });
+}
 
 std::vector<std::uint32_t> ReplicaSet::Snapshot::free_ids(std::size_t n) const {
     std::set<std::uint32_t> used;
@@ -98,9 +122,17 @@ std::vector<Replica> ReplicaSet::add(std::vector<Replica> replicas) {
         if (r.host.empty() || r.port == 0) {
             throw std::invalid_argument("replica '" + r.hostname + "' needs a host and a port");
         }
+        if (!valid_host(r.host)) {
+            throw std::invalid_argument("replica '" + r.hostname + "': host '" + r.host +
+                                        "' is neither an IP address nor a DNS name");
+        }
+        split_name(r);
         used.insert(r.id);
         names.insert(r.hostname);
-        ring = ring->with_member({r.id, r.hostname, r.weight});  // may throw; nothing published yet
+        // May throw; nothing published yet. Without an address: off the ring,
+        // its weight checked now all the same.
+        if (!r.host.empty()) ring = ring->with_member({r.id, r.hostname, r.weight});
+        else ring->check_weight(r.weight);
         registered.push_back(std::make_shared<const Replica>(r));
     }
     auto changes = snap->changes;
@@ -137,7 +169,7 @@ bool ReplicaSet::set_serving(std::uint32_t id, bool serving) {
     const ReplicaPtr* r = find_in(snap->registered, id);
     if (!r) return false;
     const bool on_ring = snap->ring->index_of(id) != HashRing::npos;
-    if (on_ring == serving) return false;
+    if (on_ring == serving || (serving && (*r)->host.empty())) return false;
     auto ring = serving ? snap->ring->with_member({id, (*r)->hostname, (*r)->weight})
                         : snap->ring->without_member(id);
     auto changes = snap->changes;
@@ -148,20 +180,58 @@ bool ReplicaSet::set_serving(std::uint32_t id, bool serving) {
 
 bool ReplicaSet::set_endpoint(std::uint32_t id, const std::string& host, std::uint16_t port) {
     if (host.empty() || port == 0) throw std::invalid_argument("a replica needs a host and a port");
+    if (!valid_host(host)) {
+        throw std::invalid_argument("host '" + host + "' is neither an IP address nor a DNS name");
+    }
     std::lock_guard lock(mutex_);
     auto snap = snapshot();
     auto registered = snap->registered;
     for (auto& r : registered) {
         if (r->id == id) {
             auto changed = std::make_shared<Replica>(*r);
-            changed->host = host;
             changed->port = port;
+            if (is_address(host)) {
+                changed->host = host;
+                changed->name.clear();
+            } else if (host != r->name) {
+                changed->name = host;  // resolved anew; its old address goes
+                changed->host.clear();
+            }
+            auto ring = snap->ring;
+            if (changed->host.empty() && ring->index_of(id) != HashRing::npos) {
+                ring = ring->without_member(id);
+            }
             r = std::move(changed);
             auto changes = snap->changes;
             ++changes.moved;
-            publish(snap->ring, std::move(registered), changes);
+            publish(std::move(ring), std::move(registered), changes);
             return true;
         }
+    }
+    return false;
+}
+
+bool ReplicaSet::set_address(std::uint32_t id, const std::string& name, const std::string& address) {
+    if (!is_address(address)) throw std::invalid_argument("'" + address + "' is not an IP address");
+    std::lock_guard lock(mutex_);
+    auto snap = snapshot();
+    auto registered = snap->registered;
+    for (auto& r : registered) {
+        if (r->id != id) continue;
+        if (r->name != name || r->host == address) return false;
+        auto changed = std::make_shared<Replica>(*r);
+        changed->host = address;
+        auto ring = snap->ring;
+        auto changes = snap->changes;
+        if (r->host.empty()) {
+            ring = ring->with_member({id, r->hostname, r->weight});  // its first address
+            ++changes.up;
+        } else {
+            ++changes.moved;
+        }
+        r = std::move(changed);
+        publish(std::move(ring), std::move(registered), changes);
+        return true;
     }
     return false;
 }

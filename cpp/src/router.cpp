@@ -70,11 +70,13 @@ struct Router::Impl {
     void on_accept(Acceptor& a, const boost::system::error_code& ec, Socket socket,
                    IoWorker* owner);
     void close_acceptors();
-    bool on_io_thread() const noexcept {
+    // On an I/O thread or the control worker: where stop() and
+    // reconfigure(), which wait for the I/O threads, would deadlock.
+    bool on_own_thread() const noexcept {
         for (const auto& w : workers) {
             if (w->on_thread()) return true;
         }
-        return false;
+        return state.control.on_worker_thread();
     }
 
     // Declared first, destroyed last: every worker and session refers to it.
@@ -122,7 +124,9 @@ void Router::Impl::on_accept(Acceptor& a, const boost::system::error_code& ec, S
         });
         return;
     }
-    if (state.connections.load(std::memory_order_relaxed) >= state.config.max_connections) {
+    // The acceptors run on workers[0]'s thread: its copy of the live limits.
+    const std::size_t cap = workers.front()->limits().current().max_connections;
+    if (state.connections.load(std::memory_order_relaxed) >= cap) {
         auto s = std::make_shared<Socket>(std::move(socket));
         asio::async_write(*s, asio::buffer(over_capacity_response),
                           [s](const boost::system::error_code&, std::size_t) {
@@ -188,6 +192,7 @@ void Router::start() {
     impl_->next_worker = 0;
     st.draining = false;
     st.control.start();
+    st.names.start();
     for (auto& w : impl_->workers) w->start();
     asio::post(first, [impl = impl_.get()] {
         impl->do_accept(impl->data);
@@ -199,7 +204,7 @@ void Router::start() {
 void Router::stop() {
     std::lock_guard lock(impl_->lifecycle);
     if (!impl_->running) return;
-    if (impl_->on_io_thread() || impl_->state.control.on_worker_thread()) {
+    if (impl_->on_own_thread()) {
         throw std::logic_error("Router::stop() cannot run on one of the router's own threads");
     }
     auto& st = impl_->state;
@@ -210,8 +215,9 @@ void Router::stop() {
     st.draining = true;
     for (auto& w : workers) run_on(w->ioc(), [&w] { w->drain_sessions(); });
     // 3. Wait for the requests in flight, as long as an upstream answer may take.
-    const auto deadline = std::chrono::steady_clock::now() + st.config.upstream_timeout +
-                          st.config.connect_timeout + std::chrono::milliseconds(200);
+    const RouterLimits limits = st.live_limits();
+    const auto deadline = std::chrono::steady_clock::now() + limits.upstream_timeout +
+                          limits.connect_timeout + std::chrono::milliseconds(200);
     while (st.connections.load() > 0 && std::chrono::steady_clock::now() < deadline) {
         std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
@@ -220,6 +226,7 @@ void Router::stop() {
     // dropped here, after no I/O thread can touch their sessions).
     for (auto& w : workers) w->join();
     st.control.stop();
+    st.names.stop();
     for (auto& w : workers) w->clear_pools();
     for (auto* a : {&impl_->data, &impl_->admin}) {
         a->socket.reset();
@@ -243,6 +250,23 @@ unsigned Router::threads() const noexcept { return impl_->state.threads.cpus; }
 const std::string& Router::threads_reason() const noexcept { return impl_->state.threads.reason; }
 
 const RouterConfig& Router::config() const noexcept { return impl_->state.config; }
+
+RouterLimits Router::limits() const { return impl_->state.live_limits(); }
+
+void Router::reconfigure(const RouterLimits& limits) {
+    std::lock_guard lock(impl_->lifecycle);
+    if (impl_->on_own_thread()) {
+        throw std::logic_error("Router::reconfigure() cannot run on one of the router's own threads");
+    }
+    impl_->state.set_live_limits(limits);  // checks them: nothing changes when one is off
+    // Each I/O thread swaps its own copy, so that requests read theirs
+    // without a lock; stopped threads (not started, or stopped) are not
+    // running anything that could read it.
+    for (auto& w : impl_->workers) {
+        if (impl_->running) run_on(w->ioc(), [&w, &limits] { w->set_limits(limits); });
+        else w->set_limits(limits);
+    }
+}
 
 ReplicaSet& Router::replicas() noexcept { return impl_->state.replicas; }
 

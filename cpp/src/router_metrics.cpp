@@ -18,9 +18,10 @@ namespace json = boost::json;
 constexpr std::array<std::string_view, status_classes> class_names{"1xx", "2xx", "3xx", "4xx",
                                                                    "5xx"};
 
-std::string address(const ReplicaStats& r) {
-    const bool v6 = r.host.find(':') != std::string::npos;
-    return (v6 ? "[" + r.host + "]" : r.host) + ":" + std::to_string(r.port);
+// HOST:PORT ([v6]:PORT) of `host`.
+std::string host_port(const std::string& host, std::uint16_t port) {
+    const bool v6 = host.find(':') != std::string::npos;
+    return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
 }
 
 // What the health checks know of `r`, or null (no health source, or not probed yet).
@@ -34,6 +35,7 @@ const ReplicaHealth* health_of(const std::vector<ReplicaHealth>& all, const Repl
 // The health checks' state (up, suspect, down) when they know the replica;
 // else "up" on the ring and "down" off it.
 std::string_view state_of(const ReplicaStats& r, const ReplicaHealth* h) {
+    if (r.host.empty()) return "resolving";  // a DNS name without an address yet
     if (h) return to_string(h->state);
     return r.serving ? "up" : "down";
 }
@@ -190,8 +192,9 @@ std::string RouterMetrics::status_json(RouterState& state) {
     json::object router;
     router["version"] = RINGLB_VERSION;
     router["key"] = state.key.spec();
-    router["retries"] = state.config.retries;
-    router["bounded_load"] = state.config.bounded_load;
+    const RouterLimits live = state.live_limits();
+    router["retries"] = live.retries;
+    router["bounded_load"] = live.bounded_load;
     router["threads"] = state.threads.cpus;
     router["min_replicas"] = state.limits.min;
     router["max_replicas"] = state.limits.max;
@@ -212,7 +215,12 @@ std::string RouterMetrics::status_json(RouterState& state) {
         json::object one;
         one["id"] = r.id;
         one["hostname"] = r.hostname;
-        one["address"] = address(r);
+        // Where the router connects (null while its name resolves), and the
+        // DNS name it was given (null when it was given an address).
+        if (r.host.empty()) one["address"] = nullptr;
+        else one["address"] = host_port(r.host, r.port);
+        if (r.name.empty()) one["name"] = nullptr;
+        else one["name"] = host_port(r.name, r.port);
         one["state"] = state_of(r, h);
         one["on_ring"] = r.serving;
         one["weight"] = r.weight;

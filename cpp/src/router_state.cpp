@@ -3,7 +3,6 @@
 #include "ringlb/admin_routes.hpp"
 
 #include <algorithm>
-#include <cmath>
 #include <stdexcept>
 
 #include "ringlb/admin_api.hpp"
@@ -13,21 +12,8 @@ namespace ringlb {
 namespace {
 
 const RouterConfig& checked(const RouterConfig& c) {
-    using std::chrono::milliseconds;
-    if (c.retries > 64) throw std::invalid_argument("retries must be between 0 and 64");
-    if (!(c.bounded_load == 0.0 || (c.bounded_load >= 1.0 && std::isfinite(c.bounded_load)))) {
-        throw std::invalid_argument("bounded_load must be 0 (off) or a finite number >= 1");
-    }
+    check_limits(c);
     if (c.threads > 1024) throw std::invalid_argument("threads must be between 0 and 1024");
-    const auto positive = [](milliseconds d, const char* what) {
-        if (d <= milliseconds::zero()) throw std::invalid_argument(std::string(what) + " must be > 0");
-    };
-    positive(c.connect_timeout, "connect_timeout");
-    positive(c.upstream_timeout, "upstream_timeout");
-    positive(c.header_timeout, "header_timeout");
-    positive(c.idle_timeout, "idle_timeout");
-    if (c.max_header_bytes < 64) throw std::invalid_argument("max_header_bytes must be >= 64");
-    if (c.max_connections < 1) throw std::invalid_argument("max_connections must be >= 1");
     if (!AdminApi::valid_hostname(c.hostname_prefix + "1")) {
         throw std::invalid_argument("hostname_prefix '" + c.hostname_prefix +
                                     "' does not make valid hostnames (<prefix>1 must match "
@@ -96,9 +82,21 @@ RouterState::RouterState(RouterConfig c)
       has_admin_listener(!c.admin_listen.empty()),
       admin_address(parse_listen(c.admin_listen).first),
       admin_port(parse_listen(c.admin_listen).second),
-      replicas(c.ring),
+      replicas(c.ring), names(replicas, events, c.resolve_interval),
       access_log(c.access_log.empty() ? nullptr : std::make_unique<AccessLog>(c.access_log)),
-      worker_stats(threads.cpus), limits(resolve_limits(c)) {}
+      worker_stats(threads.cpus), limits(resolve_limits(c)), live_(c) {}
+
+RouterLimits RouterState::live_limits() const {
+    std::lock_guard lock(live_mutex_);
+    return live_;
+}
+
+void RouterState::set_live_limits(const RouterLimits& next) {
+    check_limits(next);
+    std::lock_guard lock(live_mutex_);
+    live_ = next;
+    names.set_interval(next.resolve_interval);
+}
 
 RouterStats RouterState::totals() const noexcept {
     RouterStats s;
@@ -151,6 +149,11 @@ std::vector<ReplicaHealth> RouterState::health() {
 }
 
 void RouterState::report_failure(std::uint32_t id) noexcept {
+    try {
+        names.refresh(id);
+    } catch (...) {
+        // Out of memory for the post: the next interval resolves it anyway.
+    }
     FailureListener listener;
     {
         std::lock_guard lock(hooks_mutex_);
@@ -231,6 +234,7 @@ std::vector<ReplicaStats> RouterState::replica_stats() {
         s.id = r->id;
         s.hostname = r->hostname;
         s.host = r->host;
+        s.name = r->name;
         s.port = r->port;
         s.weight = r->weight;
         const std::size_t member = snap->ring->index_of(r->id);

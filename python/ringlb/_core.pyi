@@ -166,19 +166,20 @@ class Router:
     Replicas are registered from Python (add_replica) or, for /add and /rm, by the
     control handler (set_control_handler). Timeouts are in seconds.
     """
+    LIVE_SETTINGS: typing.ClassVar[tuple] = ('retries', 'bounded_load', 'connect_timeout', 'upstream_timeout', 'header_timeout', 'idle_timeout', 'resolve_interval', 'max_header_bytes', 'max_body_bytes', 'max_connections', 'max_idle_upstream', 'replica_header')
     def __enter__(self) -> Router:
         ...
     def __exit__(self, *args) -> None:
         ...
-    def __init__(self, host: str = '127.0.0.1', port: typing.SupportsInt | typing.SupportsIndex = 5000, threads: typing.SupportsInt | typing.SupportsIndex = 0, slots: typing.SupportsInt | typing.SupportsIndex | None = None, virtual_nodes: typing.SupportsInt | typing.SupportsIndex | None = None, scheme: str = 'assignment', probing: str = 'linear', key: str = 'random', retries: typing.SupportsInt | typing.SupportsIndex = 2, bounded_load: typing.SupportsFloat | typing.SupportsIndex = 0.0, connect_timeout: typing.SupportsFloat | typing.SupportsIndex = 0.3, upstream_timeout: typing.SupportsFloat | typing.SupportsIndex = 5.0, header_timeout: typing.SupportsFloat | typing.SupportsIndex = 5.0, idle_timeout: typing.SupportsFloat | typing.SupportsIndex = 60.0, max_header_bytes: typing.SupportsInt | typing.SupportsIndex = 8192, max_body_bytes: typing.SupportsInt | typing.SupportsIndex = 1048576, max_connections: typing.SupportsInt | typing.SupportsIndex = 10000, max_idle_upstream: typing.SupportsInt | typing.SupportsIndex = 64, admin_token: str = '', admin_listen: str = '', admin_on_data_port: bool = True, min_replicas: typing.SupportsInt | typing.SupportsIndex = 1, max_replicas: typing.SupportsInt | typing.SupportsIndex = 0, hostname_prefix: str = 'Server', replica_header: bool = True, access_log: str = '', canonical_ring: bool = False) -> None:
+    def __init__(self, host: str = '127.0.0.1', port: typing.SupportsInt | typing.SupportsIndex = 5000, threads: typing.SupportsInt | typing.SupportsIndex = 0, slots: typing.SupportsInt | typing.SupportsIndex | None = None, virtual_nodes: typing.SupportsInt | typing.SupportsIndex | None = None, scheme: str = 'assignment', probing: str = 'linear', key: str = 'random', retries: typing.SupportsInt | typing.SupportsIndex = 2, bounded_load: typing.SupportsFloat | typing.SupportsIndex = 0.0, connect_timeout: typing.SupportsFloat | typing.SupportsIndex = 0.3, upstream_timeout: typing.SupportsFloat | typing.SupportsIndex = 5.0, header_timeout: typing.SupportsFloat | typing.SupportsIndex = 5.0, idle_timeout: typing.SupportsFloat | typing.SupportsIndex = 60.0, max_header_bytes: typing.SupportsInt | typing.SupportsIndex = 8192, max_body_bytes: typing.SupportsInt | typing.SupportsIndex = 1048576, max_connections: typing.SupportsInt | typing.SupportsIndex = 10000, max_idle_upstream: typing.SupportsInt | typing.SupportsIndex = 64, admin_token: str = '', admin_listen: str = '', admin_on_data_port: bool = True, min_replicas: typing.SupportsInt | typing.SupportsIndex = 1, max_replicas: typing.SupportsInt | typing.SupportsIndex = 0, hostname_prefix: str = 'Server', replica_header: bool = True, access_log: str = '', canonical_ring: bool = False, resolve_interval: typing.SupportsFloat | typing.SupportsIndex = 30.0) -> None:
         """
-        admin_token: /add and /rm need 'Authorization: Bearer <token>'; without one they answer 403 on a non-loopback listener. admin_listen: 'HOST:PORT' of a second listener serving the admin API. admin_on_data_port=False proxies /add and /rm on the data port like any path. min_replicas / max_replicas bound what /rm and /add leave (max 0: the ring's capacity, at most 64). replica_header=False leaves out the X-Ringlb-Replica response field. access_log: a file to append a line per request to ('-': standard output). canonical_ring: the ring is a function of the replica set alone, whatever order they joined in (slot schemes: a fresh build in ascending id order on every change; ketama and maglev always are). Raises ValueError for a bad argument (unknown scheme, probing or key source, a host that is not an IP address, negative sizes, non-positive timeouts).
+        admin_token: /add and /rm need 'Authorization: Bearer <token>'; without one they answer 403 on a non-loopback listener. admin_listen: 'HOST:PORT' of a second listener serving the admin API. admin_on_data_port=False proxies /add and /rm on the data port like any path. min_replicas / max_replicas bound what /rm and /add leave (max 0: the ring's capacity, at most 64). replica_header=False leaves out the X-Ringlb-Replica response field. access_log: a file to append a line per request to ('-': standard output). canonical_ring: the ring is a function of the replica set alone, whatever order they joined in (slot schemes: a fresh build in ascending id order on every change; ketama and maglev always are). resolve_interval: seconds between two resolutions of a replica's DNS name (a replica may be given one instead of an address: the router resolves it). Raises ValueError for a bad argument (unknown scheme, probing or key source, a host that is not an IP address, negative sizes, non-positive timeouts).
         """
     def __repr__(self) -> str:
         ...
     def add_replica(self, hostname: str, host: str, port: typing.SupportsInt | typing.SupportsIndex, id: typing.SupportsInt | typing.SupportsIndex | None = None, weight: typing.SupportsInt | typing.SupportsIndex = 1) -> int:
         """
-        Register a replica and put it on the ring; returns its server id (the smallest free one unless given). ValueError for a bad or taken id/hostname or a weight the scheme refuses (1 .. MAX_WEIGHT; slot schemes: 1 only), RingFullError when the ring has no room.
+        Register a replica and put it on the ring; returns its server id (the smallest free one unless given). host: an IP address, or a DNS name that the router resolves (off the ring, 'resolving', until it has an address; again when it goes down or a connection to it fails, and every resolve_interval). ValueError for a bad or taken id/hostname or a weight the scheme refuses (1 .. MAX_WEIGHT; slot schemes: 1 only), RingFullError when the ring has no room.
         """
     def add_replicas(self, replicas: collections.abc.Sequence[tuple[str, str, typing.SupportsInt | typing.SupportsIndex, typing.SupportsInt | typing.SupportsIndex | None, typing.SupportsInt | typing.SupportsIndex] | tuple[str, str, typing.SupportsInt | typing.SupportsIndex, typing.SupportsInt | typing.SupportsIndex | None]]) -> list[int]:
         """
@@ -192,6 +193,10 @@ class Router:
         """
         n (id, hostname) pairs for new replicas: the smallest free ids (SPEC section 2) and <hostname_prefix><k> names with the smallest unused k, as /add gives them.
         """
+    def limits(self) -> dict[str, typing.Any]:
+        """
+        The LIVE_SETTINGS as they are now: as constructed, or as reconfigure() set them (timeouts in seconds).
+        """
     def lookup(self, request_id: typing.SupportsInt | typing.SupportsIndex) -> str:
         """
         Hostname of the serving replica that request_id maps to; RingEmptyError when none.
@@ -199,6 +204,10 @@ class Router:
     def next_free_id(self) -> int:
         """
         The smallest server id no registered replica uses.
+        """
+    def reconfigure(self, **kwargs) -> None:
+        """
+        Change settings of the running router, all or none: any of LIVE_SETTINGS as keywords (timeouts in seconds). Requests that start from then on use them; one being read or answered finishes with the values it started with, and an open keep-alive connection takes them at its next request. ValueError for a value out of range (nothing changes), TypeError for another setting or a wrong type.
         """
     def record_event(self, kind: str, id: typing.SupportsInt | typing.SupportsIndex | None = None, hostname: str | None = None, detail: str = '') -> None:
         """
@@ -218,7 +227,7 @@ class Router:
         """
     def replicas(self) -> list[dict[str, typing.Any]]:
         """
-        Registered replicas in registration order: dicts with id, hostname, host, port, serving, weight.
+        Registered replicas in registration order: dicts with id, hostname, host (the address the router connects to, '' while its name resolves), name (the DNS name it was given, or None), port, serving, weight.
         """
     def set_control_handler(self, handler: collections.abc.Callable[[str, list[str]], None] | None) -> None:
         """
@@ -226,7 +235,7 @@ class Router:
         """
     def set_endpoint(self, id: typing.SupportsInt | typing.SupportsIndex, host: str, port: typing.SupportsInt | typing.SupportsIndex) -> bool:
         """
-        Change where a replica listens; returns False when the id is unknown.
+        Change where a replica listens (host: an IP address or a DNS name, which the router resolves; a new name keeps it off the ring until it does); returns False when the id is unknown.
         """
     def set_serving(self, id: typing.SupportsInt | typing.SupportsIndex, serving: bool) -> bool:
         """

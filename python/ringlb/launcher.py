@@ -151,7 +151,8 @@ class LauncherConfig:
     replica_read_only: bool = True
     replica_user: str = ""
     #: Static backend: the servers to front, "NAME=HOST:PORT" each (HOST a name
-    #: or an address, re-resolved every resolve_interval seconds).
+    #: or an address). The router resolves a name, and again every
+    #: resolve_interval seconds (swarm: how often the services are looked at).
     upstreams: tuple[str, ...] = ()
     resolve_interval: float = 30.0
     #: GET this on each replica to check it; any 2xx or 3xx answer is healthy.
@@ -254,9 +255,11 @@ def _error(message: str, status: int = 500) -> Exception:
 class Launcher:
     """Runs a router, a heartbeat engine and N replicas; keeps N whole until stop()."""
 
-    #: LauncherConfig fields that reload() applies to a running launcher; a
-    #: change to any other field is logged as needing a restart.
-    LIVE_SETTINGS = frozenset({"replicas", "resolve_interval", *HEALTH_SETTINGS})
+    #: LauncherConfig fields that reload() applies to a running launcher: the
+    #: replica count, the health checks, and the router's retries, limits and
+    #: resolve_interval (ringlb.Router.LIVE_SETTINGS, which the router owns:
+    #: Router.reconfigure; the supervisor reads resolve_interval too). A change to any other field is logged as needing a restart.
+    LIVE_SETTINGS = frozenset({"replicas", *HEALTH_SETTINGS, *ringlb.Router.LIVE_SETTINGS})
 
     def __init__(self, config: LauncherConfig | None = None, **overrides: Any) -> None:
         cfg = dataclasses.replace(config or LauncherConfig(), **overrides)
@@ -387,6 +390,7 @@ class Launcher:
                 admin_on_data_port=cfg.admin_on_data_port, min_replicas=cfg.min_replicas,
                 max_replicas=cfg.max_replicas, hostname_prefix=cfg.hostname_prefix,
                 replica_header=cfg.replica_header, access_log=cfg.access_log,
+                resolve_interval=cfg.resolve_interval,
                 # Replicas that outlive a launcher are shared by every router of the
                 # cluster, whose rings must agree whatever each saw join and leave.
                 canonical_ring=cfg.canonical_ring or self.backend.outlives_launcher)
@@ -500,11 +504,10 @@ class Launcher:
             return
         try:
             new = reload()
+            log.info("got SIGHUP: reloading the configuration")
+            self.reload(new)
         except (ValueError, OSError) as e:
             log.error("got SIGHUP: reload failed, the running configuration stays: %s", e)
-            return
-        log.info("got SIGHUP: reloading the configuration")
-        self.reload(new)
 
     def reload(self, new: LauncherConfig) -> list[str]:
         """Apply `new` to the running launcher: what LIVE_SETTINGS names takes effect
@@ -512,7 +515,11 @@ class Launcher:
         (also logged). A new `replicas` scales N to it, as /add and /rm would: new
         replicas get the smallest free ids, and the highest ids go first. New health
         check settings start a new heartbeat engine, which takes each replica's state
-        from the ring (serving: up) and probes with the new settings from then on."""
+        from the ring (serving: up) and probes with the new settings from then on. The
+        router's retries and limits apply to requests that start from then on (an open
+        keep-alive connection keeps going, with them from its next request).
+
+        Raises ValueError, and changes nothing, when `new` has a value out of range."""
         new.validate()
         lines = []
         applied: dict[str, Any] = {}
@@ -523,11 +530,15 @@ class Launcher:
             shown = ("<hidden>", "<hidden>") if f.name == "admin_token" else (old_value, new_value)
             if f.name in self.LIVE_SETTINGS:
                 applied[f.name] = new_value
-                line = f"{f.name}: {shown[0]!r} -> {shown[1]!r} (applied)"
+                lines.append(f"{f.name}: {shown[0]!r} -> {shown[1]!r} (applied)")
             else:
-                line = f"{f.name}: {shown[0]!r} -> {shown[1]!r} (needs a restart)"
+                lines.append(f"{f.name}: {shown[0]!r} -> {shown[1]!r} (needs a restart)")
+        # First what the router may still refuse (all or nothing), then the rest.
+        router_settings = {k: v for k, v in applied.items() if k in ringlb.Router.LIVE_SETTINGS}
+        if router_settings and self.router is not None:
+            self.router.reconfigure(**router_settings)
+        for line in lines:
             log.info("reload %s", line)
-            lines.append(line)
         if applied:
             self.config = dataclasses.replace(self.config, **applied)
             if HEALTH_SETTINGS & applied.keys():
@@ -571,8 +582,10 @@ class Launcher:
     # -- queries -----------------------------------------------------------------------------
 
     def replicas(self) -> list[dict[str, Any]]:
-        """Every registered replica: dicts of id, hostname, host, port, state (up, suspect,
-        down, or starting before its first heartbeat), serving and weight, by ascending id."""
+        """Every registered replica: dicts of id, hostname, host (the address the router
+        connects to; "" while its name resolves), name (the DNS name it was given, or
+        None), port, state (up, suspect, down, or starting before its first heartbeat),
+        serving and weight, by ascending id."""
         if self.router is None:
             return []
         states = {s["id"]: s["state"] for s in self.engine.states()} if self.engine else {}
@@ -580,7 +593,7 @@ class Launcher:
         for r in sorted(self.router.replicas(), key=lambda r: r["id"]):
             state = states.get(r["id"], "starting")
             out.append({"id": r["id"], "hostname": r["hostname"], "host": r["host"],
-                        "port": r["port"], "state": state, "serving": r["serving"],
+                        "name": r["name"], "port": r["port"], "state": state, "serving": r["serving"],
                         "weight": r["weight"]})
         return out
 

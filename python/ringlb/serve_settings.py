@@ -293,8 +293,10 @@ SETTINGS: tuple[Setting, ...] = (
             "NAME=HOST:PORT,weight=N gives it ring weight N (ketama, maglev)",
             upstream, metavar="NAME=HOST:PORT[,weight=N]", repeat=True),
     Setting("resolve_interval", "--resolve-interval", REPLICAS,
-            "seconds between two resolutions of the static upstreams' names (swarm: between "
-            "two looks at the services besides watching Swarm's events)", positive_float),
+            "seconds between two resolutions of a replica's DNS name (a static upstream's "
+            "HOST) by the router, which also resolves it again when the replica goes down "
+            "(swarm: between two looks at the services besides watching Swarm's events)",
+            positive_float),
     Setting("start_timeout", "--start-timeout", REPLICAS,
             "seconds a new replica has to answer the health path", positive_float),
     Setting("docker_memory", "--docker-memory", REPLICAS,

@@ -66,7 +66,10 @@ def render(status: dict[str, Any], events: int = 5) -> str:
     for r in reps:
         resp = r["responses"]
         mean = r["duration_seconds_sum"] / r["requests"] if r["requests"] else None
-        rows.append([str(r["id"]), r["hostname"], r["address"], r["state"],
+        # A replica given a DNS name: the name, and where it resolved to.
+        where = (f"{r['name']} ({r['address'] or 'resolving'})" if r.get("name")
+                 else r["address"] or "-")
+        rows.append([str(r["id"]), r["hostname"], where, r["state"],
                      "yes" if r["on_ring"] else "no", f"{r['share']:.1%}", str(r.get("weight", 1)),
                      f"{r['requests']:,}", f"{resp['2xx']:,}", f"{resp['4xx']:,}",
                      f"{resp['5xx']:,}", f"{r['failures']:,}", f"{r['in_flight']:,}", _ms(mean),

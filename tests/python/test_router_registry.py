@@ -150,8 +150,8 @@ def test_replica_registry(fleet: Fleet) -> None:
         2, 3]
     assert router.next_free_id() == 4
     assert [r["hostname"] for r in router.replicas()] == ["A", "B", "D", "C"]
-    assert router.replicas()[1] == {"id": 5, "hostname": "B", "host": "::1", "port": 9002,
-                                    "serving": True, "weight": 1}
+    assert router.replicas()[1] == {"id": 5, "hostname": "B", "host": "::1", "name": None,
+                                    "port": 9002, "serving": True, "weight": 1}
     assert router.set_serving(5, False) is True
     assert router.set_serving(5, False) is False
     assert router.replicas()[1]["serving"] is False
@@ -171,7 +171,8 @@ def test_replica_registry(fleet: Fleet) -> None:
     (lambda r: r.add_replica("A", "127.0.0.1", 9009), ValueError, "already registered"),
     (lambda r: r.add_replica("Z", "127.0.0.1", 9009, id=1), ValueError, "already registered"),
     (lambda r: r.add_replica("bad name", "127.0.0.1", 1), ValueError, "must match"),
-    (lambda r: r.add_replica("Z", "example.com", 1), ValueError, "IP address"),
+    # A DNS name is fine (the router resolves it); this is neither a name nor an address.
+    (lambda r: r.add_replica("Z", "example com", 1), ValueError, "IP address"),
     (lambda r: r.add_replica("Z", "127.0.0.1", 0), ValueError, "port must be between 1"),
     (lambda r: r.add_replica("Z", "127.0.0.1", 1, id=0), ValueError, "id must be between"),
     (lambda r: r.add_replicas([("Y", "127.0.0.1", 1, None), ("A", "127.0.0.1", 2, None)]),
@@ -180,7 +181,7 @@ def test_replica_registry(fleet: Fleet) -> None:
     (lambda r: r.remove_replica(77), KeyError, "77"),
     (lambda r: r.remove_replicas(["A", "Nope"]), KeyError, "Nope"),
     (lambda r: r.remove_replicas(["A", 1]), ValueError, "listed twice"),
-    (lambda r: r.set_endpoint(1, "nowhere", 5), ValueError, "IP address"),
+    (lambda r: r.set_endpoint(1, "now/here", 5), ValueError, "IP address"),
     (lambda r: r.set_serving(0, True), ValueError, "id must be between"),
     (lambda r: r.add_replica("Z", "127.0.0.1", 1, weight=2), ValueError, "does not take weights"),
     (lambda r: r.add_replicas([("Y", "127.0.0.1", 1, None, 1), ("Z", "127.0.0.1", 2, None, 3)]),

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
+import http.client
 import signal
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import pytest
 import requests
 from test_cli import Serve
 
+import ringlb
 from ringlb import serve_settings
 from ringlb.cli import _serve_config, build_parser
 from ringlb.launcher import Launcher, LauncherConfig
@@ -94,17 +96,46 @@ def names(url: str) -> list[str]:
 def test_reload_scales_replicas_and_names_what_needs_a_restart(proc_cluster: str) -> None:
     cfg = LauncherConfig(port=0, replicas=1, backend="process", cluster=proc_cluster)
     with Launcher(cfg) as lb:
-        lines = lb.reload(dataclasses.replace(cfg, replicas=3, retries=5))
+        lines = lb.reload(dataclasses.replace(cfg, replicas=3, retries=5, threads=1))
         assert "replicas: 1 -> 3 (applied)" in lines
-        assert "retries: 2 -> 5 (needs a restart)" in lines
+        assert "retries: 2 -> 5 (applied)" in lines
+        assert "threads: 0 -> 1 (needs a restart)" in lines
+        assert lb.router.limits()["retries"] == 5
         assert names(lb.url) == ["Server1", "Server2", "Server3"]
         assert lb.wait_until_whole(10)
         # A change that needs a restart is reported until the restart.
-        assert lb.reload(dataclasses.replace(cfg, replicas=2, retries=5)) == [
-            "replicas: 3 -> 2 (applied)", "retries: 2 -> 5 (needs a restart)"]
+        assert lb.reload(dataclasses.replace(cfg, replicas=2, retries=5, threads=1)) == [
+            "replicas: 3 -> 2 (applied)", "threads: 0 -> 1 (needs a restart)"]
         assert names(lb.url) == ["Server1", "Server2"]  # the highest id went
-        assert lb.reload(dataclasses.replace(cfg, replicas=2)) == []
+        assert lb.reload(dataclasses.replace(cfg, replicas=2, retries=5)) == []
         assert lb.router.stats()["retries"] == 0
+
+
+def test_every_live_setting_is_a_setting_and_the_router_takes_it() -> None:
+    # The router owns which of its settings can change live (Router.LIVE_SETTINGS);
+    # each is a `ringlb serve` setting of the same name, and reconfigure takes it.
+    router_live = set(ringlb.Router.LIVE_SETTINGS)
+    assert router_live <= Launcher.LIVE_SETTINGS
+    assert router_live <= set(serve_settings.BY_FIELD)
+    assert not router_live & {"host", "port", "threads", "key", "admin_listen", "access_log",
+                              "scheme", "slots", "virtual_nodes", "probing"}
+    r = ringlb.Router(port=0)
+    defaults = LauncherConfig()
+    r.reconfigure(**{name: getattr(defaults, name) for name in router_live})
+    assert r.limits() == {name: getattr(defaults, name) for name in router_live}
+
+
+def test_a_reload_with_a_bad_router_value_changes_nothing(proc_cluster: str) -> None:
+    cfg = LauncherConfig(port=0, replicas=1, backend="process", cluster=proc_cluster)
+    with Launcher(cfg) as lb:
+        before = lb.router.limits()
+        # Valid for the file (retries >= 0), refused by the router: nothing is applied,
+        # neither the router's other settings nor the replica count.
+        with pytest.raises(ValueError, match="retries must be between 0 and 64"):
+            lb.reload(dataclasses.replace(cfg, replicas=2, retries=65, max_body_bytes=10))
+        assert lb.router.limits() == before
+        assert lb.config == cfg
+        assert names(lb.url) == ["Server1"]
 
 
 def test_reload_applies_new_health_checks_at_once(proc_cluster: str) -> None:
@@ -133,7 +164,7 @@ def test_sighup_reloads_the_file_and_never_kills_the_launcher(tmp_path: Path,
     srv = Serve("--backend", "process", "--cluster", proc_cluster, "--config", str(p))
     try:
         assert names(srv.url) == ["Server1"]
-        p.write_text("replicas = 3\nidle-timeout = 30\n")
+        p.write_text("replicas = 3\nidle-timeout = 30\nthreads = 1\n")
         srv.proc.send_signal(signal.SIGHUP)
         deadline = time.monotonic() + 30
         while len(names(srv.url)) != 3:
@@ -147,8 +178,58 @@ def test_sighup_reloads_the_file_and_never_kills_the_launcher(tmp_path: Path,
     finally:
         assert srv.stop() == 0
     assert "replicas: 1 -> 3 (applied)" in srv.stderr
-    assert "idle_timeout: 60.0 -> 30.0 (needs a restart)" in srv.stderr
+    assert "idle_timeout: 60.0 -> 30.0 (applied)" in srv.stderr
+    assert "threads: 0 -> 1 (needs a restart)" in srv.stderr
     assert "reload failed, the running configuration stays" in srv.stderr
+
+
+def test_sighup_applies_limits_and_retries_without_dropping_a_connection(
+        tmp_path: Path, proc_cluster: str) -> None:
+    p = write(tmp_path, "replicas = 1\n")
+    srv = Serve("--backend", "process", "--cluster", proc_cluster, "--config", str(p))
+    host, port = srv.url.removeprefix("http://").rsplit(":", 1)
+    body = b"x" * 2000
+
+    def status(conn: http.client.HTTPConnection, size: int) -> int:
+        conn.request("GET", "/home", body=body[:size])
+        r = conn.getresponse()
+        r.read()
+        return r.status
+
+    def fresh(size: int) -> int:
+        conn = http.client.HTTPConnection(host, int(port), timeout=10)
+        try:
+            return status(conn, size)
+        finally:
+            conn.close()
+
+    kept = http.client.HTTPConnection(host, int(port), timeout=10)
+    try:
+        assert status(kept, 2000) == 200
+        local = kept.sock.getsockname()
+        p.write_text("replicas = 1\nmax-body-bytes = 1000\nretries = 0\n")
+        srv.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 30
+        while fresh(2000) != 413:
+            assert time.monotonic() < deadline, "SIGHUP did not apply max-body-bytes"
+            time.sleep(0.1)
+        # The connection opened before the reload is still open, with the new limit.
+        assert status(kept, 900) == 200
+        assert kept.sock.getsockname() == local
+        assert status(kept, 2000) == 413
+        # A value the router refuses: the reload fails whole, the limit stays 1000.
+        p.write_text("replicas = 1\nmax-body-bytes = 5000\nretries = 65\n")
+        srv.proc.send_signal(signal.SIGHUP)
+        time.sleep(1.0)
+        assert (fresh(2000), fresh(900)) == (413, 200)
+        assert srv.proc.poll() is None
+    finally:
+        kept.close()
+        assert srv.stop() == 0
+    assert "max_body_bytes: 1048576 -> 1000 (applied)" in srv.stderr
+    assert "retries: 2 -> 0 (applied)" in srv.stderr
+    assert ("reload failed, the running configuration stays: retries must be between 0 "
+            "and 64") in srv.stderr
 
 
 def test_sighup_without_a_config_file_is_harmless(proc_cluster: str) -> None:

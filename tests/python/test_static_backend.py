@@ -1,6 +1,6 @@
 """`--backend static` (issue 13.2): Debian's nginx as upstreams that ringlb fronts but does
 not start. They are health-checked, leave the ring when down and come back when up, names
-resolve, and nothing of theirs is ever stopped by ringlb."""
+resolve (in the router: issue 12.8), and nothing of theirs is ever stopped by ringlb."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from control_helpers import unique_cluster
 from ringlb.backends.static import StaticBackend, Upstream, parse_upstreams
 from ringlb.launcher import Launcher, LauncherConfig
 from ringlb.serve_settings import ConfigError, load_file
+from ringlb.status import render
 
 # bench/nginx_conf.py writes this test's nginx configuration and the streaming benchmark's.
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
@@ -113,9 +115,13 @@ def test_nginx_upstreams_leave_the_ring_when_down_and_come_back(three_nginx: lis
                          threads=1, health_path="/health", scheme="xxh3", key="query:id",
                          upstreams=(f"web1=localhost:{web1.port}", f"web2=127.0.0.1:{web2.port}"))
     with Launcher(cfg) as lb:
+        # The router resolves "localhost" itself; web1 joins the ring when it has (and the
+        # health checks see it up there).
+        assert lb.wait_until_whole(10)
         replicas = {r["hostname"]: r for r in lb.replicas()}
         assert set(replicas) == {"web1", "web2"}
-        assert replicas["web1"]["host"] == "127.0.0.1"  # "localhost" resolved
+        assert (replicas["web1"]["name"], replicas["web1"]["host"]) == ("localhost", "127.0.0.1")
+        assert (replicas["web2"]["name"], replicas["web2"]["host"]) == (None, "127.0.0.1")
         bodies = {get(lb.port, f"/x?id={i}")[1] for i in range(40)}
         assert bodies == {b"web1\n", b"web2\n"}
         # web1 goes away: every request still answered, by web2; nothing is started.
@@ -212,12 +218,29 @@ def test_upstreams_are_checked() -> None:
         LauncherConfig(backend="process", upstreams=("a=h:1",)).validate()
 
 
-def test_a_name_that_does_not_resolve_is_a_clear_error() -> None:
-    from ringlb.backends import BackendError
-
+def test_a_name_that_does_not_resolve_stays_off_the_ring_and_says_so() -> None:
+    # The backend passes names through; the router resolves them (RFC 6761: .invalid
+    # never does). The launcher starts all the same, and /status names the server.
     b = StaticBackend("t-static-y", upstreams=["web1=no-such-host.invalid:80"])
-    with pytest.raises(BackendError, match="cannot resolve 'no-such-host.invalid'"):
-        b.adopt()
+    assert [(r.host, r.port) for r in b.adopt()] == [("no-such-host.invalid", 80)]
+    cfg = LauncherConfig(port=0, backend="static", cluster=unique_cluster("static"), threads=1,
+                         admin_listen="127.0.0.1:0", upstreams=("web1=no-such-host.invalid:80",))
+    with Launcher(cfg) as lb:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not [
+                e for e in lb.events() if e["kind"] == "failed" and e["hostname"] == "web1"]:
+            time.sleep(0.02)
+        failed = [e for e in lb.events() if e["kind"] == "failed" and e["hostname"] == "web1"]
+        assert failed and "cannot resolve 'no-such-host.invalid'" in failed[0]["detail"]
+        [r] = lb.replicas()
+        assert (r["name"], r["host"], r["serving"]) == ("no-such-host.invalid", "", False)
+        assert get(lb.port, "/x")[0] == 503  # nothing to send it to
+        assert lb.admin_url is not None
+        status = json.loads(urllib.request.urlopen(lb.admin_url + "/status", timeout=10).read())
+        [one] = status["replicas"]
+        assert (one["name"], one["address"], one["state"], one["on_ring"]) == (
+            "no-such-host.invalid:80", None, "resolving", False)
+        assert "no-such-host.invalid:80 (resolving)" in render(status)
 
 
 def test_upstreams_in_a_config_file_are_a_list(tmp_path: Path) -> None:

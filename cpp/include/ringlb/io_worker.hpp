@@ -28,6 +28,7 @@
 #include "ringlb/replica_set.hpp"
 #include "ringlb/router_state.hpp"
 #include "ringlb/upstream_pool.hpp"
+#include "ringlb/worker_limits.hpp"
 #include "ringlb/worker_stats.hpp"
 
 namespace ringlb {
@@ -57,8 +58,16 @@ public:
     RouterState& state() noexcept { return state_; }
     WorkerStats& stats() noexcept { return state_.worker_stats[index_]; }
     std::mt19937_64& rng() noexcept { return rng_; }
-    // The shortest of the upstream, header and idle timeouts: how far ahead a
-    // session's timer may be armed (see ProxySession).
+    // This thread's copy of the live settings (worker_limits.hpp): sessions
+    // lease the version their request starts with.
+    WorkerLimits& limits() noexcept { return limits_; }
+    // Router::reconfigure: requests that start from now on read `next`. A new
+    // max_idle_upstream drops the cached pools (their idle connections
+    // close), so that routes() makes them again with it. Worker thread, or
+    // while it is stopped.
+    void set_limits(const RouterLimits& next);
+    // The current limits' tick(): how far ahead a session's timer may be
+    // armed (see ProxySession).
     std::chrono::milliseconds tick() const noexcept { return tick_; }
 
     // Starts the thread that runs the io_context (restarting it after a stop).
@@ -75,7 +84,8 @@ public:
     // out.size(). With bounded loads the order is the random jump's
     // (HashRing::Walk::jump) and the first choice is the first candidate in
     // it under the load cap (bounded_load.hpp). Returns how many were written
-    // (0: no replica serves). Worker thread only; `table` from routes().
+    // (0: no replica serves). The cap is the thread's current bounded_load.
+    // Worker thread only; `table` from routes().
     // With `complete` false and no bounded loads, only the first choice is
     // written (a ring lookup, cheaper than walking the candidates).
     std::size_t plan(const RouteTable& table, std::uint64_t request_id, std::span<std::size_t> out,
@@ -88,8 +98,8 @@ public:
     void drain_sessions();
     // Closes every session at once; worker thread only.
     void close_sessions();
-    // Closes idle upstream connections and forgets the cached routes. Only
-    // while the thread is not running (after join()).
+    // Closes idle upstream connections and forgets the cached routes and
+    // pools. Worker thread, or while it is stopped.
     void clear_pools();
 
 private:
@@ -103,6 +113,7 @@ private:
     std::thread thread_;
     std::atomic<std::thread::id> thread_id_{};
 
+    WorkerLimits limits_;
     std::chrono::milliseconds tick_;
     std::mt19937_64 rng_;
     std::shared_ptr<const RouteTable> routes_;

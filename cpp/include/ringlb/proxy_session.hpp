@@ -53,6 +53,7 @@
 #include "ringlb/splice_pump.hpp"
 #include "ringlb/tunnel.hpp"
 #include "ringlb/upstream_pool.hpp"
+#include "ringlb/worker_limits.hpp"
 
 namespace ringlb {
 
@@ -193,6 +194,7 @@ private:
 
     IoWorker& worker_;
     RouterState& state_;
+    WorkerLimits::Lease limits_;  // the live settings the current request started with
     Socket socket_;
     const Listener listener_;
     Timer timer_;

@@ -32,9 +32,15 @@ namespace ringlb {
 struct Replica {
     std::uint32_t id = 0;
     std::string hostname;
-    std::string host;  // IPv4/IPv6 literal the router connects to
+    // The IPv4/IPv6 literal the router connects to; "" while `name` has no
+    // address yet (the replica is then off the ring: "resolving").
+    std::string host;
     std::uint16_t port = 0;
     std::uint32_t weight = 1;  // its ring weight (Member::weight): kept while it is off the ring
+    // The DNS name it was given instead of an address, which the router's
+    // NameResolver turns into `host` (and again when it goes down, and every
+    // resolve interval); "" when it was given an address.
+    std::string name = {};
 };
 
 // Membership changes since the set was made, by kind; carried from snapshot
@@ -44,7 +50,7 @@ struct MembershipChanges {
     std::uint64_t removed = 0;  // unregistered (remove)
     std::uint64_t down = 0;     // taken off the ring, still registered (set_serving false)
     std::uint64_t up = 0;       // put back on the ring (set_serving true)
-    std::uint64_t moved = 0;    // now listening elsewhere: a replacement (set_endpoint)
+    std::uint64_t moved = 0;    // now listening elsewhere: a replacement (set_endpoint), a new address (set_address)
 
     // (kind, count) for each field, in the order above: the names /metrics
     // (its "kind" label) and /status ("membership_changes") give them.
@@ -91,7 +97,9 @@ public:
     // std::invalid_argument (bad or duplicate id, hostname, host or port, a
     // weight the ring refuses: HashRing::check_weight) or
     // RingFullError and then changes nothing. An id of 0 means "the smallest
-    // free id". Returns the replicas as registered (ids filled in).
+    // free id". A host that is a DNS name (valid_host) becomes the replica's
+    // `name`: it is registered without an address and off the ring until
+    // set_address gives it one. Returns the replicas as registered (ids filled in).
     std::vector<Replica> add(std::vector<Replica> replicas);
 
     // Unregisters the replicas with these ids, all or none: throws
@@ -100,12 +108,25 @@ public:
 
     // Takes a registered replica off the ring (serving = false) or puts it
     // back (true); it stays registered either way. Returns false when the id
-    // is unknown or the replica was already in that state.
+    // is unknown, the replica was already in that state, or it has no address
+    // to serve at yet.
     bool set_serving(std::uint32_t id, bool serving);
 
     // Changes where a registered replica listens (a replacement on a new
-    // port). Returns false when the id is unknown.
+    // port). A DNS name other than its current one leaves it without an
+    // address, off the ring, until set_address. Returns false when the id is unknown.
     bool set_endpoint(std::uint32_t id, const std::string& host, std::uint16_t port);
+
+    // The NameResolver's answer: replica `id`, if it still has DNS name
+    // `name`, is at `address` (an IP literal) now. Its first address puts it
+    // on the ring (as add() does a replica given an address); a new one
+    // moves it. Returns false when nothing changed.
+    bool set_address(std::uint32_t id, const std::string& name, const std::string& address);
+
+    // An IP literal, or a DNS name (letters, digits, '-', '_' and '.', at
+    // most 253 characters; no leading '-' or '.').
+    static bool valid_host(const std::string& host) noexcept;
+    static bool is_address(const std::string& host) noexcept;
 
     std::optional<Replica> find(std::uint32_t id) const;
     std::optional<Replica> find(const std::string& hostname) const;

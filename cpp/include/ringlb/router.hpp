@@ -19,26 +19,20 @@
 #include "ringlb/hash_ring.hpp"
 #include "ringlb/heartbeat.hpp"
 #include "ringlb/replica_set.hpp"
+#include "ringlb/router_limits.hpp"
 #include "ringlb/worker_stats.hpp"
 
 namespace ringlb {
 
-struct RouterConfig {
+// What a Router is made with. The fields of RouterLimits (retries, timeouts,
+// size and connection limits, the replica field) can change while it runs
+// (Router::reconfigure); the rest are fixed for its life.
+struct RouterConfig : RouterLimits {
     std::string host = "127.0.0.1";
     std::uint16_t port = 5000;         // 0 = any free port; see Router::port()
     unsigned threads = 0;              // I/O threads; 0 = the CPUs usable (see cpu_budget.hpp)
     RingOptions ring;                  // M, K, scheme, probing, canonical placement
     std::string key = "random";        // random | header:NAME | query:NAME | cookie:NAME | path | client-ip
-    unsigned retries = 2;              // further distinct replicas tried after a failed upstream
-    double bounded_load = 0.0;         // c of consistent hashing with bounded loads; 0 = off
-    std::chrono::milliseconds connect_timeout{300};
-    std::chrono::milliseconds upstream_timeout{5000};
-    std::chrono::milliseconds header_timeout{5000};  // a client must send its headers within this
-    std::chrono::milliseconds idle_timeout{60000};   // keep-alive connection with no request
-    std::size_t max_header_bytes = 8 * 1024;         // beyond: 431
-    std::size_t max_body_bytes = 1024 * 1024;        // beyond: 413; 0: no limit (admin: 64 KiB)
-    std::size_t max_connections = 10000;             // client connections open at once
-    std::size_t max_idle_upstream = 64;              // idle keep-alive connections kept per replica
     // Who may change the membership. /rep is open everywhere; /add and /rm:
     std::string admin_token;         // non-empty: they need "Authorization: Bearer <token>" (else 401)
     std::string admin_listen;        // "HOST:PORT" ([v6]:PORT): a second listener for the admin API; "" = none
@@ -47,7 +41,6 @@ struct RouterConfig {
     std::size_t min_replicas = 1;    // /rm may not leave fewer registered replicas
     std::size_t max_replicas = 0;    // /add may not make more; 0 = the ring's capacity, at most 64
     std::string hostname_prefix = "Server";  // /add names replicas nobody named <prefix><k>
-    bool replica_header = true;  // X-Ringlb-Replica: <hostname> on every proxied answer
     std::string access_log;      // a line per request to this file, "-": stdout; "": none
 };
 
@@ -101,7 +94,8 @@ struct RouterStats {
 struct ReplicaStats {
     std::uint32_t id = 0;
     std::string hostname;
-    std::string host;                // where the router reaches it
+    std::string host;                // where the router reaches it; "" while `name` resolves
+    std::string name;                // the DNS name it was given (Replica::name), or ""
     std::uint16_t port = 0;
     bool serving = false;            // on the ring
     std::uint32_t weight = 1;        // its ring weight (Member::weight)
@@ -145,7 +139,19 @@ public:
     // that many, for the log.
     unsigned threads() const noexcept;
     const std::string& threads_reason() const noexcept;
+    // The config the router was made with; its RouterLimits part as they
+    // were then (limits() has them as they are now).
     const RouterConfig& config() const noexcept;
+    // The live settings: config()'s, or what reconfigure() set since.
+    RouterLimits limits() const;
+    // Changes the live settings, all or nothing: std::invalid_argument (and
+    // nothing changes) when one is out of range, by the same check as the
+    // constructor's (check_limits). Each I/O thread takes the new values
+    // before this returns; a request already being read or answered finishes
+    // with the values it started with (a keep-alive connection takes the new
+    // ones at its next request). max_connections applies to connections
+    // accepted from then on. std::logic_error on one of the router's own threads.
+    void reconfigure(const RouterLimits& limits);
 
     ReplicaSet& replicas() noexcept;
     // The recent events /status serves (the last EventLog::default_capacity):

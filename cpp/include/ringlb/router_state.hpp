@@ -23,6 +23,7 @@
 #include "ringlb/cpu_budget.hpp"
 #include "ringlb/event_log.hpp"
 #include "ringlb/key_source.hpp"
+#include "ringlb/name_resolver.hpp"
 #include "ringlb/replica_set.hpp"
 #include "ringlb/router.hpp"
 #include "ringlb/upstream_pool.hpp"
@@ -38,6 +39,8 @@ public:
     // Validates `config` (std::invalid_argument when something is off).
     explicit RouterState(RouterConfig config);
 
+    // As constructed: its RouterLimits part may since have changed
+    // (live_limits(); each I/O thread reads its own copy, IoWorker::limits()).
     const RouterConfig config;
     const KeySource key;
     const boost::asio::ip::address address;
@@ -50,6 +53,8 @@ public:
     ControlWorker control;
     // Recent replica events (event_log.hpp): /status's "events".
     EventLog events;
+    // Resolves the replicas' DNS names (name_resolver.hpp); runs while the router does.
+    NameResolver names;
     // config.access_log opened; null when there is none.
     const std::unique_ptr<AccessLog> access_log;
 
@@ -66,7 +71,8 @@ public:
     void set_health_source(HealthSource source);
     // The health source's answer; empty without one (or when it throws).
     std::vector<ReplicaHealth> health();
-    // Tells the failure listener (if any) that forwarding to `id` failed.
+    // Tells the failure listener (if any) that forwarding to `id` failed, and
+    // the NameResolver (a replica with a name may have moved).
     // Called on an I/O thread; a listener that throws is ignored.
     void report_failure(std::uint32_t id) noexcept;
 
@@ -80,6 +86,13 @@ public:
     std::optional<ControlError> authorize(Listener listener, std::string_view authorization) const;
     // config.min_replicas / max_replicas, the latter resolved (0 -> capacity, at most 64).
     const ReplicaLimits limits;
+
+    // The live settings as last set (Router::reconfigure), from any thread:
+    // for /status, Router::limits() and stop(); never on the request path.
+    RouterLimits live_limits() const;
+    // Checks `next` (check_limits: std::invalid_argument, nothing changes)
+    // and records it; handing it to the I/O threads is the router's job.
+    void set_live_limits(const RouterLimits& next);
 
     void set_control_handler(ControlHandler handler);
     // Validates an /add or /rm body and runs the control handler (on the
@@ -108,6 +121,9 @@ private:
     std::mutex shares_mutex_;
     std::shared_ptr<const HashRing> shares_ring_;
     std::vector<double> shares_;
+
+    mutable std::mutex live_mutex_;
+    RouterLimits live_;
 
     std::mt19937_64 control_rng_{std::random_device{}()};  // control thread only
 };

@@ -46,7 +46,7 @@ register_backend(
 # Never picked by `auto`: it needs --upstream, and starts nothing.
 register_backend(
     "static", "ringlb.backends.static:StaticBackend",
-    options={"upstreams": "upstreams", "resolve_interval": "resolve_interval"})
+    options={"upstreams": "upstreams"})
 # Never picked by `auto`: it needs a Swarm manager, and its replicas outlive the launcher.
 register_backend(
     "swarm", "ringlb.backends.swarm:SwarmBackend",

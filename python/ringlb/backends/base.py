@@ -39,9 +39,9 @@ class ReplicaInfo:
 
     `host`/`port` is where the router reaches it (127.0.0.1 and a published or
     chosen port); `ref` is the backend's own handle (a PID, a container id).
-    Nothing in the backends needs `host` to be an IP literal, but the router
-    does for now (Router.add_replicas refuses a DNS name until it resolves
-    names itself), so a backend returns an address.
+    `host` may be an IP literal or a DNS name: the router resolves names itself
+    (off the ring until one has an address; again when it goes down, and every
+    resolve_interval), so a backend returns what it was given.
     """
 
     id: int

@@ -5,18 +5,16 @@ puts existing servers behind the router (web2 with twice web1's share, as
 HAProxy's and nginx's `weight` give; weights need the ketama or maglev
 scheme). They are health-checked like any replica: a down one leaves the ring
 and comes back when its checks pass, but nothing is restarted, since ringlb
-does not own them. A HOST that is a name is
-resolved at start and re-resolved every `resolve_interval` seconds (the
-launcher moves a server whose address changed), as HAProxy's resolvers do:
-the router itself connects to addresses only.
+does not own them. A HOST that is a name goes to the router as it is: the
+router resolves it (Asio's resolver, off its I/O threads), keeps the server
+off the ring until it has an address, and resolves it again when it goes
+down, when a connection to it fails, and every `--resolve-interval` seconds,
+moving it when the address changed (as HAProxy's resolvers do).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import ipaddress
-import logging
-import socket
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,12 +23,9 @@ from ringlb import _core
 from ringlb.backends.base import (
     Backend,
     BackendError,
-    MembershipChange,
     ReplicaInfo,
     validate_hostname,
 )
-
-log = logging.getLogger("ringlb.backends.static")
 
 
 @dataclass(frozen=True)
@@ -94,36 +89,17 @@ def parse_upstreams(texts: Sequence[str]) -> list[Upstream]:
     return ups
 
 
-def resolve(host: str) -> str:
-    """An address for `host` (itself when it is one); IPv4 first, as most services listen
-    there. BackendError when the name does not resolve."""
-    try:
-        return str(ipaddress.ip_address(host))
-    except ValueError:
-        pass
-    try:
-        infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
-    except OSError as e:
-        raise BackendError(f"cannot resolve {host!r}: {e}") from None
-    infos.sort(key=lambda i: i[0] != socket.AF_INET)
-    return str(infos[0][4][0])
-
-
 class StaticBackend(Backend):
     """Fronts the servers given as upstreams; starts, stops and kills nothing."""
 
     name = "static"
     owns_replicas = False
 
-    def __init__(self, cluster: str, *, upstreams: Sequence[str] = (),
-                 resolve_interval: float = 30.0) -> None:
+    def __init__(self, cluster: str, *, upstreams: Sequence[str] = ()) -> None:
         super().__init__(cluster)
         self.upstreams = parse_upstreams(upstreams)
         if not self.upstreams:
             raise ValueError("the static backend needs at least one --upstream NAME=HOST:PORT")
-        if resolve_interval <= 0:
-            raise ValueError("resolve_interval must be positive")
-        self.resolve_interval = resolve_interval
         self._lock = threading.Lock()
         self._replicas: dict[str, ReplicaInfo] = {}
 
@@ -150,8 +126,9 @@ class StaticBackend(Backend):
             return sorted(self._replicas.values(), key=lambda r: r.id)
 
     def adopt(self) -> list[ReplicaInfo]:
-        """Every upstream, ids 1.. in the order given, at the address its HOST has now."""
-        infos = [ReplicaInfo(i, u.name, resolve(u.host), u.port, u.host, u.weight)
+        """Every upstream, ids 1.. in the order given, at its HOST (a name: the router
+        resolves it)."""
+        infos = [ReplicaInfo(i, u.name, u.host, u.port, u.host, u.weight)
                  for i, u in enumerate(self.upstreams, start=1)]
         with self._lock:
             self._replicas = {r.hostname: r for r in infos}
@@ -159,38 +136,19 @@ class StaticBackend(Backend):
 
     def register(self, server_id: int, hostname: str, address: str) -> ReplicaInfo:
         """A server /add names with its address ("HOST:PORT"), fronted from now on.
-        ValueError for a bad address or a name already here, BackendError when HOST does
-        not resolve. (Its weight comes with /add's "weights", not in the address.)"""
+        ValueError for a bad address or a name already here. (HOST may be a DNS name,
+        which the router resolves; its weight comes with /add's "weights", not in the
+        address.)"""
         if "," in address:
             raise ValueError(f"address {address!r} must be HOST:PORT (weights go in "
                              f"/add's \"weights\")")
         up = Upstream.parse(f"{hostname}={address}")
-        info = ReplicaInfo(server_id, up.name, resolve(up.host), up.port, up.host)
+        info = ReplicaInfo(server_id, up.name, up.host, up.port, up.host)
         with self._lock:
             if hostname in self._replicas:
                 raise ValueError(f"'{hostname}' is already fronted")
             self._replicas[hostname] = info
         return info
-
-    def sync(self) -> MembershipChange:
-        """Resolve every name again; the servers whose address changed (now recorded)
-        are moved. A name that does not resolve keeps its last address."""
-        with self._lock:
-            current = list(self._replicas.values())
-        moved = []
-        for r in current:
-            try:
-                address = resolve(r.ref)
-            except BackendError as e:
-                log.warning("%s: %s; keeping %s", r.hostname, e, r.host)
-                continue
-            if address != r.host:
-                moved.append(dataclasses.replace(r, host=address))
-        with self._lock:
-            for r in moved:
-                if r.hostname in self._replicas:
-                    self._replicas[r.hostname] = r
-        return MembershipChange(moved=moved)
 
     def remove_all(self) -> int:
         with self._lock:
