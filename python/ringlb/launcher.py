@@ -896,9 +896,11 @@ class Launcher:
         except (BackendError, ValueError) as e:
             self._event("failed", server_id, hostname, f"replacement: {e}")
             return
+        # Recorded before the router moves it: the engine may probe the new
+        # endpoint and record its "up" as soon as it is moved.
+        self._event("replaced", server_id, hostname, f"{info.host}:{info.port}")
         self.router.set_endpoint(server_id, info.host, info.port)
         self.engine.refresh()
-        self._event("replaced", server_id, hostname, f"{info.host}:{info.port}")
 
 
 def cleanup(cluster: str, backend: str = "auto") -> int:
