@@ -133,9 +133,9 @@ const std::vector<LiveSetting>& live_settings() {
     return table;
 }
 
-// Router.reconfigure(**settings): the live settings now, with `settings` changed.
-RouterLimits reconfigured(const Router& r, const py::kwargs& settings) {
-    RouterLimits next = r.limits();
+// `base` with `settings` (LIVE_SETTINGS by name) changed: Router.reconfigure()
+// from the running values, Router.check_limits() from the defaults.
+RouterLimits with_settings(RouterLimits next, const py::kwargs& settings) {
     for (const auto& [key, value] : settings) {
         const std::string name = py::str(key);
         const auto& table = live_settings();
@@ -412,7 +412,7 @@ control handler (set_control_handler). Timeouts are in seconds.
         .def(
             "reconfigure",
             [](Router& r, const py::kwargs& settings) {
-                const RouterLimits next = reconfigured(r, settings);
+                const RouterLimits next = with_settings(r.limits(), settings);
                 py::gil_scoped_release release;  // it waits for every I/O thread
                 r.reconfigure(next);
             },
@@ -421,6 +421,12 @@ control handler (set_control_handler). Timeouts are in seconds.
             "being read or answered finishes with the values it started with, and an open "
             "keep-alive connection takes them at its next request. ValueError for a value out "
             "of range (nothing changes), TypeError for another setting or a wrong type.")
+        .def_static(
+            "check_limits",
+            [](const py::kwargs& settings) { check_limits(with_settings(RouterLimits{}, settings)); },
+            "Judge LIVE_SETTINGS given as keywords (the rest at their defaults) as the router "
+            "would, without one: ValueError naming the first out of range, TypeError for "
+            "another setting or a wrong type. LauncherConfig and `ringlb config check` use it.")
         .def(
             "limits",
             [](const Router& r) {

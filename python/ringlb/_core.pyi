@@ -167,6 +167,11 @@ class Router:
     control handler (set_control_handler). Timeouts are in seconds.
     """
     LIVE_SETTINGS: typing.ClassVar[tuple] = ('retries', 'bounded_load', 'connect_timeout', 'upstream_timeout', 'header_timeout', 'idle_timeout', 'resolve_interval', 'max_header_bytes', 'max_body_bytes', 'max_connections', 'max_idle_upstream', 'replica_header')
+    @staticmethod
+    def check_limits(**kwargs) -> None:
+        """
+        Judge LIVE_SETTINGS given as keywords (the rest at their defaults) as the router would, without one: ValueError naming the first out of range, TypeError for another setting or a wrong type. LauncherConfig and `ringlb config check` use it.
+        """
     def __enter__(self) -> Router:
         ...
     def __exit__(self, *args) -> None:

@@ -185,24 +185,20 @@ class LauncherConfig:
         need(self.backend in backend_names(),
              f"backend must be one of {', '.join(backend_names())}")
         need(self.threads >= 0, "threads must be >= 0")
-        for name in ("heartbeat_interval", "heartbeat_timeout", "connect_timeout",
-                     "upstream_timeout", "header_timeout", "idle_timeout", "start_timeout",
-                     "docker_cpus", "resolve_interval"):
+        for name in ("heartbeat_interval", "heartbeat_timeout", "start_timeout", "docker_cpus"):
             value = getattr(self, name)
             need(isinstance(value, (int, float)) and math.isfinite(value) and value > 0,
                  f"{name} must be a positive number of seconds")
+        # The router's live settings: judged by the router's own check (one owner).
+        try:
+            ringlb.Router.check_limits(**{n: getattr(self, n) for n in ringlb.Router.LIVE_SETTINGS})
+        except TypeError as e:
+            raise ValueError(str(e)) from None
         need(self.fall >= 1, "fall must be >= 1")
         need(self.rise >= 1, "rise must be >= 1")
-        need(self.retries >= 0, "retries must be >= 0")
-        need(self.bounded_load == 0 or self.bounded_load >= 1.0,
-             "bounded_load must be 0 (off) or >= 1.0")
         need(self.replica_threads >= 1, "replica_threads must be >= 1")
         need(self.docker_address in REPLICA_ADDRESS_MODES,
              f"docker_address must be one of {', '.join(REPLICA_ADDRESS_MODES)}")
-        need(self.max_connections >= 1, "max_connections must be >= 1")
-        need(self.max_header_bytes >= 64, "max_header_bytes must be >= 64")
-        need(self.max_body_bytes >= 0, "max_body_bytes must be >= 0")
-        need(self.max_idle_upstream >= 0, "max_idle_upstream must be >= 0")
         need(self.min_replicas >= 0, "min_replicas must be >= 0")
         need(self.max_replicas >= 0, "max_replicas must be >= 0 (0: the ring's capacity, at most 64)")
         if self.max_replicas:

@@ -75,6 +75,12 @@ def test_config_check(tmp_path: Path) -> None:
                        timeout=60, check=False)
     assert r.returncode == 2
     assert str(bad) in r.stderr and "no-such-scheme" in r.stderr
+    # The router's own limits judge its settings here too (it refuses 65 retries).
+    bad.write_text("retries = 65\n")
+    r = subprocess.run([*CLI, "config", "check", str(bad)], capture_output=True, text=True,
+                       timeout=60, check=False)
+    assert r.returncode == 2
+    assert str(bad) in r.stderr and "retries must be between 0 and 64" in r.stderr
     r = subprocess.run([*CLI, "config", "check", str(tmp_path / "missing.toml")],
                        capture_output=True, text=True, timeout=60, check=False)
     assert r.returncode == 2 and "cannot read" in r.stderr
