@@ -17,7 +17,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from control_helpers import remove_process_cluster, unique_cluster
-from router_support import Fleet, make_cluster, process_control_plane, running
+from router_support import Fleet, ScriptedServer, make_cluster, process_control_plane, running
 
 import ringlb
 
@@ -99,3 +99,28 @@ def balancer_image() -> Iterator[str]:
     finally:
         for image in client.images.list(filters={"label": BALANCER_IMAGE_LABEL}):
             client.images.remove(image.id, force=True)
+
+
+@pytest.fixture
+def scripted() -> Iterator:
+    """make(answer, close_after=False, **router_settings): a ScriptedServer behind a
+    started one-replica Router ("Up"); returns (router, server). All closed after."""
+    made: list = []
+
+    def make(answer: bytes, close_after: bool = False, **kw) -> tuple[ringlb.Router, ScriptedServer]:
+        server = ScriptedServer(answer, close_after)
+        made.append(server)
+        router = ringlb.Router(port=0, threads=1, **kw)
+        router.add_replica("Up", "127.0.0.1", server.port)
+        router.start()
+        made.append(router)
+        return router, server
+
+    try:
+        yield make
+    finally:
+        for m in reversed(made):
+            if isinstance(m, ScriptedServer):
+                m.close()
+            else:
+                m.stop()

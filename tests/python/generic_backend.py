@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import socket
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import h11
-from router_support import ThreadedServer
+from router_support import ThreadedServer, running
+
+import ringlb
 
 
 class GenericBackend(ThreadedServer):
@@ -69,3 +73,17 @@ class GenericBackend(ThreadedServer):
             return False
         h.start_next_cycle()
         return True
+
+
+@contextmanager
+def generic_router(**settings) -> Iterator[tuple[ringlb.Router, GenericBackend]]:
+    """A started Router(port=0, **settings) with one GenericBackend replica, "Generic1";
+    both stopped after, even on failure."""
+    backend = GenericBackend()
+    try:
+        r = ringlb.Router(port=0, **settings)
+        r.add_replica("Generic1", "127.0.0.1", backend.port)
+        with running(r):
+            yield r, backend
+    finally:
+        backend.close()

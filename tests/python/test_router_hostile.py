@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from generic_backend import GenericBackend
+from generic_backend import GenericBackend, generic_router
 from router_support import Fleet, parse_responses, raw_exchange, request, running
 
 import ringlb
@@ -23,14 +23,8 @@ SMUGGLE = (b"POST /home HTTP/1.1\r\nHost: x\r\nConnection: content-length\r\n"
 
 @pytest.fixture
 def generic() -> Iterator[tuple[ringlb.Router, GenericBackend]]:
-    backend = GenericBackend()
-    try:
-        r = ringlb.Router(port=0, threads=2, retries=0)
-        r.add_replica("Generic1", "127.0.0.1", backend.port)
-        with running(r):
-            yield r, backend
-    finally:
-        backend.close()
+    with generic_router(threads=2, retries=0) as rb:
+        yield rb
 
 
 def status_of(raw: bytes) -> tuple[int, dict]:
@@ -90,14 +84,8 @@ def test_a_forwarded_body_is_exactly_the_body_framed(generic) -> None:
 
 @pytest.fixture
 def streaming() -> Iterator[tuple[ringlb.Router, GenericBackend]]:
-    backend = GenericBackend()
-    try:
-        r = ringlb.Router(port=0, threads=2, retries=0, max_body_bytes=8 << 20)
-        r.add_replica("Generic1", "127.0.0.1", backend.port)
-        with running(r):
-            yield r, backend
-    finally:
-        backend.close()
+    with generic_router(threads=2, retries=0, max_body_bytes=8 << 20) as rb:
+        yield rb
 
 
 def test_a_large_body_is_streamed_exactly(streaming) -> None:

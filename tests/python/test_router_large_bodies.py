@@ -13,8 +13,9 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from generic_backend import GenericBackend
-from router_support import ScriptedServer, request, running
+from control_helpers import wait_for
+from generic_backend import GenericBackend, generic_router
+from router_support import request
 
 import ringlb
 
@@ -33,41 +34,10 @@ def pipes() -> int:
     return n
 
 
-def wait_for(check, seconds: float = 5.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.02)
-    return check()
-
-
-@pytest.fixture
-def scripted_router() -> Iterator:
-    made: list = []
-
-    def make(answer: bytes, close_after: bool = False, **kw) -> ringlb.Router:
-        server = ScriptedServer(answer, close_after)
-        made.append(server)
-        router = ringlb.Router(port=0, threads=1, retries=0, **kw)
-        router.add_replica("Up", "127.0.0.1", server.port)
-        router.start()
-        made.append(router)
-        return router
-
-    try:
-        yield make
-    finally:
-        for m in reversed(made):
-            if isinstance(m, ScriptedServer):
-                m.close()
-            else:
-                m.stop()
-
-
-def test_a_sized_answer_arrives_exactly_and_both_connections_are_reused(scripted_router) -> None:
+def test_a_sized_answer_arrives_exactly_and_both_connections_are_reused(scripted) -> None:
     before = pipes()
-    router = scripted_router(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(BODY) + BODY)
+    router, _ = scripted(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(BODY) + BODY,
+                         retries=0)
     conn = http.client.HTTPConnection("127.0.0.1", router.port, timeout=20)
     try:
         for _ in range(3):
@@ -80,17 +50,17 @@ def test_a_sized_answer_arrives_exactly_and_both_connections_are_reused(scripted
         conn.close()
     stats = router.stats()
     assert stats["upstream_connects"] == 1 and stats["upstream_failures"] == 0
-    assert wait_for(lambda: pipes() == before)
+    assert wait_for(lambda: pipes() == before, 5)
 
 
 @pytest.mark.parametrize("close_after", [True, False], ids=["replica-closes", "replica-stalls"])
-def test_an_answer_cut_short_closes_the_client_connection(scripted_router, close_after) -> None:
+def test_an_answer_cut_short_closes_the_client_connection(scripted, close_after) -> None:
     # The header promises 4 MiB; 1 MiB comes, then the replica closes or stalls
     # past upstream_timeout. The client has the header already: all it can be
     # told is the close, before the length it was promised.
     before = pipes()
-    router = scripted_router(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(BODY)
-                             + BODY[:MIB], close_after, upstream_timeout=0.3)
+    router, _ = scripted(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(BODY)
+                         + BODY[:MIB], close_after, retries=0, upstream_timeout=0.3)
     with socket.create_connection(("127.0.0.1", router.port), timeout=10) as s:
         s.sendall(b"GET /cut HTTP/1.1\r\nHost: x\r\n\r\n")
         got = b""
@@ -102,21 +72,15 @@ def test_an_answer_cut_short_closes_the_client_connection(scripted_router, close
     assert head.startswith(b"HTTP/1.1 200") and body == BODY[:MIB]
     if not close_after:
         assert 0.25 < took < 5
-    assert wait_for(lambda: router.stats()["upstream_failures"] == 1)
-    assert wait_for(lambda: router.stats()["active_connections"] == 0)
-    assert wait_for(lambda: pipes() == before)
+    assert wait_for(lambda: router.stats()["upstream_failures"] == 1, 5)
+    assert wait_for(lambda: router.stats()["active_connections"] == 0, 5)
+    assert wait_for(lambda: pipes() == before, 5)
 
 
 @pytest.fixture
 def generic() -> Iterator[tuple[ringlb.Router, GenericBackend]]:
-    backend = GenericBackend()
-    try:
-        r = ringlb.Router(port=0, threads=1, retries=0, max_body_bytes=0)
-        r.add_replica("Generic1", "127.0.0.1", backend.port)
-        with running(r):
-            yield r, backend
-    finally:
-        backend.close()
+    with generic_router(threads=1, retries=0, max_body_bytes=0) as rb:
+        yield rb
 
 
 def test_a_sized_upload_sent_slowly_arrives_exactly(generic) -> None:
@@ -134,7 +98,7 @@ def test_a_sized_upload_sent_slowly_arrives_exactly(generic) -> None:
             got += chunk
     assert got.count(b"HTTP/1.1 200") == 2
     assert backend.bodies == [BODY, b""]
-    assert wait_for(lambda: pipes() == before)
+    assert wait_for(lambda: pipes() == before, 5)
 
 
 def test_a_client_that_vanishes_mid_upload_leaves_nothing_behind(generic) -> None:
@@ -143,7 +107,7 @@ def test_a_client_that_vanishes_mid_upload_leaves_nothing_behind(generic) -> Non
     with socket.create_connection(("127.0.0.1", router.port), timeout=10) as s:
         s.sendall(b"PUT /up HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % (64 * MIB))
         s.sendall(BODY)
-    assert wait_for(lambda: router.stats()["active_connections"] == 0)
-    assert wait_for(lambda: pipes() == before)
+    assert wait_for(lambda: router.stats()["active_connections"] == 0, 5)
+    assert wait_for(lambda: pipes() == before, 5)
     # The replica's half-sent request went with it; the router serves on.
     assert request(router.port, "GET", "/next")[0] == 200

@@ -7,13 +7,11 @@ from __future__ import annotations
 import http.client
 import threading
 from collections import Counter
-from collections.abc import Iterator
 
 import pytest
 from router_support import (
     SERVERS,
     Fleet,
-    ScriptedServer,
     SlowServer,
     failure,
     make_cluster,
@@ -182,30 +180,6 @@ def test_http10_client_gets_its_connection_closed(cluster: ringlb.Router) -> Non
 
 
 # ------------------------------------------------- what goes through the proxy
-
-@pytest.fixture
-def scripted() -> Iterator:
-    """Starts ScriptedServers behind a one-replica router; closes them all."""
-    made: list = []
-
-    def make(answer: bytes, close_after: bool = False, **kw) -> tuple[ringlb.Router, ScriptedServer]:
-        server = ScriptedServer(answer, close_after)
-        made.append(server)
-        router = ringlb.Router(port=0, threads=1, **kw)
-        router.add_replica("Up", "127.0.0.1", server.port)
-        router.start()
-        made.append(router)
-        return router, server
-
-    try:
-        yield make
-    finally:
-        for m in reversed(made):
-            if isinstance(m, ScriptedServer):
-                m.close()
-            else:
-                m.stop()
-
 
 def test_a_chunked_answer_is_sent_with_its_length(scripted) -> None:
     router, _ = scripted(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-A: 1\r\n\r\n"
