@@ -16,6 +16,7 @@
 #include <optional>
 #include <string>
 #include <system_error>
+#include <unordered_map>
 #include <variant>
 
 #include "bindings.hpp"
@@ -243,11 +244,25 @@ std::uint32_t resolve(const Router& r, const IdOrName& who) {
     throw py::key_error("no replica named '" + name + "'");
 }
 
-// Wraps a Python callable as a ControlHandler. The callable is released with
-// the GIL held, whichever thread drops the last copy.
-ControlHandler python_handler(py::function fn) {
-    std::shared_ptr<py::function> held(new py::function(std::move(fn)), [](py::function* f) {
+// The control handler each Router object holds, by the Python object (with
+// the GIL held): what the garbage collector is shown (tp_traverse below). A
+// handler that refers back to its router, as a closure over it does, makes a
+// cycle through C++ that Python could not see, so such a router was never
+// collected, and kept its threads' descriptors (the tests' control planes
+// leaked ~9 per router this way).
+std::unordered_map<PyObject*, PyObject*>& held_handlers() {
+    static auto* held = new std::unordered_map<PyObject*, PyObject*>();  // never destroyed
+    return *held;
+}
+
+// Wraps a Python callable as a ControlHandler of the router `owner`. The
+// callable is released with the GIL held, whichever thread drops the last copy.
+ControlHandler python_handler(py::function fn, PyObject* owner) {
+    held_handlers()[owner] = fn.ptr();
+    std::shared_ptr<py::function> held(new py::function(std::move(fn)), [owner](py::function* f) {
         py::gil_scoped_acquire gil;
+        auto& all = held_handlers();
+        if (auto it = all.find(owner); it != all.end() && it->second == f->ptr()) all.erase(it);
         delete f;
     });
     return [held](const ControlRequest& req) {
@@ -355,7 +370,26 @@ class ControlError(RinglbError):
         }
     });
 
-    py::class_<Router, std::shared_ptr<Router>>(m, "Router", R"doc(
+    // The collector's view of a Router: the control handler it holds (see
+    // held_handlers); clearing drops that handler.
+    const py::custom_type_setup collectable([](PyHeapTypeObject* heap_type) {
+        auto* type = &heap_type->ht_type;
+        type->tp_flags |= Py_TPFLAGS_HAVE_GC;
+        type->tp_traverse = [](PyObject* self, visitproc visit, void* arg) {
+            Py_VISIT(Py_TYPE(self));
+            const auto& all = held_handlers();
+            if (auto it = all.find(self); it != all.end()) Py_VISIT(it->second);
+            return 0;
+        };
+        type->tp_clear = [](PyObject* self) {
+            if (held_handlers().count(self) == 0) return 0;
+            // The router drops its handler; the handler's deleter forgets it here.
+            py::cast<Router&>(py::handle(self)).set_control_handler({});
+            held_handlers().erase(self);
+            return 0;
+        };
+    });
+    py::class_<Router, std::shared_ptr<Router>>(m, "Router", collectable, R"doc(
 The ringlb load balancer's data plane (SPEC section 3): an HTTP/1.1 reverse proxy
 in C++ (Boost.Beast) that serves GET /rep, POST /add, DELETE /rm and forwards every
 other request to the replica the consistent hash ring picks.
@@ -543,8 +577,14 @@ control handler (set_control_handler). Timeouts are in seconds.
             "Hostname of the serving replica that request_id maps to; RingEmptyError when none.")
         .def(
             "set_control_handler",
-            [](Router& r, std::optional<PyHandler> fn) {
-                r.set_control_handler(fn ? python_handler(std::move(*fn)) : ControlHandler{});
+            [](py::handle self, std::optional<PyHandler> fn) {
+                auto& r = py::cast<Router&>(self);
+                if (fn) {
+                    r.set_control_handler(python_handler(std::move(*fn), self.ptr()));
+                } else {
+                    r.set_control_handler({});
+                    held_handlers().erase(self.ptr());
+                }
             },
             py::arg("handler"),
             "fn(op, hostnames) with op 'add' or 'remove' and the validated hostnames, run on "
