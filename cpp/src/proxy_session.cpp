@@ -112,7 +112,7 @@ void ProxySession::run() {
 
 void ProxySession::shutdown() {
     draining_ = true;
-    if (!busy_ || tunnel_) close();  // a tunnel has no response to wait for
+    if (!busy_ || (ex_ && ex_->tunnel)) close();  // a tunnel has no response to wait for
 }
 
 void ProxySession::close() noexcept {
@@ -216,7 +216,6 @@ void ProxySession::release_idle() {
     // Fields go back to the I/O thread's arena, strings and the read buffer
     // to the heap: an idle connection keeps the session object and its socket.
     ex_.reset();
-    retry_order_.reset();
     buffer_.shrink_to_fit();
 }
 
@@ -339,21 +338,21 @@ bool ProxySession::should_stream() const {
 void ProxySession::start_body() {
     if (!streaming_) return do_read_body();
     // The header moves to the exchange's req for routing and forwarding; the parser goes on
-    // with a body that is a window into stream_buf_, so at most that much of
+    // with a body that is a window into the exchange's stream_buf, so at most that much of
     // the body is ever held (Beast's http_relay example does the same).
     client_keep_alive_ = parser_->keep_alive();
     ex().req.base() = std::move(parser_->get().base());
     ex().req.body().clear();
     // As the Beast parser it derives from: the converting constructor takes
     // exactly a parser<isRequest, OtherBody, Allocator>.
-    stream_parser_ = std::make_unique<StreamRequestParser>(
+    ex().stream_parser = std::make_unique<StreamRequestParser>(
         static_cast<http::request_parser<http::string_body, Allocator>&&>(std::move(*parser_)));
     parser_.reset();
-    stream_chunked_ = stream_parser_->chunked();
+    stream_chunked_ = ex().stream_parser->chunked();
     body_sent_ = false;
     stream_routed_ = false;
     piece_pending_ = false;
-    if (!stream_buf_) stream_buf_ = std::make_unique<StreamWindow>();
+    if (!ex().stream_buf) ex().stream_buf = std::make_unique<StreamWindow>();
     // The first window is read before a replica is chosen: a chunked body
     // that ends within it is forwarded whole, with its length, like a small
     // sized one (and can be retried).
@@ -490,7 +489,7 @@ void ProxySession::do_route() {
                                                      worker_.rng(), ex().scratch);
     // The first choice only: the rest of the retry order is worked out if a
     // try fails (most requests never need it).
-    retry_order_.reset();
+    ex().retry_order.reset();
     n_tries_ = worker_.plan(*routes_, request_id_, std::span<std::size_t>(&first_try_, 1), false);
     if (n_tries_ == 0) {
         routes_.reset();
@@ -574,7 +573,7 @@ void ProxySession::on_upstream_write(beast::error_code ec, std::size_t) {
             piece_pending_ = false;
             return do_stream_write(pending_size_);
         }
-        if (!stream_parser_->is_done()) return do_stream_parse();
+        if (!ex().stream_parser->is_done()) return do_stream_parse();
     }
     do_upstream_read();
 }
@@ -584,26 +583,26 @@ void ProxySession::on_upstream_write(beast::error_code ec, std::size_t) {
 void ProxySession::do_stream_parse() {
     // Parses what the client sent into the window; a full window, or the end
     // of the body, goes upstream before more is read.
-    auto& body = stream_parser_->get().body();
-    body.data = stream_buf_->data.data();
-    body.size = stream_buf_->data.size();
-    while (buffer_.size() > 0 && !stream_parser_->is_done()) {
+    auto& body = ex().stream_parser->get().body();
+    body.data = ex().stream_buf->data.data();
+    body.size = ex().stream_buf->data.size();
+    while (buffer_.size() > 0 && !ex().stream_parser->is_done()) {
         beast::error_code ec;
-        const std::size_t n = stream_parser_->put(buffer_.data(), ec);
+        const std::size_t n = ex().stream_parser->put(buffer_.data(), ec);
         buffer_.consume(n);
         if (ec == http::error::need_buffer) break;  // the window is full
         if (ec == http::error::need_more) break;
         if (ec) return on_stream_error(ec);
         if (n == 0) break;
     }
-    const std::size_t piece = stream_buf_->data.size() - body.size;
-    if (piece > 0 || stream_parser_->is_done()) {
+    const std::size_t piece = ex().stream_buf->data.size() - body.size;
+    if (piece > 0 || ex().stream_parser->is_done()) {
         if (stream_routed_) return do_stream_write(piece);
-        if (stream_parser_->is_done()) {
+        if (ex().stream_parser->is_done()) {
             // The whole body fit in the first window: no streaming after all.
-            ex().req.body().assign(stream_buf_->data.data(), piece);
+            ex().req.body().assign(ex().stream_buf->data.data(), piece);
             streaming_ = false;
-            stream_parser_.reset();
+            ex().stream_parser.reset();
             return do_route();
         }
         // The header goes first (do_upstream_write), then this piece.
@@ -630,12 +629,12 @@ void ProxySession::do_stream_write(std::size_t piece) {
     // From here the replica has part of this body: the request cannot be
     // retried elsewhere, and its connection is not reused if it fails.
     body_sent_ = true;
-    const bool last = stream_parser_->is_done();
+    const bool last = ex().stream_parser->is_done();
     // The buffer sequence is a span over a member: async_write copies the
     // span, not the array, so the array must outlive the write.
-    auto& out = stream_buf_->out;
+    auto& out = ex().stream_buf->out;
     const std::size_t k = WireFormat::frame_piece(
-        out, stream_buf_->chunk_head, std::string_view(stream_buf_->data.data(), piece), stream_chunked_, last);
+        out, ex().stream_buf->chunk_head, std::string_view(ex().stream_buf->data.data(), piece), stream_chunked_, last);
     expires_after(Phase::upstream, limits_->upstream_timeout);
     asio::async_write(conn_->socket, std::span<const asio::const_buffer>(out.data(), k),
                       beast::bind_front_handler(&ProxySession::on_upstream_write,
@@ -658,16 +657,16 @@ void ProxySession::on_stream_error(beast::error_code ec) {
 
 void ProxySession::do_upstream_read() {
     ex().res.body().clear();  // as in do_read_header: reuse the last answer's body capacity
-    up_parser_ = std::make_unique<ResponseParser>(std::move(ex().res));
+    ex().up_parser = std::make_unique<ResponseParser>(std::move(ex().res));
     // Not eager: the parser stops after the header, so that a long body can
     // still be switched to streaming before any of it is parsed.
-    up_parser_->eager(false);
+    ex().up_parser->eager(false);
     up_header_seen_ = false;
-    up_parser_->header_limit(max_upstream_header);
+    ex().up_parser->header_limit(max_upstream_header);
     // No body limit: an answer is read whole only when its length is at most
     // a window (should_stream_response), and streamed otherwise.
-    up_parser_->body_limit(boost::none);
-    if (head_) up_parser_->skip(true);  // RFC 9110 §9.3.2: no body follows
+    ex().up_parser->body_limit(boost::none);
+    if (head_) ex().up_parser->skip(true);  // RFC 9110 §9.3.2: no body follows
     parse_upstream();
 }
 
@@ -678,12 +677,12 @@ void ProxySession::parse_upstream() {
     auto& buffer = conn_->buffer;
     while (buffer.size() > 0) {
         beast::error_code ec;
-        const std::size_t n = up_parser_->put(buffer.data(), ec);
+        const std::size_t n = ex().up_parser->put(buffer.data(), ec);
         buffer.consume(n);
         if (ec == http::error::need_more) break;
         if (ec) return on_upstream_read(ec);
-        if (up_parser_->is_done()) return on_upstream_read({});
-        if (up_parser_->is_header_done() && !up_header_seen_) {
+        if (ex().up_parser->is_done()) return on_upstream_read({});
+        if (ex().up_parser->is_header_done() && !up_header_seen_) {
             up_header_seen_ = true;
             if (should_stream_response()) return start_response_stream();
         }
@@ -698,9 +697,9 @@ void ProxySession::on_upstream_bytes(beast::error_code ec, std::size_t n) {
     if (ec == asio::error::eof) {
         // The replica closed: that completes an answer delimited by the end
         // of the connection, and cuts any other short.
-        if (!up_parser_->got_some()) return on_upstream_read(http::error::end_of_stream);
-        up_parser_->put_eof(ec);
-        if (!ec && !up_parser_->is_done()) ec = http::error::partial_message;
+        if (!ex().up_parser->got_some()) return on_upstream_read(http::error::end_of_stream);
+        ex().up_parser->put_eof(ec);
+        if (!ec && !ex().up_parser->is_done()) ec = http::error::partial_message;
         return on_upstream_read(ec);
     }
     if (ec) return on_upstream_read(ec);
@@ -710,7 +709,7 @@ void ProxySession::on_upstream_bytes(beast::error_code ec, std::size_t n) {
 
 void ProxySession::on_upstream_read(beast::error_code ec) {
     if (ec) return on_upstream_failure(ec, UpstreamStep::read);
-    const auto status = up_parser_->get().result_int();
+    const auto status = ex().up_parser->get().result_int();
     if (!ProxyRules::valid_status(status)) return on_upstream_failure(http::error::bad_status, UpstreamStep::read);
     if (status >= 100 && status < 200 && status != 101) return do_upstream_read();  // interim
     if (status == 101) {
@@ -768,18 +767,18 @@ void ProxySession::on_upstream_failure(beast::error_code ec, UpstreamStep step) 
         }
         conn_.reset();
     }
-    up_parser_.reset();
+    ex().up_parser.reset();
     end_try();
     WorkerStats::bump(worker_.stats().upstream_failures);
     bump(pool_->worker_stats().failures);
     // A replica that answers garbage is alive; the heartbeat engine only
     // hears of refused, reset and timed-out connections (SPEC §4).
     if (!is_protocol_error(ec)) state_.report_failure(pool_->id());
-    if (!retry_order_) {
+    if (!ex().retry_order) {
         const std::size_t max_tries = limits_->retries + std::size_t{1};
-        retry_order_ = std::make_unique<std::size_t[]>(max_tries);
+        ex().retry_order = std::make_unique<std::size_t[]>(max_tries);
         n_tries_ = worker_.plan(*routes_, request_id_,
-                                std::span<std::size_t>(retry_order_.get(), max_tries), true);
+                                std::span<std::size_t>(ex().retry_order.get(), max_tries), true);
     }
     // A request that never reached a replica can go anywhere; one that may
     // have been processed is retried only when repeating it is harmless.
@@ -793,7 +792,7 @@ void ProxySession::on_upstream_failure(beast::error_code ec, UpstreamStep step) 
     pool_ = nullptr;
     // Part of a streamed body may still be on its way: the connection cannot
     // carry another request.
-    const bool unread = streaming_ && !stream_parser_->is_done();
+    const bool unread = streaming_ && !ex().stream_parser->is_done();
     if (timed_out) {
         return send_error(504, "replica '" + hostname + "' did not answer in time (" +
                                    std::string(what) + ")",
@@ -805,9 +804,9 @@ void ProxySession::on_upstream_failure(beast::error_code ec, UpstreamStep step) 
 }
 
 void ProxySession::on_upstream_response() {
-    end_upstream(up_parser_->keep_alive());
-    ex().res = up_parser_->release();
-    up_parser_.reset();
+    end_upstream(ex().up_parser->keep_alive());
+    ex().res = ex().up_parser->release();
+    ex().up_parser.reset();
     answer_upstream();
 }
 
@@ -880,8 +879,8 @@ void ProxySession::on_switching_protocols() {
     finish_try();
     pool_->worker_stats().record(101, Clock::now() - routed_at_);
     log_access(101);
-    ex().res = up_parser_->release();
-    up_parser_.reset();
+    ex().res = ex().up_parser->release();
+    ex().up_parser.reset();
     // The replica's Upgrade names the protocol it switched to (RFC 9110 §7.8).
     std::string protocol(ex().res[http::field::upgrade]);
     if (protocol.empty()) protocol = ex().upgrade;
@@ -899,17 +898,17 @@ void ProxySession::on_upgrade_written(beast::error_code ec, std::size_t) {
     if (ec) return fail();
     if (draining_ || closed_) return close();
     // The replica's connection is the tunnel's now: never back to the pool.
-    tunnel_ = std::make_unique<Tunnel>(
+    ex().tunnel = std::make_unique<Tunnel>(
         socket_, conn_->socket,
         [this] { expires_after(Phase::client, limits_->idle_timeout); },
         [this] { close(); });
-    tunnel_->start(shared_from_this(), buffer_, conn_->buffer);
+    ex().tunnel->start(shared_from_this(), buffer_, conn_->buffer);
 }
 
 // ----------------------------------------------------------- streamed answers
 
 bool ProxySession::should_stream_response() const {
-    const auto& p = *up_parser_;
+    const auto& p = *ex().up_parser;
     const unsigned status = p.get().result_int();
     if (head_ || status < 200 || status == 204 || status == 304) return false;  // no body
     const auto length = p.content_length();
@@ -917,45 +916,45 @@ bool ProxySession::should_stream_response() const {
 }
 
 void ProxySession::start_response_stream() {
-    if (up_parser_->get().result() == http::status::not_found) {
+    if (ex().up_parser->get().result() == http::status::not_found) {
         // SPEC §3 replaces a 404's body: a long one is not read at all, and
         // the connection it is still coming on is closed.
         end_upstream(false);
-        ex().res = up_parser_->release();
-        up_parser_.reset();
+        ex().res = ex().up_parser->release();
+        ex().up_parser.reset();
         return answer_upstream();
     }
     // A body with a length passes verbatim: spliced, it never enters this process.
-    if (const auto length = up_parser_->content_length(); length && *length > 0) {
-        splice_ = SplicePump::make(conn_->socket, socket_);
-        if (splice_) return start_response_splice(*length);
+    if (const auto length = ex().up_parser->content_length(); length && *length > 0) {
+        ex().splice = SplicePump::make(conn_->socket, socket_);
+        if (ex().splice) return start_response_splice(*length);
     }
     // As the request side does: the parser goes on with a body that is a
     // window, so an answer of any size holds at most one window here.
-    up_stream_ = std::make_unique<StreamResponseParser>(
-        static_cast<http::response_parser<http::string_body, Allocator>&&>(std::move(*up_parser_)));
-    up_parser_.reset();
-    up_stream_->body_limit(boost::none);  // streamed: no reason to cut it off
+    ex().up_stream = std::make_unique<StreamResponseParser>(
+        static_cast<http::response_parser<http::string_body, Allocator>&&>(std::move(*ex().up_parser)));
+    ex().up_parser.reset();
+    ex().up_stream->body_limit(boost::none);  // streamed: no reason to cut it off
     res_header_sent_ = false;
-    if (!stream_buf_) stream_buf_ = std::make_unique<StreamWindow>();
+    if (!ex().stream_buf) ex().stream_buf = std::make_unique<StreamWindow>();
     do_response_parse();
 }
 
 void ProxySession::do_response_parse() {
-    auto& body = up_stream_->get().body();
-    body.data = stream_buf_->data.data();
-    body.size = stream_buf_->data.size();
+    auto& body = ex().up_stream->get().body();
+    body.data = ex().stream_buf->data.data();
+    body.size = ex().stream_buf->data.size();
     auto& buffer = conn_->buffer;
-    while (buffer.size() > 0 && !up_stream_->is_done()) {
+    while (buffer.size() > 0 && !ex().up_stream->is_done()) {
         beast::error_code ec;
-        const std::size_t n = up_stream_->put(buffer.data(), ec);
+        const std::size_t n = ex().up_stream->put(buffer.data(), ec);
         buffer.consume(n);
         if (ec == http::error::need_buffer || ec == http::error::need_more) break;
         if (ec) return on_response_stream_error(ec);
         if (n == 0) break;
     }
-    const std::size_t piece = stream_buf_->data.size() - body.size;
-    if (piece > 0 || up_stream_->is_done()) return do_response_write(piece);
+    const std::size_t piece = ex().stream_buf->data.size() - body.size;
+    if (piece > 0 || ex().up_stream->is_done()) return do_response_write(piece);
     expires_after(Phase::upstream, limits_->upstream_timeout);
     // A window per read: fewer, larger pieces for a body that keeps coming.
     conn_->socket.async_read_some(buffer.prepare(stream_threshold),
@@ -966,8 +965,8 @@ void ProxySession::do_response_parse() {
 void ProxySession::on_response_bytes(beast::error_code ec, std::size_t n) {
     if (ec == asio::error::eof) {
         // The end of an answer delimited by the close; any other is cut short.
-        up_stream_->put_eof(ec);
-        if (!ec && !up_stream_->is_done()) ec = http::error::partial_message;
+        ex().up_stream->put_eof(ec);
+        if (!ec && !ex().up_stream->is_done()) ec = http::error::partial_message;
         if (!ec) return do_response_parse();
     }
     if (ec) return on_response_stream_error(ec);
@@ -976,24 +975,24 @@ void ProxySession::on_response_bytes(beast::error_code ec, std::size_t n) {
 }
 
 void ProxySession::do_response_write(std::size_t piece) {
-    const bool last = up_stream_->is_done();
+    const bool last = ex().up_stream->is_done();
     if (!res_header_sent_ && last) {
         // It all fit in the first window: answered whole, with its length.
-        end_upstream(up_stream_->keep_alive());
-        ex().res.base() = std::move(up_stream_->get().base());
-        ex().res.body().assign(stream_buf_->data.data(), piece);
-        up_stream_.reset();
+        end_upstream(ex().up_stream->keep_alive());
+        ex().res.base() = std::move(ex().up_stream->get().base());
+        ex().res.body().assign(ex().stream_buf->data.data(), piece);
+        ex().up_stream.reset();
         return answer_upstream();
     }
     std::size_t k = 0;
-    auto& out = stream_buf_->out;
+    auto& out = ex().stream_buf->out;
     if (!res_header_sent_) {
-        ex().res.base() = std::move(up_stream_->get().base());
-        prepare_stream_header(up_stream_->content_length());
+        ex().res.base() = std::move(ex().up_stream->get().base());
+        prepare_stream_header(ex().up_stream->content_length());
         out[k++] = asio::buffer(ex().out);
     }
-    k += WireFormat::frame_piece(std::span(out).subspan(k), stream_buf_->chunk_head,
-                                 std::string_view(stream_buf_->data.data(), piece), res_chunked_, last);
+    k += WireFormat::frame_piece(std::span(out).subspan(k), ex().stream_buf->chunk_head,
+                                 std::string_view(ex().stream_buf->data.data(), piece), res_chunked_, last);
     expires_after(Phase::client, limits_->idle_timeout);
     asio::async_write(socket_, std::span<const asio::const_buffer>(out.data(), k),
                       beast::bind_front_handler(&ProxySession::on_response_write,
@@ -1023,13 +1022,13 @@ void ProxySession::prepare_stream_header(boost::optional<std::uint64_t> length) 
 
 void ProxySession::on_response_write(beast::error_code ec, std::size_t) {
     if (ec) return fail();
-    if (!up_stream_->is_done()) return do_response_parse();
-    end_response_stream(up_stream_->keep_alive());
+    if (!ex().up_stream->is_done()) return do_response_parse();
+    end_response_stream(ex().up_stream->keep_alive());
 }
 
 void ProxySession::end_response_stream(bool upstream_keep_alive) {
     release_upstream(upstream_keep_alive);
-    up_stream_.reset();
+    ex().up_stream.reset();
     routes_.reset();
     pool_ = nullptr;
     busy_ = false;
@@ -1043,9 +1042,9 @@ void ProxySession::start_response_splice(std::uint64_t length) {
     // The header as the window path sends it; then what the replica sent
     // after its header (the body's start) goes out with it, and the rest is
     // spliced from socket to socket.
-    const bool upstream_keep_alive = up_parser_->keep_alive();
-    ex().res.base() = std::move(up_parser_->get().base());
-    up_parser_.reset();
+    const bool upstream_keep_alive = ex().up_parser->keep_alive();
+    ex().res.base() = std::move(ex().up_parser->get().base());
+    ex().up_parser.reset();
     prepare_stream_header(length);
     const std::size_t early =
         static_cast<std::size_t>(std::min<std::uint64_t>(conn_->buffer.size(), length));
@@ -1059,10 +1058,10 @@ void ProxySession::start_response_splice(std::uint64_t length) {
             if (ec) return fail();
             conn_->buffer.consume(early);
             if (left == 0) {
-                splice_.reset();
+                ex().splice.reset();
                 return end_response_stream(upstream_keep_alive);
             }
-            splice_->start(
+            ex().splice->start(
                 self, left,
                 [this](SplicePump::Side side) {
                     if (side == SplicePump::Side::from) {
@@ -1072,7 +1071,7 @@ void ProxySession::start_response_splice(std::uint64_t length) {
                     }
                 },
                 [this, upstream_keep_alive](beast::error_code ec, SplicePump::Side side) {
-                    splice_.reset();
+                    ex().splice.reset();
                     if (!ec) return end_response_stream(upstream_keep_alive);
                     // Part of the answer is out: the client can only be told by the close.
                     if (side == SplicePump::Side::from) {
@@ -1088,12 +1087,12 @@ void ProxySession::start_response_splice(std::uint64_t length) {
 void ProxySession::on_response_stream_error(beast::error_code ec) {
     if (!res_header_sent_) {
         // Nothing reached the client yet: a failed try like any other.
-        up_stream_.reset();
+        ex().up_stream.reset();
         return on_upstream_failure(ec, UpstreamStep::read);
     }
     // Part of the answer is out: all the client can be told is the close.
     WorkerStats::bump(worker_.stats().upstream_failures);
-    up_stream_.reset();
+    ex().up_stream.reset();
     routes_.reset();
     pool_ = nullptr;
     close();
@@ -1171,8 +1170,8 @@ void ProxySession::release_buffers() {
     // The request and its answer are done with; only a pipelined request may
     // still be in buffer_. What one large message made grow goes back.
     streaming_ = false;
-    stream_parser_.reset();
-    stream_buf_.reset();
+    ex().stream_parser.reset();
+    ex().stream_buf.reset();
     trim(ex().req.body());
     trim(ex().res.body());
     trim(ex().out);
@@ -1184,14 +1183,14 @@ void ProxySession::release_buffers() {
 }
 
 void ProxySession::do_linger() {
-    if (!linger_buf_) {
+    if (!ex().linger_buf) {
         beast::error_code ec;
         socket_.shutdown(tcp::socket::shutdown_send, ec);
-        linger_buf_ = std::make_unique<std::array<char, 4096>>();
+        ex().linger_buf = std::make_unique<std::array<char, 4096>>();
         expires_after(Phase::client, linger_time);
         linger_left_ = linger_bytes;
     }
-    socket_.async_read_some(asio::buffer(*linger_buf_),
+    socket_.async_read_some(asio::buffer(*ex().linger_buf),
                             beast::bind_front_handler(&ProxySession::on_linger, shared_from_this()));
 }
 

@@ -210,6 +210,13 @@ private:
     // The parsers live on the heap while a message is being read and are
     // freed after it: an idle connection holds none (they are ~300 bytes each).
     std::unique_ptr<RequestParser> parser_;
+    // The window a streamed body (either way) passes through, and what frames
+    // each piece of it: made when a message streams, freed after it.
+    struct StreamWindow {
+        std::array<char, stream_window> data;
+        std::array<char, 24> chunk_head{};
+        std::array<boost::asio::const_buffer, 5> out{};  // a header and a framed piece
+    };
     // What one request and its answer need, from the request's first byte
     // to the answer's last: made then, freed when the connection goes idle,
     // so that an idle connection does not carry ~400 bytes it does not use.
@@ -223,10 +230,20 @@ private:
         std::string up_out;   // req serialized for the replica (kept for retries)
         std::string scratch;  // percent-decoded keys
         std::string upgrade;  // the protocol the request asks to switch to, or empty
+        // Each of these exists only while its part of the exchange runs:
+        std::unique_ptr<std::size_t[]> retry_order;  // after a failed try (see tries())
+        std::unique_ptr<ResponseParser> up_parser;   // the replica's answer being read
+        std::unique_ptr<StreamResponseParser> up_stream;  // a streamed answer
+        std::unique_ptr<StreamRequestParser> stream_parser;  // a streamed request body
+        std::unique_ptr<StreamWindow> stream_buf;   // the window either streams through
+        std::unique_ptr<SplicePump> splice;         // an answer's body spliced (splice_pump.hpp)
+        std::unique_ptr<Tunnel> tunnel;             // after a 101: the connection is a tunnel
+        std::unique_ptr<std::array<char, 4096>> linger_buf;  // draining before a close
     };
     std::unique_ptr<Exchange> ex_;
-    // The exchange, made on first use.
+    // The exchange, made on first use; the const one only while a request runs.
     Exchange& ex();
+    const Exchange& ex() const noexcept { return *ex_; }
     bool header_deadline_set_ = false;  // the header being read has its deadline
     std::size_t header_bytes_ = 0;      // of the header being read, parsed so far
     std::uint64_t body_limit_ = 0;      // of the request being read; 0: none
@@ -249,23 +266,18 @@ private:
     // fails (most requests never need more); then the whole retry order, on
     // the heap (retries + 1 at most), so an idle connection does not carry it.
     std::size_t first_try_ = 0;
-    std::unique_ptr<std::size_t[]> retry_order_;
-    std::size_t* tries() noexcept { return retry_order_ ? retry_order_.get() : &first_try_; }
+    std::size_t* tries() { return ex().retry_order ? ex().retry_order.get() : &first_try_; }
     std::size_t n_tries_ = 0;
     std::size_t attempt_ = 0;
     UpstreamPool* pool_ = nullptr;  // tries_[attempt_]'s pool, kept alive by routes_
     std::unique_ptr<UpstreamConnection> conn_;
     bool reused_ = false;     // conn_ came from the idle pool
     bool in_flight_ = false;  // counted in the replica's in-flight load
-    std::unique_ptr<ResponseParser> up_parser_;
     bool up_header_seen_ = false;  // up_parser_'s header was looked at for streaming
     // A streamed answer (should_stream_response()); it uses the window too.
-    std::unique_ptr<StreamResponseParser> up_stream_;
     bool res_header_sent_ = false;  // the client has the streamed answer's header
     bool res_chunked_ = false;      // the streamed answer goes to the client chunked
     bool res_keep_ = false;         // and the client connection stays open after it
-    std::unique_ptr<Tunnel> tunnel_;  // after a 101: the connection is a tunnel
-    std::unique_ptr<std::array<char, 4096>> linger_buf_;
 
     // A body being streamed (should_stream()); the window exists only then.
     bool streaming_ = false;
@@ -274,17 +286,6 @@ private:
     bool stream_routed_ = false;   // past the first window: a replica is chosen
     bool piece_pending_ = false;   // the first window waits for the header's write
     std::size_t pending_size_ = 0;
-    std::unique_ptr<StreamRequestParser> stream_parser_;
-    // The window a streamed body (either way) passes through, and what frames
-    // each piece of it: made when a message streams, freed after it.
-    struct StreamWindow {
-        std::array<char, stream_window> data;
-        std::array<char, 24> chunk_head{};
-        std::array<boost::asio::const_buffer, 5> out{};  // a header and a framed piece
-    };
-    std::unique_ptr<StreamWindow> stream_buf_;
-    // An answer's body with a length being spliced to the client (splice_pump.hpp).
-    std::unique_ptr<SplicePump> splice_;
     std::size_t linger_left_ = 0;
 };
 
