@@ -227,3 +227,39 @@ def test_auto_picks_docker_when_the_daemon_answers(cluster: str) -> None:
     b = make_backend("auto", cluster, threads=3)
     assert b.name == "docker"
     b.close()
+
+
+def test_launchers_making_the_cluster_network_at_once_share_one(client: Any, cluster: str) -> None:
+    # Routers of one cluster started together race to make its network: the one Docker
+    # refuses as a duplicate takes the other's (a 409 here, Swarm's "name conflicts" there).
+    import threading
+
+    from ringlb.backends.docker import DockerBackend
+
+    for round_ in range(3):
+        backends = [DockerBackend(cluster, client=client) for _ in range(2)]
+        barrier = threading.Barrier(2)
+        ids: list[str] = []
+        errors: list[BaseException] = []
+
+        def make(b: Any, barrier: threading.Barrier = barrier, ids: list[str] = ids,
+                 errors: list[BaseException] = errors) -> None:
+            try:
+                barrier.wait(timeout=10)
+                ids.append(b._network().id)
+            except BaseException as e:  # noqa: BLE001 - reported below
+                errors.append(e)
+
+        threads = [threading.Thread(target=make, args=(b,)) for b in backends]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=30)
+        try:
+            assert errors == [], (round_, errors)
+            assert len(ids) == 2 and ids[0] == ids[1]
+            nets = client.networks.list(filters={"label": f"ringlb.cluster={cluster}"})
+            assert [n.id for n in nets] == ids[:1]  # the other one made, if any, is gone
+        finally:
+            for b in backends:
+                b.close()  # removes the cluster's network

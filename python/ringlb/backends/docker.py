@@ -16,12 +16,14 @@ running, and cleanup can find what a crash left behind.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import re
 import shutil
 import tempfile
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -239,14 +241,47 @@ class DockerBackend(Backend):
                 raise BackendError(f"Docker network {self.network_name!r} does not exist: "
                                    f"create it first (ringlb attaches replicas to a network "
                                    f"it is given, and makes none)") from None
+        return self._own_network(driver="bridge")
+
+    def _named_networks(self) -> list[Any]:
+        """The cluster's networks of that name, the first made first (Id breaks a tie)."""
+        nets = [n for n in self.client.networks.list(names=[self.network_name],
+                                                     filters=self._filters())
+                if n.name == self.network_name]
+        return sorted(nets, key=lambda n: (n.attrs.get("Created") or "", n.id))
+
+    def _own_network(self, **create: Any) -> Any:
+        """The cluster's own network: the one that exists, else made now with `create`
+        (driver and options). Another launcher of the cluster may make it at the same
+        moment (routers started together). Swarm then refuses one of the two ("name
+        conflicts with an existing object"), and theirs is the one; a local engine's
+        duplicate check is not atomic and may make both, so every launcher takes the first
+        made and removes its own if that is not it."""
         with self._lock:
-            nets = self.client.networks.list(names=[self.network_name], filters=self._filters())
-            for net in nets:
-                if net.name == self.network_name:
-                    return net
-            log.info("creating network %s", self.network_name)
-            return self.client.networks.create(self.network_name, driver="bridge",
-                                               labels=self.labels(), check_duplicate=True)
+            for attempt in range(10):
+                nets = self._named_networks()
+                if nets:
+                    return nets[0]
+                if attempt == 0:
+                    log.info("creating %s network %s", create.get("driver"), self.network_name)
+                    try:
+                        mine = self.client.networks.create(self.network_name,
+                                                           labels=self.labels(),
+                                                           check_duplicate=True, **create)
+                    except docker.errors.APIError as e:
+                        text = str(e)
+                        if e.status_code != 409 and "conflicts with an existing" not in text \
+                                and "already exists" not in text:
+                            raise
+                    else:
+                        first = (self._named_networks() or [mine])[0]
+                        if first.id != mine.id:
+                            with contextlib.suppress(docker.errors.APIError):
+                                mine.remove()
+                        return first
+                time.sleep(0.2)  # theirs is being made: listed shortly
+            raise BackendError(f"Docker network {self.network_name!r} was made by another "
+                               f"launcher but is not listed")
 
     def _endpoint(self, container: Any) -> tuple[str, int] | None:
         """Where the router reaches this (running, reloaded) container, by the address

@@ -121,15 +121,7 @@ class SwarmBackend(DockerBackend):
                                    f"overlay network (driver {net.attrs.get('Driver')}, scope "
                                    f"{net.attrs.get('Scope')}): services cannot attach to it")
             return net
-        with self._lock:
-            for net in self.client.networks.list(names=[self.network_name],
-                                                  filters=self._filters()):
-                if net.name == self.network_name:
-                    return net
-            log.info("creating overlay network %s", self.network_name)
-            return self.client.networks.create(self.network_name, driver="overlay",
-                                               attachable=True, labels=self.labels(),
-                                               check_duplicate=True)
+        return self._own_network(driver="overlay", attachable=True)
 
     def _node_address(self, node_id: str) -> str:
         """Where a node's host-mode ports are reached: the address it joined Swarm with."""
