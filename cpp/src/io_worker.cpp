@@ -13,13 +13,12 @@ IoWorker::IoWorker(RouterState& state, unsigned index)
       // One thread runs this context: concurrency hint 1 lets Asio skip waking
       // other threads and keep handler queues thread-private.
       ioc_(std::make_unique<boost::asio::io_context>(1)),
-      limits_(state.live_limits()), tick_(limits_.current().tick()),
+      limits_(state.live_limits()), deadlines_(*ioc_),
       rng_(std::random_device{}() ^ (static_cast<std::uint64_t>(index) << 32)) {}
 
 void IoWorker::set_limits(const RouterLimits& next) {
     const bool new_pools = next.max_idle_upstream != limits_.current().max_idle_upstream;
     limits_.publish(next);
-    tick_ = next.tick();
     // A session in flight keeps its pool (through its route table) and gives
     // its connection back there; the pool goes with the last such session.
     if (new_pools) clear_pools();
@@ -28,6 +27,9 @@ void IoWorker::set_limits(const RouterLimits& next) {
 IoWorker::~IoWorker() {
     join();
     clear_pools();
+    // The queue's timer goes before the io_context it belongs to; the
+    // sessions the context's handlers own then leave their lanes as they go.
+    deadlines_.shutdown();
     ioc_.reset();  // destroys pending handlers (and the sessions they own) first
 }
 

@@ -90,7 +90,7 @@ void trim(std::string& s) {
 
 ProxySession::ProxySession(IoWorker& worker, Socket socket, Listener listener)
     : worker_(worker), state_(worker.state()), limits_(worker.limits().lease()),
-      socket_(std::move(socket)), listener_(listener), timer_(worker.ioc().get_executor()),
+      socket_(std::move(socket)), listener_(listener),
       buffer_(read_buffer_limit(*limits_)) {
     worker_.add_session(*this);
 }
@@ -122,43 +122,27 @@ void ProxySession::close() noexcept {
     socket_.shutdown(tcp::socket::shutdown_both, ec);
     socket_.close(ec);
     if (conn_) conn_->socket.close(ec);
-    timer_.cancel();
+    no_deadline();
 }
 
 // ----------------------------------------------------------------- deadlines
 
 void ProxySession::expires_after(Phase phase, std::chrono::milliseconds d) {
     phase_ = phase;
-    deadline_ = CoarseClock::now() + d;
     if (phase == Phase::client) client_expired_ = false;
     else upstream_expired_ = false;
-    // The timer is never armed further ahead than the shortest common timeout
-    // (arm()), so a new deadline of at least that much needs no re-arming:
-    // only the rare short one (connect, linger) does.
-    if (!closed_ && (!timer_armed_ || deadline_ < armed_at_)) arm();
+    if (!closed_) worker_.deadlines().schedule(*this, d);
 }
 
-void ProxySession::arm() {
-    armed_at_ = std::min(deadline_, CoarseClock::now() + worker_.tick());
-    timer_armed_ = true;
-    timer_.expires_at(armed_at_);  // cancels a wait in progress: its handler sees operation_aborted
-    timer_.async_wait(
-        exact_alloc(beast::bind_front_handler(&ProxySession::on_timer, shared_from_this())));
-}
+void ProxySession::no_deadline() noexcept { DeadlineQueue::cancel(*this); }
 
-void ProxySession::on_timer(beast::error_code ec) {
-    if (ec == asio::error::operation_aborted) return;  // re-armed (a newer wait exists) or closed
-    timer_armed_ = false;
-    if (closed_ || deadline_ == Clock::time_point::max()) return;
-    // The precise clock here: the coarse one may still read a little before
-    // the time this wait was armed for, which would re-arm it in a loop.
-    if (Clock::now() < deadline_) return arm();
+void ProxySession::expired() {
+    if (closed_) return;
     // The operation in progress took too long: closing its socket makes it
     // complete with an error, which its handler reads as a timeout.
-    deadline_ = Clock::time_point::max();
-    beast::error_code ignored;
     if (phase_ == Phase::upstream && conn_) {
         upstream_expired_ = true;
+        beast::error_code ignored;
         conn_->socket.close(ignored);
     } else {
         client_expired_ = true;
@@ -384,7 +368,7 @@ void ProxySession::on_read_body(beast::error_code ec, std::size_t) {
 }
 
 void ProxySession::on_read_error(beast::error_code ec) {
-    // The client was too slow (the timer closed the socket), closed the
+    // The client was too slow (its deadline closed the socket), closed the
     // connection, or we closed it: nothing to answer.
     if (take_expired(Phase::client) || closed_) return close();
     if (ec == http::error::header_limit || ec == http::error::buffer_overflow) {
@@ -452,7 +436,7 @@ void ProxySession::do_control(ControlRequest::Op op) {
     // The control plane may take seconds (spawning a replica) and, from Python,
     // the GIL: it runs on the control worker, never on this I/O thread. No
     // deadline meanwhile: the client waits as long as the control plane works.
-    deadline_ = Clock::time_point::max();
+    no_deadline();
     auto self = shared_from_this();
     const bool queued = state_.control.post([self, op, body = std::move(ex().req.body())]() mutable {
         // A pair, not a structured binding: clang before 16 cannot capture those.

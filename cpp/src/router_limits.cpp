@@ -7,10 +7,6 @@
 
 namespace ringlb {
 
-std::chrono::milliseconds RouterLimits::tick() const noexcept {
-    return std::min({upstream_timeout, header_timeout, idle_timeout});
-}
-
 void check_limits(const RouterLimits& l) {
     using std::chrono::milliseconds;
     if (l.retries > 64) throw std::invalid_argument("retries must be between 0 and 64");

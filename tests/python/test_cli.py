@@ -150,7 +150,13 @@ class Serve:
     def __init__(self, *args: str) -> None:
         self.proc = subprocess.Popen([*CLI, "serve", "--port", "0", *args],
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        self.url = self._wait_url(60)
+        try:
+            self.url = self._wait_url(60)
+        except BaseException:
+            # Whatever went wrong (select() itself can fail), the launcher and
+            # the replicas it may have started do not outlive the test.
+            self.kill()
+            raise
 
     def _wait_url(self, timeout: float) -> str:
         assert self.proc.stdout is not None
@@ -178,8 +184,14 @@ class Serve:
 
     def kill(self) -> None:
         if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
+            # SIGTERM first: the launcher stops its replicas on the way out,
+            # which SIGKILL would leave running.
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
         assert self.proc.stderr is not None and self.proc.stdout is not None
         self.stderr = self.proc.stderr.read() if not self.proc.stderr.closed else self.stderr
         self.proc.stderr.close()

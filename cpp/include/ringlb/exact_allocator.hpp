@@ -4,7 +4,7 @@
 // Asio allocates an operation for each pending wait, by default through a
 // per-thread recycling cache that hands back the last freed block when it is
 // large enough; on the request path that is a write or accept operation, so
-// each wait an idle connection keeps pending (readable, its timer) sat in a
+// each wait an idle connection keeps pending (readable; there was a timer too) sat in a
 // ~250-byte block (measured with massif: ~500 bytes per idle connection).
 // A handler wrapped here gets a block of its own operation's size instead.
 // Only for waits that may stay pending a long time: the hot path's

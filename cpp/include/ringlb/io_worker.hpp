@@ -24,6 +24,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "ringlb/deadline_queue.hpp"
 #include "ringlb/field_arena.hpp"
 #include "ringlb/replica_set.hpp"
 #include "ringlb/router_state.hpp"
@@ -66,9 +67,8 @@ public:
     // close), so that routes() makes them again with it. Worker thread, or
     // while it is stopped.
     void set_limits(const RouterLimits& next);
-    // The current limits' tick(): how far ahead a session's timer may be
-    // armed (see ProxySession).
-    std::chrono::milliseconds tick() const noexcept { return tick_; }
+    // The deadlines of this thread's sessions, under one timer.
+    DeadlineQueue& deadlines() noexcept { return deadlines_; }
 
     // Starts the thread that runs the io_context (restarting it after a stop).
     void start();
@@ -114,7 +114,8 @@ private:
     std::atomic<std::thread::id> thread_id_{};
 
     WorkerLimits limits_;
-    std::chrono::milliseconds tick_;
+    // After ioc_, and shut down before it goes (see ~IoWorker).
+    DeadlineQueue deadlines_;
     std::mt19937_64 rng_;
     std::shared_ptr<const RouteTable> routes_;
     std::uint64_t routes_version_ = 0;

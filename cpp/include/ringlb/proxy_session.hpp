@@ -21,16 +21,14 @@
 // request is read only when the previous response is written, so pipelined
 // requests (already in the read buffer) come back in order.
 //
-// Timeouts: one timer per session and a deadline that each step moves. The
-// timer wakes at the deadline or after IoWorker::tick() (the shortest common
-// timeout), whichever is first, and re-arms itself until the deadline passes;
-// so a step costs a clock read, not a timer-queue insert and cancel, while no
-// deadline is ever missed. When one passes the timer closes the socket of the
+// Timeouts: one deadline per session, which each step moves, kept with every
+// other session's of the I/O thread in its DeadlineQueue (one timer per
+// thread, O(1) per move): a connection carries no timer of its own. When the
+// deadline passes, the queue calls expired(), which closes the socket of the
 // current phase, and the pending operation's handler reads that as a timeout.
 #pragma once
 
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/buffer_body.hpp>
 #include <boost/beast/http/message.hpp>
@@ -45,6 +43,7 @@
 #include <string>
 #include <string_view>
 
+#include "ringlb/deadline_queue.hpp"
 #include "ringlb/field_arena.hpp"
 #include "ringlb/io_worker.hpp"
 #include "ringlb/message_parser.hpp"
@@ -61,7 +60,9 @@ struct AdminRoute;
 
 struct RouteTable;
 
-class ProxySession : public std::enable_shared_from_this<ProxySession>, public SessionLink {
+class ProxySession final : public std::enable_shared_from_this<ProxySession>,
+                     public SessionLink,
+                     private Deadline {
 public:
     // Precondition: called on `worker`'s thread; `socket` belongs to its io_context.
     ProxySession(IoWorker& worker, Socket socket, Listener listener);
@@ -86,8 +87,6 @@ public:
 
 private:
     using Clock = std::chrono::steady_clock;
-    using Timer = boost::asio::basic_waitable_timer<Clock, boost::asio::wait_traits<Clock>,
-                                                    boost::asio::io_context::executor_type>;
     using Request = ArenaRequest;
     using Response = ArenaResponse;
     using Allocator = FieldAllocator<char>;
@@ -95,9 +94,11 @@ private:
 
     // Deadlines.
     void expires_after(Phase phase, std::chrono::milliseconds d);
-    void arm();
-    void on_timer(boost::beast::error_code ec);
-    // True (once) when the timer closed the socket the failed operation used.
+    // No deadline (the control plane's answer is awaited as long as it takes).
+    void no_deadline() noexcept;
+    // The DeadlineQueue's call: the current phase took too long.
+    void expired() override;
+    // True (once) when the deadline closed the socket the failed operation used.
     bool take_expired(Phase phase) noexcept;
 
     // Client side.
@@ -197,11 +198,7 @@ private:
     WorkerLimits::Lease limits_;  // the live settings the current request started with
     Socket socket_;
     const Listener listener_;
-    Timer timer_;
-    Clock::time_point deadline_ = Clock::time_point::max();
-    Clock::time_point armed_at_{};  // when the pending wait fires
     Phase phase_ = Phase::client;
-    bool timer_armed_ = false;
     bool client_expired_ = false;
     bool upstream_expired_ = false;
 

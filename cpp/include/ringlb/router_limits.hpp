@@ -23,10 +23,6 @@ struct RouterLimits {
     std::size_t max_idle_upstream = 64;              // idle keep-alive connections kept per replica
     bool replica_header = true;  // X-Ringlb-Replica: <hostname> on every proxied answer
     std::chrono::milliseconds resolve_interval{30000};  // between two resolutions of a replica's name
-
-    // The shortest of the upstream, header and idle timeouts: how far ahead a
-    // session's timer may be armed (see ProxySession).
-    std::chrono::milliseconds tick() const noexcept;
 };
 
 // The one check of these values, for a new router and for Router::reconfigure:

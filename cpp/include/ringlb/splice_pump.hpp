@@ -17,7 +17,7 @@
 //
 // The owner keeps both sockets and the deadlines: `waiting` is called before
 // every wait with the side waited on, so that the owner can set the deadline
-// of that phase (its timer closes the socket, and the wait ends with an
+// of that phase (its deadline closes the socket, and the wait ends with an
 // error), and `done` once, with the outcome and the side that failed.
 #pragma once
 
