@@ -42,6 +42,9 @@ constexpr std::uint32_t max_upstream_header = 64u << 10;
 // idle connection 9 KB against HAProxy's 1): 2 KiB holds nearly every
 // request header in one read, and a longer one grows the buffer as it comes.
 constexpr std::size_t first_read_size = 2048;
+// How long a connection that was just answered reads directly, before it
+// becomes idle and waits without a buffer (ProxySession::do_wait_request).
+constexpr std::chrono::milliseconds keep_alive_grace{200};
 // After an error answer that closes the connection, unread input is drained
 // for at most this long (and this many bytes) so that the close does not
 // turn into a reset that destroys the answer before the client reads it.
@@ -96,6 +99,7 @@ ProxySession::ProxySession(IoWorker& worker, Socket socket, Listener listener)
 }
 
 ProxySession::~ProxySession() {
+    if (holds_grace_) worker_.give_grace();  // its read's handler never ran (shutdown)
     end_try();
     worker_.remove_session(*this);
     state_.connections.fetch_sub(1, std::memory_order_relaxed);
@@ -138,6 +142,15 @@ void ProxySession::no_deadline() noexcept { DeadlineQueue::cancel(*this); }
 
 void ProxySession::expired() {
     if (closed_) return;
+    if (in_grace_) {
+        // The keep-alive grace is over: the direct read is cancelled, and
+        // its handler turns the connection idle (on_grace_bytes).
+        in_grace_ = false;
+        grace_over_ = true;
+        beast::error_code ignored;
+        socket_.cancel(ignored);
+        return;
+    }
     // The operation in progress took too long: closing its socket makes it
     // complete with an error, which its handler reads as a timeout.
     if (phase_ == Phase::upstream && conn_) {
@@ -164,18 +177,63 @@ void ProxySession::do_wait_request() {
     // The wait for a request has the live settings' timeouts as they are now.
     worker_.limits().renew(limits_);
     if (buffer_.size() > 0) return do_read_header();  // a pipelined request is waiting
-    // An idle keep-alive connection may stay silent for idle_timeout; once a
-    // request starts, its header must arrive within header_timeout. A new
-    // connection has sent nothing yet: its first header is due header_timeout
-    // after the accept, or silent sockets would hold connection slots for the
-    // whole idle timeout.
-    expires_after(Phase::client,
-                  answered_ ? limits_->idle_timeout : limits_->header_timeout);
-    // A connection waiting for a request holds no buffer: it waits for the
-    // socket to be readable, and only then is memory taken to read into
-    // (nginx and HAProxy do the same). An idle keep-alive connection gives
-    // back what its last exchange used.
-    if (answered_) release_idle();
+    if (!answered_) {
+        // A new connection has sent nothing yet: its first header is due
+        // header_timeout after the accept, or silent sockets would hold
+        // connection slots for the whole idle timeout.
+        expires_after(Phase::client, limits_->header_timeout);
+        return wait_readable();
+    }
+    // Just answered. A client that keeps its connection busy sends its next
+    // request within moments: for keep_alive_grace the connection keeps its
+    // exchange and reads straight into its buffer, which costs no system call
+    // until the bytes are there (Asio's reactor keeps the socket registered
+    // for reading, where a wait for readability re-arms it, an epoll_ctl per
+    // request). After that it becomes idle (wait_idle()). A burst of
+    // thousands of connections answered at once must not hold that memory
+    // each: past the worker's quota (IoWorker::take_grace) they go idle now.
+    const auto grace = std::min(keep_alive_grace, limits_->idle_timeout);
+    if (!worker_.take_grace()) {
+        expires_after(Phase::client, limits_->idle_timeout);
+        release_idle();
+        return wait_readable();
+    }
+    holds_grace_ = true;
+    in_grace_ = grace < limits_->idle_timeout;  // else the grace is the whole idle time
+    expires_after(Phase::client, grace);
+    socket_.async_read_some(buffer_.prepare(first_read_size),
+                            beast::bind_front_handler(&ProxySession::on_grace_bytes,
+                                                      shared_from_this()));
+}
+
+void ProxySession::on_grace_bytes(beast::error_code ec, std::size_t n) {
+    // The grace's end cancels the read; but the read may have completed
+    // before that, with its handler still queued: the bytes win.
+    const bool grace_over = grace_over_;
+    in_grace_ = false;
+    grace_over_ = false;
+    holds_grace_ = false;
+    worker_.give_grace();
+    if (!ec) {
+        buffer_.commit(n);
+        return do_read_header();
+    }
+    if (grace_over && ec == asio::error::operation_aborted && !closed_) return wait_idle();
+    on_read_error(ec);
+}
+
+void ProxySession::wait_idle() {
+    // An idle keep-alive connection may stay silent for idle_timeout in all
+    // (keep_alive_grace of it has passed). It holds no buffer meanwhile: it
+    // gives back what its last exchange used and waits for the socket to be
+    // readable; only then is memory taken to read into (nginx and HAProxy do
+    // the same).
+    expires_after(Phase::client, limits_->idle_timeout - keep_alive_grace);
+    release_idle();
+    wait_readable();
+}
+
+void ProxySession::wait_readable() {
     socket_.async_wait(tcp::socket::wait_read,
                        exact_alloc(beast::bind_front_handler(&ProxySession::on_readable,
                                                              shared_from_this())));
@@ -189,7 +247,7 @@ void ProxySession::on_readable(beast::error_code ec) {
     if (!socket_.non_blocking()) socket_.non_blocking(true, ec);
     if (!ec) n = socket_.read_some(buffer_.prepare(first_read_size), ec);
     if (ec == asio::error::would_block || ec == asio::error::try_again) {
-        return do_wait_request();  // readable, yet nothing (a spurious wake-up)
+        return wait_readable();  // readable, yet nothing (a spurious wake-up)
     }
     if (ec) return on_read_error(ec);
     buffer_.commit(n);

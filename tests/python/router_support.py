@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import re
 import socket
 import subprocess
 import threading
@@ -156,6 +157,24 @@ def raw_exchange(port: int, data: bytes, timeout: float = 5.0) -> bytes:
                 break
             chunks.append(chunk)
         return b"".join(chunks)
+
+
+def read_one_response(s: socket.socket) -> bytes:
+    """Reads exactly one response with a Content-Length body from a kept-alive socket."""
+    got = b""
+    while b"\r\n\r\n" not in got:
+        piece = s.recv(65536)
+        assert piece, f"closed before a whole header: {got[:200]!r}"
+        got += piece
+    head, _, body = got.partition(b"\r\n\r\n")
+    m = re.search(rb"(?im)^content-length: *(\d+)", head)
+    length = int(m.group(1)) if m else 0
+    while len(body) < length:
+        piece = s.recv(65536)
+        assert piece, "closed before the whole body"
+        body += piece
+    assert len(body) == length, "more than one response"
+    return head + b"\r\n\r\n" + body
 
 
 def parse_responses(raw: bytes) -> list[tuple[int, dict[str, str], bytes]]:

@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from router_support import Fleet, parse_responses, raw_exchange, request, running
+from router_support import Fleet, parse_responses, raw_exchange, read_one_response, request, running
 
 import ringlb
 
@@ -223,6 +223,46 @@ def test_idle_keep_alive_connections_are_closed(router: ringlb.Router) -> None:
         t0 = time.monotonic()
         assert s.recv(1) == b""  # closed by the router, no answer needed
         assert 1.0 < time.monotonic() - t0 < 3.0
+
+
+def test_a_connection_idle_past_its_grace_still_serves_and_times_out_from_its_answer(
+        router: ringlb.Router) -> None:
+    # Just after an answer a connection reads directly for a short grace
+    # (200 ms), then waits without a buffer: either way the next request is
+    # served, and idle_timeout (1.5 s) counts from the answer, grace included.
+    with socket.create_connection(("127.0.0.1", router.port), timeout=5) as s:
+        for pause in (0.0, 0.05, 0.5, 0.9):
+            time.sleep(pause)
+            s.sendall(b"GET /home?id=7 HTTP/1.1\r\nHost: x\r\n\r\n")
+            status = parse_responses(read_one_response(s))[0][0]
+            assert status == 200, pause
+        t0 = time.monotonic()
+        assert s.recv(1) == b""
+        assert 1.3 < time.monotonic() - t0 < 2.5
+
+
+def test_more_connections_answered_at_once_than_the_grace_quota_all_keep_serving() -> None:
+    # Past the worker's grace quota (128) connections go idle at once (no
+    # buffer held); every one of them serves its next request.
+    fleet = Fleet()
+    try:
+        r = ringlb.Router(port=0, threads=1, key="query:id")
+        r.add_replica("Server1", "127.0.0.1", fleet.start("Server1", 1).port)
+        with running(r):
+            socks = [socket.create_connection(("127.0.0.1", r.port), timeout=10)
+                     for _ in range(300)]
+            try:
+                for rnd, pause in enumerate((0.0, 0.01, 0.4)):
+                    time.sleep(pause)
+                    for i, s in enumerate(socks):
+                        s.sendall(f"GET /home?id={i} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+                    for s in socks:
+                        assert parse_responses(read_one_response(s))[0][0] == 200, rnd
+            finally:
+                for s in socks:
+                    s.close()
+    finally:
+        fleet.stop_all()
 
 
 def test_a_silent_connection_is_closed_after_the_header_timeout(router: ringlb.Router) -> None:

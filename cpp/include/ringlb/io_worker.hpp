@@ -67,6 +67,14 @@ public:
     // close), so that routes() makes them again with it. Worker thread, or
     // while it is stopped.
     void set_limits(const RouterLimits& next);
+    // The quota of sessions that keep their exchange and a read buffer for a
+    // short grace after an answer (ProxySession::do_wait_request): memory
+    // kept for speed stays bounded (max_in_grace × a few KB) whatever the
+    // number of connections. take_grace() is false when it is used up.
+    static constexpr std::size_t max_in_grace = 128;
+    bool take_grace() noexcept { return in_grace_ < max_in_grace ? (++in_grace_, true) : false; }
+    void give_grace() noexcept { --in_grace_; }
+
     // The deadlines of this thread's sessions, under one timer.
     DeadlineQueue& deadlines() noexcept { return deadlines_; }
 
@@ -114,6 +122,7 @@ private:
     std::atomic<std::thread::id> thread_id_{};
 
     WorkerLimits limits_;
+    std::size_t in_grace_ = 0;
     // After ioc_, and shut down before it goes (see ~IoWorker).
     DeadlineQueue deadlines_;
     std::mt19937_64 rng_;

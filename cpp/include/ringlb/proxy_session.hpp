@@ -7,7 +7,8 @@
 // thread (an implicit strand), and client-side errors end in fail().
 //
 //   wait_request (header_timeout on a new connection, idle_timeout between
-//   requests) -> read_header (header_timeout) -> [read_body]
+//   requests: a direct read for a short grace after an answer, then a wait
+//   without a buffer) -> read_header (header_timeout) -> [read_body]
 //     -> framing checked once (ProxyRules)
 //     -> admin: /rep here, /add and /rm (authorized) on the control worker
 //     -> or proxy: route -> [connect (connect_timeout)] -> upstream write and
@@ -103,6 +104,9 @@ private:
 
     // Client side.
     void do_wait_request();
+    void on_grace_bytes(boost::beast::error_code ec, std::size_t n);
+    void wait_idle();
+    void wait_readable();
     void on_readable(boost::beast::error_code ec);
     void release_idle();
     void do_read_header();
@@ -245,6 +249,9 @@ private:
     std::size_t header_bytes_ = 0;      // of the header being read, parsed so far
     std::uint64_t body_limit_ = 0;      // of the request being read; 0: none
     bool answered_ = false;             // a response was written: idle, not new
+    bool holds_grace_ = false;  // counted in the worker's grace quota (take_grace)
+    bool in_grace_ = false;    // reading directly after an answer (do_wait_request)
+    bool grace_over_ = false;  // the grace ended: the read's cancellation turns it idle
     bool busy_ = false;         // between a complete request header and its response
     bool draining_ = false;     // stop(): close after the current response
     bool close_after_ = false;  // the response in the exchange ends the connection
