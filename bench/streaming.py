@@ -6,8 +6,10 @@ The origin is nginx serving one file from memory (/dev/shm) and discarding
 uploads; each proxy runs with the configuration bench/proxy.py gives it (the
 nginx peer with its default buffering: it spools a large answer to disk, as it
 would in production), pinned to one core while curl and the origin share the
-other. For each target and direction the table shows the median MB/s of the
-rounds and the proxy's peak memory growth (VmHWM at the end minus VmRSS before,
+other. The targets take turns within each round (their order rotating), and
+"vs direct" is the median of each round's ratio to direct: a shared VM's speed
+drifts more over minutes than the proxies differ. For each target and
+direction the table shows the median MB/s of the rounds and the proxy's peak memory growth (VmHWM at the end minus VmRSS before,
 summed over its processes): what the body cost it to hold.
 
     python bench/streaming.py                   # 1 GiB each way, 3 rounds
@@ -51,6 +53,8 @@ class Row:
     direction: str
     mb_per_s: float
     rss_growth_mb: float | None
+    # The median over rounds of MB/s / direct's MB/s in the same round.
+    vs_direct: float | None = None
 
 
 def curl(args: list[str], cpu: str) -> float:
@@ -106,31 +110,40 @@ def main() -> int:
                 # The origin is the one "server": direct is curl straight at it.
                 procs[t] = start_target(t, [port], args.proxy_cpu, Path(tmp), max_body_bytes=0)
             samples: dict[tuple[str, str], list[float]] = {}
+            ratios: dict[tuple[str, str], list[float]] = {}
             growth: dict[tuple[str, str], float | None] = {}
             for direction in ("download", "upload"):
-                for t in targets:
-                    proc, tport = procs[t]
-                    before = status_kb(process_tree(proc.pid)) if proc else 0
-                    for _ in range(args.rounds):
-                        rate = transfer(tport, direction, Path(body.name), args.load_cpu)
+                before = {t: status_kb(process_tree(p.pid)) for t, (p, _) in procs.items() if p}
+                for rnd in range(args.rounds):
+                    # The targets take turns within a round, their order rotating, and
+                    # each is compared with direct of the same round: a shared VM's
+                    # speed drifts over minutes more than the proxies differ.
+                    order = targets[rnd % len(targets):] + targets[:rnd % len(targets)]
+                    rates = {t: transfer(procs[t][1], direction, Path(body.name), args.load_cpu)
+                             for t in order}
+                    for t, rate in rates.items():
                         samples.setdefault((t, direction), []).append(rate)
+                        if "direct" in rates:
+                            ratios.setdefault((t, direction), []).append(rate / rates["direct"])
+                for t, (proc, _) in procs.items():
                     # VmHWM only grows: measured per direction on fresh proxies would be
                     # cleaner, but the download runs first, so the upload's row is at least it.
                     peak = status_kb(process_tree(proc.pid), "VmHWM") if proc else 0
-                    growth[(t, direction)] = (peak - before) / 1024 if proc else None
+                    growth[(t, direction)] = (peak - before[t]) / 1024 if proc else None
             for (t, direction), rates in samples.items():
+                r = ratios.get((t, direction))
                 rows.append(Row(t, direction, statistics.median(rates) / 1e6,
-                                growth[(t, direction)]))
+                                growth[(t, direction)], statistics.median(r) if r else None))
         finally:
             stop_targets(procs)
             stop_child(origin)
 
-    direct = {r.direction: r.mb_per_s for r in rows if r.target == "direct"}
-    print(f"{args.mib} MiB per transfer, median of {args.rounds} round(s)")
+    print(f"{args.mib} MiB per transfer, median of {args.rounds} round(s); vs direct: the "
+          "median of each round's ratio to direct")
     print("| target | direction | MB/s | vs direct | RSS growth (MB) |")
     print("|---|---|---:|---:|---:|")
     for r in rows:
-        ratio = f"{r.mb_per_s / direct[r.direction]:.2f}x" if r.direction in direct else "-"
+        ratio = f"{r.vs_direct:.2f}x" if r.vs_direct is not None else "-"
         rss = "-" if r.rss_growth_mb is None else f"{r.rss_growth_mb:.1f}"
         print(f"| {r.target} | {r.direction} | {r.mb_per_s:.0f} | {ratio} | {rss} |")
     if args.json:

@@ -290,7 +290,6 @@ void ProxySession::do_read_header() {
     // (body_sent_ left over would forbid its retries).
     streaming_ = false;
     body_sent_ = false;
-    stream_routed_ = false;
     piece_pending_ = false;
     parse_header();
 }
@@ -392,8 +391,8 @@ void ProxySession::start_body() {
     parser_.reset();
     stream_chunked_ = ex().stream_parser->chunked();
     body_sent_ = false;
-    stream_routed_ = false;
     piece_pending_ = false;
+    reading_ = writing_ = last_sent_ = pump_failed_ = false;
     if (!ex().stream_buf) ex().stream_buf = std::make_unique<StreamWindow>();
     // The first window is read before a replica is chosen: a chunked body
     // that ends within it is forwarded whole, with its length, like a small
@@ -610,36 +609,42 @@ void ProxySession::do_upstream_write() {
 
 void ProxySession::on_upstream_write(beast::error_code ec, std::size_t) {
     if (ec) return on_upstream_failure(ec, UpstreamStep::write);
-    if (streaming_) {
-        if (piece_pending_) {
-            piece_pending_ = false;
-            return do_stream_write(pending_size_);
-        }
-        if (!ex().stream_parser->is_done()) return do_stream_parse();
+    if (streaming_ && piece_pending_) {
+        // The header is out: the first window follows, and from here the
+        // body is pumped (pump_body).
+        piece_pending_ = false;
+        start_pump_write(pending_size_);
+        return pump_body();
     }
     do_upstream_read();
 }
 
 // ------------------------------------------------------------ streamed bodies
 
-void ProxySession::do_stream_parse() {
-    // Parses what the client sent into the window; a full window, or the end
-    // of the body, goes upstream before more is read.
-    auto& body = ex().stream_parser->get().body();
+std::size_t ProxySession::fill_window(beast::error_code& ec) {
+    auto& parser = *ex().stream_parser;
+    auto& body = parser.get().body();
     body.data = ex().stream_buf->data.data();
     body.size = ex().stream_buf->data.size();
-    while (buffer_.size() > 0 && !ex().stream_parser->is_done()) {
-        beast::error_code ec;
-        const std::size_t n = ex().stream_parser->put(buffer_.data(), ec);
+    while (buffer_.size() > 0 && !parser.is_done()) {
+        const std::size_t n = parser.put(buffer_.data(), ec);
         buffer_.consume(n);
-        if (ec == http::error::need_buffer) break;  // the window is full
-        if (ec == http::error::need_more) break;
-        if (ec) return on_stream_error(ec);
+        if (ec == http::error::need_buffer || ec == http::error::need_more) {
+            ec = {};  // the window is full, or the bytes so far are used up
+            break;
+        }
+        if (ec) return 0;
         if (n == 0) break;
     }
-    const std::size_t piece = ex().stream_buf->data.size() - body.size;
+    return ex().stream_buf->data.size() - body.size;
+}
+
+void ProxySession::do_stream_parse() {
+    // The first window: a body that ends within it is forwarded whole.
+    beast::error_code ec;
+    const std::size_t piece = fill_window(ec);
+    if (ec) return on_stream_error(ec);
     if (piece > 0 || ex().stream_parser->is_done()) {
-        if (stream_routed_) return do_stream_write(piece);
         if (ex().stream_parser->is_done()) {
             // The whole body fit in the first window: no streaming after all.
             ex().req.body().assign(ex().stream_buf->data.data(), piece);
@@ -648,7 +653,6 @@ void ProxySession::do_stream_parse() {
             return do_route();
         }
         // The header goes first (do_upstream_write), then this piece.
-        stream_routed_ = true;
         piece_pending_ = true;
         pending_size_ = piece;
         return do_route();
@@ -667,20 +671,83 @@ void ProxySession::on_stream_bytes(beast::error_code ec, std::size_t n) {
     do_stream_parse();
 }
 
-void ProxySession::do_stream_write(std::size_t piece) {
+// Past the first window the body is pumped: the window goes upstream while
+// the next bytes come from the client into buffer_, so neither side waits
+// for the other (HAProxy overlaps them the same way). Invariants: a client
+// read is pending only while buffer_ is empty (everything read is in the
+// window or upstream), so the parser cannot finish while one is; the window
+// is parsed into only while no write of it is pending.
+void ProxySession::pump_body() {
+    auto& parser = *ex().stream_parser;
+    if (!writing_ && !last_sent_) {
+        beast::error_code ec;
+        const std::size_t piece = fill_window(ec);
+        if (ec) return pump_fault(ec, Phase::client);
+        if (piece > 0 || parser.is_done()) start_pump_write(piece);
+    }
+    if (!reading_ && !parser.is_done() && buffer_.size() == 0) {
+        reading_ = true;
+        // Each read has header_timeout (a body may be long, but not stalled)
+        // unless a write is pending: then the replica's pace is what is timed.
+        if (!writing_) expires_after(Phase::client, limits_->header_timeout);
+        socket_.async_read_some(buffer_.prepare(stream_threshold),
+                                beast::bind_front_handler(&ProxySession::on_pump_read,
+                                                          shared_from_this()));
+    }
+    if (!reading_ && !writing_ && last_sent_) do_upstream_read();
+}
+
+void ProxySession::start_pump_write(std::size_t piece) {
     // From here the replica has part of this body: the request cannot be
     // retried elsewhere, and its connection is not reused if it fails.
     body_sent_ = true;
-    const bool last = ex().stream_parser->is_done();
+    writing_ = true;
+    last_sent_ = ex().stream_parser->is_done();
     // The buffer sequence is a span over a member: async_write copies the
     // span, not the array, so the array must outlive the write.
     auto& out = ex().stream_buf->out;
     const std::size_t k = WireFormat::frame_piece(
-        out, ex().stream_buf->chunk_head, std::string_view(ex().stream_buf->data.data(), piece), stream_chunked_, last);
+        out, ex().stream_buf->chunk_head, std::string_view(ex().stream_buf->data.data(), piece),
+        stream_chunked_, last_sent_);
     expires_after(Phase::upstream, limits_->upstream_timeout);
     asio::async_write(conn_->socket, std::span<const asio::const_buffer>(out.data(), k),
-                      beast::bind_front_handler(&ProxySession::on_upstream_write,
-                                                shared_from_this()));
+                      beast::bind_front_handler(&ProxySession::on_pump_write, shared_from_this()));
+}
+
+void ProxySession::on_pump_read(beast::error_code ec, std::size_t n) {
+    reading_ = false;
+    if (ec == asio::error::eof) ec = http::error::partial_message;
+    if (ec) return pump_fault(ec, Phase::client);
+    buffer_.commit(n);
+    if (pump_failed_) return pump_fault({}, Phase::client);  // the other side's fault waits for this
+    pump_body();
+}
+
+void ProxySession::on_pump_write(beast::error_code ec, std::size_t) {
+    writing_ = false;
+    if (ec) return pump_fault(ec, Phase::upstream);
+    if (pump_failed_) return pump_fault({}, Phase::upstream);
+    // Only the client read may still be pending: it is timed now.
+    if (reading_) expires_after(Phase::client, limits_->header_timeout);
+    pump_body();
+}
+
+void ProxySession::pump_fault(beast::error_code ec, Phase side) {
+    // The first fault wins; the other side's operation is cancelled, and the
+    // fault is handled once both have completed (neither handler may run
+    // after the connection has moved on).
+    if (ec && !pump_failed_) {
+        pump_failed_ = true;
+        ex().pump_error = ec;
+        pump_side_ = side;
+        beast::error_code ignored;
+        if (writing_) conn_->socket.cancel(ignored);
+        if (reading_) socket_.cancel(ignored);
+    }
+    if (reading_ || writing_) return;
+    pump_failed_ = false;
+    if (pump_side_ == Phase::client) return on_stream_error(ex().pump_error);
+    on_upstream_failure(ex().pump_error, UpstreamStep::write);
 }
 
 void ProxySession::on_stream_error(beast::error_code ec) {

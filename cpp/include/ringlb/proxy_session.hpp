@@ -91,7 +91,7 @@ private:
     using Request = ArenaRequest;
     using Response = ArenaResponse;
     using Allocator = FieldAllocator<char>;
-    enum class Phase { client, upstream };
+    enum class Phase : std::uint8_t { client, upstream };
 
     // Deadlines.
     void expires_after(Phase phase, std::chrono::milliseconds d);
@@ -140,10 +140,20 @@ private:
     void on_upstream_read(boost::beast::error_code ec);
     void on_upstream_failure(boost::beast::error_code ec, UpstreamStep step);
     void end_try() noexcept;
-    // Streamed bodies: parse into the window, write it upstream, repeat.
+    // Streamed bodies: the first window is parsed before routing
+    // (do_stream_parse); after it the body is pumped, the window going
+    // upstream while the client's next bytes are read (pump_body).
     void do_stream_parse();
+    // Parses buffer_ into the window, up to a full window or the body's end;
+    // returns how much body the window holds (ec: a malformed body).
+    std::size_t fill_window(boost::beast::error_code& ec);
     void on_stream_bytes(boost::beast::error_code ec, std::size_t n);
-    void do_stream_write(std::size_t piece);
+    void pump_body();
+    void start_pump_write(std::size_t piece);
+    void on_pump_read(boost::beast::error_code ec, std::size_t n);
+    void on_pump_write(boost::beast::error_code ec, std::size_t n);
+    // A failed read (client) or write (upstream): handled once neither is pending.
+    void pump_fault(boost::beast::error_code ec, Phase side);
     void on_stream_error(boost::beast::error_code ec);
     void on_upstream_response();
     // The try has its answer: it is counted and can no longer be repeated.
@@ -240,6 +250,7 @@ private:
         std::unique_ptr<SplicePump> splice;         // an answer's body spliced (splice_pump.hpp)
         std::unique_ptr<Tunnel> tunnel;             // after a 101: the connection is a tunnel
         std::unique_ptr<std::array<char, 4096>> linger_buf;  // draining before a close
+        boost::beast::error_code pump_error;  // the body pump's first fault (pump_fault)
     };
     std::unique_ptr<Exchange> ex_;
     // The exchange, made on first use; the const one only while a request runs.
@@ -287,8 +298,12 @@ private:
     bool streaming_ = false;
     bool stream_chunked_ = false;  // forwarded chunked, as it came
     bool body_sent_ = false;       // part of it reached the replica: no retry
-    bool stream_routed_ = false;   // past the first window: a replica is chosen
     bool piece_pending_ = false;   // the first window waits for the header's write
+    bool reading_ = false;         // pump: a client read is pending (buffer_ is empty)
+    bool writing_ = false;         // pump: a write of the window is pending
+    bool last_sent_ = false;       // pump: the body's end is written or being written
+    bool pump_failed_ = false;     // pump: a fault (the exchange's pump_error) waits
+    Phase pump_side_ = Phase::client;  // the side it came from
     std::size_t pending_size_ = 0;
     std::size_t linger_left_ = 0;
 };
