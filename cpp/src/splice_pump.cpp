@@ -104,41 +104,76 @@ void SplicePump::start(std::shared_ptr<void> owner, std::uint64_t length, Waitin
 }
 
 void SplicePump::pump() {
-    constexpr unsigned flags = SPLICE_F_MOVE | SPLICE_F_NONBLOCK;
     for (;;) {
         if (in_pipe_ > 0) {
-            const unsigned more = left_ > 0 ? SPLICE_F_MORE : 0u;
-            ssize_t n = 0;
-            int err = 0;  // the guard's own calls may change errno
-            {
-                SigpipeGuard guard(guard_sigpipe_);
-                n = ::splice(read_end_, nullptr, to_.native_handle(), nullptr,
-                             static_cast<std::size_t>(in_pipe_), flags | more);
-                err = n < 0 ? errno : 0;
-                if (err == EPIPE) guard.raised();
+            const Step out = drain();
+            if (out == Step::failed) return;
+            if (out == Step::blocked) {
+                // While the destination is full, the pipe takes what the
+                // source has (up to its capacity): the source's socket buffer
+                // empties and its sender goes on sending, so the two sides
+                // overlap instead of taking turns. Then the wait is for the
+                // destination: with bytes in the pipe a source wait could
+                // wake for a pipe that is full, again and again.
+                if (left_ > 0 && fill() == Step::failed) return;
+                return wait(Side::to);
             }
-            if (n > 0) {
-                in_pipe_ -= static_cast<std::uint64_t>(n);
-                continue;
-            }
-            if (err == EINTR) continue;
-            if (err == EAGAIN || err == EWOULDBLOCK) return wait(Side::to);
-            return finish(n == 0 ? error_code(asio::error::broken_pipe)
-                                 : error_code(err, boost::system::system_category()),
-                          Side::to);
+            continue;
         }
         if (left_ == 0) return finish({}, Side::to);
-        const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(left_, pipe_bytes));
+        const Step in = fill();
+        if (in == Step::failed) return;
+        if (in == Step::blocked) return wait(Side::from);  // the pipe is empty: the source is
+    }
+}
+
+SplicePump::Step SplicePump::drain() {
+    constexpr unsigned flags = SPLICE_F_MOVE | SPLICE_F_NONBLOCK;
+    const unsigned more = left_ > 0 ? SPLICE_F_MORE : 0u;
+    for (;;) {
+        ssize_t n = 0;
+        int err = 0;  // the guard's own calls may change errno
+        {
+            SigpipeGuard guard(guard_sigpipe_);
+            n = ::splice(read_end_, nullptr, to_.native_handle(), nullptr,
+                         static_cast<std::size_t>(in_pipe_), flags | more);
+            err = n < 0 ? errno : 0;
+            if (err == EPIPE) guard.raised();
+        }
+        if (n > 0) {
+            in_pipe_ -= static_cast<std::uint64_t>(n);
+            return Step::moved;
+        }
+        if (err == EINTR) continue;
+        if (err == EAGAIN || err == EWOULDBLOCK) return Step::blocked;
+        finish(n == 0 ? error_code(asio::error::broken_pipe)
+                      : error_code(err, boost::system::system_category()),
+               Side::to);
+        return Step::failed;
+    }
+}
+
+SplicePump::Step SplicePump::fill() {
+    constexpr unsigned flags = SPLICE_F_MOVE | SPLICE_F_NONBLOCK;
+    for (;;) {
+        const std::uint64_t room = pipe_bytes - std::min<std::uint64_t>(in_pipe_, pipe_bytes);
+        if (room == 0) return Step::blocked;
+        const std::size_t want = static_cast<std::size_t>(std::min(left_, room));
         const ssize_t n = ::splice(from_.native_handle(), nullptr, write_end_, nullptr, want, flags);
         if (n > 0) {
             left_ -= static_cast<std::uint64_t>(n);
             in_pipe_ += static_cast<std::uint64_t>(n);
-            continue;
+            return Step::moved;
         }
-        if (n == 0) return finish(boost::beast::http::error::partial_message, Side::from);
+        if (n == 0) {
+            finish(boost::beast::http::error::partial_message, Side::from);
+            return Step::failed;
+        }
         if (errno == EINTR) continue;
-        if (errno == EAGAIN || errno == EWOULDBLOCK) return wait(Side::from);
-        return finish(last_error(), Side::from);
+        // The source has nothing now, or (with bytes in it) the pipe is full.
+        if (errno == EAGAIN || errno == EWOULDBLOCK) return Step::blocked;
+        finish(last_error(), Side::from);
+        return Step::failed;
     }
 }
 

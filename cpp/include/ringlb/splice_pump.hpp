@@ -15,6 +15,9 @@
 // the origin's CPU up by a third), while for downloads it is ~1,430 against
 // ~1,100 MB/s at a third of the router's CPU.
 //
+// While the destination is full, the pipe still takes what the source has,
+// up to its capacity, so that the source's sender is not held up meanwhile.
+//
 // The owner keeps both sockets and the deadlines: `waiting` is called before
 // every wait with the side waited on, so that the owner can set the deadline
 // of that phase (its deadline closes the socket, and the wait ends with an
@@ -54,7 +57,11 @@ public:
 
 private:
     SplicePump(Socket& from, Socket& to, int read_end, int write_end) noexcept;
+    // One non-blocking splice each way; `failed` has called finish().
+    enum class Step { moved, blocked, failed };
     void pump();
+    Step drain();  // pipe -> `to`
+    Step fill();   // `from` -> pipe, up to its capacity
     void wait(Side side);
     void finish(boost::system::error_code ec, Side side);
 
