@@ -33,10 +33,16 @@ struct Probe final : Deadline {
     }
 };
 
-TEST(DeadlineQueue, ExpiresInDeadlineOrderAcrossLanesAndNotEarly) {
+// A queue on its own io_context, and the order its deadlines expired in.
+class DeadlineQueueTest : public ::testing::Test {
+protected:
+    ~DeadlineQueueTest() override { q.shutdown(); }
     boost::asio::io_context ioc;
-    DeadlineQueue q(ioc);
+    DeadlineQueue q{ioc};
     std::vector<std::string> log;
+};
+
+TEST_F(DeadlineQueueTest, ExpiresInDeadlineOrderAcrossLanesAndNotEarly) {
     Probe a(log, "a"), b(log, "b"), c(log, "c");
     const auto start = Clock::now();
     q.schedule(a, 60ms);
@@ -51,13 +57,9 @@ TEST(DeadlineQueue, ExpiresInDeadlineOrderAcrossLanesAndNotEarly) {
     EXPECT_GE(a.fired_at - start, 50ms);
     EXPECT_FALSE(a.scheduled());
     EXPECT_EQ(q.size(), 0u);
-    q.shutdown();
 }
 
-TEST(DeadlineQueue, MovingADeadlinePushesItBackAndCancellingDropsIt) {
-    boost::asio::io_context ioc;
-    DeadlineQueue q(ioc);
-    std::vector<std::string> log;
+TEST_F(DeadlineQueueTest, MovingADeadlinePushesItBackAndCancellingDropsIt) {
     Probe moved(log, "moved"), cancelled(log, "cancelled"), kept(log, "kept");
     q.schedule(moved, 200ms);
     q.schedule(cancelled, 200ms);
@@ -74,26 +76,18 @@ TEST(DeadlineQueue, MovingADeadlinePushesItBackAndCancellingDropsIt) {
     ioc.run_for(400ms);
     EXPECT_EQ(log, (std::vector<std::string>{"kept", "moved"}));
     EXPECT_FALSE(cancelled.scheduled());
-    q.shutdown();
 }
 
-TEST(DeadlineQueue, AnEarlierDeadlineRearmsTheTimer) {
-    boost::asio::io_context ioc;
-    DeadlineQueue q(ioc);
-    std::vector<std::string> log;
+TEST_F(DeadlineQueueTest, AnEarlierDeadlineRearmsTheTimer) {
     Probe slow(log, "slow"), fast(log, "fast");
     q.schedule(slow, 10s);
     q.schedule(fast, 10ms);
     ioc.run_for(300ms);
     EXPECT_EQ(log, (std::vector<std::string>{"fast"}));
     EXPECT_TRUE(slow.scheduled());
-    q.shutdown();
 }
 
-TEST(DeadlineQueue, ADestroyedDeadlineLeavesItsLane) {
-    boost::asio::io_context ioc;
-    DeadlineQueue q(ioc);
-    std::vector<std::string> log;
+TEST_F(DeadlineQueueTest, ADestroyedDeadlineLeavesItsLane) {
     {
         Probe gone(log, "gone");
         q.schedule(gone, 10ms);
@@ -102,13 +96,9 @@ TEST(DeadlineQueue, ADestroyedDeadlineLeavesItsLane) {
     EXPECT_EQ(q.size(), 0u);
     ioc.run_for(100ms);
     EXPECT_TRUE(log.empty());
-    q.shutdown();
 }
 
-TEST(DeadlineQueue, ExpiredMayScheduleAndCancelOthersAndAddLanes) {
-    boost::asio::io_context ioc;
-    DeadlineQueue q(ioc);
-    std::vector<std::string> log;
+TEST_F(DeadlineQueueTest, ExpiredMayScheduleAndCancelOthersAndAddLanes) {
     Probe first(log, "first"), victim(log, "victim"), later(log, "later");
     q.schedule(first, 10ms);
     q.schedule(victim, 10ms);
@@ -120,13 +110,9 @@ TEST(DeadlineQueue, ExpiredMayScheduleAndCancelOthersAndAddLanes) {
     };
     ioc.run_for(300ms);
     EXPECT_EQ(log, (std::vector<std::string>{"first", "first", "later"}));
-    q.shutdown();
 }
 
-TEST(DeadlineQueue, LanesOfTimeoutsNoLongerUsedAreDropped) {
-    boost::asio::io_context ioc;
-    DeadlineQueue q(ioc);
-    std::vector<std::string> log;
+TEST_F(DeadlineQueueTest, LanesOfTimeoutsNoLongerUsedAreDropped) {
     Probe p(log, "p");
     Probe idle(log, "idle");
     q.schedule(idle, 60s);
@@ -136,7 +122,6 @@ TEST(DeadlineQueue, LanesOfTimeoutsNoLongerUsedAreDropped) {
     EXPECT_LE(q.lanes(), 8u);
     EXPECT_EQ(q.size(), 2u);
     EXPECT_TRUE(idle.scheduled());
-    q.shutdown();
 }
 
 TEST(DeadlineQueue, AfterShutdownDeadlinesCanStillBeMovedAndDestroyed) {

@@ -6,11 +6,14 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
+#include <array>
 #include <atomic>
+#include <chrono>
 #include <future>
 #include <mutex>
 #include <set>
 #include <thread>
+#include <vector>
 
 #include "ringlb/router.hpp"
 
@@ -226,6 +229,111 @@ TEST(Router, AStreamedBodyToADeadReplicaIsA502) {
     router.start();
     const auto r = fetch(router.port(), http::verb::post, "/up?id=1", std::string(200000, 'x'));
     EXPECT_EQ(r.status, 502u);
+    router.stop();
+}
+
+// Reads `take` bytes of whatever comes on each connection, then stops
+// reading (and never answers) until it is destroyed.
+class StopsReading {
+public:
+    explicit StopsReading(std::size_t take)
+        : take_(take), acceptor_([this](tcp::socket s) { serve(std::move(s)); }) {}
+    ~StopsReading() { stop_ = true; }
+    std::uint16_t port() const { return acceptor_.port(); }
+
+private:
+    void serve(tcp::socket s) {
+        std::vector<char> chunk(65536);
+        std::size_t got = 0;
+        beast::error_code ec;
+        while (got < take_ && !ec) {
+            got += s.read_some(asio::buffer(chunk.data(), std::min(chunk.size(), take_ - got)), ec);
+        }
+        while (!stop_) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    std::size_t take_;
+    std::atomic<bool> stop_{false};
+    TestAcceptor acceptor_;  // last: it serves with the members above
+};
+
+TEST(Router, AReplicaThatStopsReadingMidUploadIsA504AndAClose) {
+    // The body pump has a write to the replica pending and a read from the
+    // client that may be pending too: the upstream deadline ends the write,
+    // the read is cancelled, and only then is the client answered.
+    StopsReading replica(1u << 20);
+    auto c = config();
+    c.threads = 1;
+    c.retries = 2;
+    c.max_body_bytes = 0;
+    c.upstream_timeout = std::chrono::milliseconds(300);
+    ringlb::Router router(c);
+    router.replicas().add({{0, "Stops1", "127.0.0.1", replica.port()}});
+    router.start();
+    asio::io_context ioc;
+    tcp::socket s(ioc);
+    s.connect({asio::ip::make_address("127.0.0.1"), router.port()});
+    const std::size_t total = 64u << 20;
+    asio::write(s, asio::buffer("PUT /up?id=1 HTTP/1.1\r\nHost: x\r\nContent-Length: " +
+                                std::to_string(total) + "\r\n\r\n"));
+    std::atomic<bool> done{false};
+    std::thread sender([&] {
+        // As fast as the router takes it, until it stops reading (then the
+        // router's close ends the write with an error).
+        const std::string piece(65536, 'u');
+        beast::error_code ec;
+        for (std::size_t sent = 0; sent < total && !ec && !done; sent += piece.size()) {
+            asio::write(s, asio::buffer(piece), ec);
+        }
+    });
+    beast::flat_buffer buf;
+    http::response_parser<http::string_body> res;
+    beast::error_code ec;
+    http::read(s, buf, res, ec);
+    done = true;
+    beast::error_code ignored;
+    s.shutdown(tcp::socket::shutdown_both, ignored);
+    sender.join();
+    ASSERT_FALSE(ec) << ec.message();
+    EXPECT_EQ(res.get().result_int(), 504u);
+    EXPECT_FALSE(res.get().keep_alive());
+    EXPECT_EQ(router.stats().retries, 0u);  // part of the body went: never repeated
+    router.stop();
+    EXPECT_EQ(router.stats().active_connections, 0u);
+}
+
+TEST(Router, AKeptAliveConnectionServesAfterItsGraceAndClosesAtTheIdleTimeout) {
+    // After an answer the connection reads directly for a short grace, then
+    // waits without a buffer; either way the next request is served, and the
+    // idle timeout counts from the answer.
+    Upstream up("Up1");
+    auto c = config();
+    c.threads = 1;
+    c.idle_timeout = std::chrono::milliseconds(800);
+    ringlb::Router router(c);
+    router.replicas().add({{0, "Up1", "127.0.0.1", up.port()}});
+    router.start();
+    asio::io_context ioc;
+    tcp::socket s(ioc);
+    s.connect({asio::ip::make_address("127.0.0.1"), router.port()});
+    beast::flat_buffer buf;
+    for (const int pause_ms : {0, 20, 400}) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(pause_ms));
+        http::request<http::empty_body> req(http::verb::get, "/home?id=7", 11);
+        req.set(http::field::host, "x");
+        http::write(s, req);
+        http::response<http::string_body> res;
+        http::read(s, buf, res);
+        EXPECT_EQ(res.result_int(), 200u) << pause_ms;
+        EXPECT_EQ(res.body(), "up:Up1");
+    }
+    const auto t0 = std::chrono::steady_clock::now();
+    std::array<char, 16> one{};
+    beast::error_code ec;
+    s.read_some(asio::buffer(one), ec);
+    EXPECT_EQ(ec, asio::error::eof);
+    const auto idle = std::chrono::steady_clock::now() - t0;
+    EXPECT_GT(idle, std::chrono::milliseconds(600));
+    EXPECT_LT(idle, std::chrono::milliseconds(3000));
     router.stop();
 }
 
