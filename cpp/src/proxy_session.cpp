@@ -193,11 +193,7 @@ void ProxySession::do_wait_request() {
     // thousands of connections answered at once must not hold that memory
     // each: past the worker's quota (IoWorker::take_grace) they go idle now.
     const auto grace = std::min(keep_alive_grace, limits_->idle_timeout);
-    if (!worker_.take_grace()) {
-        expires_after(Phase::client, limits_->idle_timeout);
-        release_idle();
-        return wait_readable();
-    }
+    if (!worker_.take_grace()) return wait_idle(limits_->idle_timeout);
     holds_grace_ = true;
     in_grace_ = grace < limits_->idle_timeout;  // else the grace is the whole idle time
     expires_after(Phase::client, grace);
@@ -218,17 +214,19 @@ void ProxySession::on_grace_bytes(beast::error_code ec, std::size_t n) {
         buffer_.commit(n);
         return do_read_header();
     }
-    if (grace_over && ec == asio::error::operation_aborted && !closed_) return wait_idle();
+    if (grace_over && ec == asio::error::operation_aborted && !closed_) {
+        return wait_idle(limits_->idle_timeout - keep_alive_grace);
+    }
     on_read_error(ec);
 }
 
-void ProxySession::wait_idle() {
+void ProxySession::wait_idle(std::chrono::milliseconds left) {
     // An idle keep-alive connection may stay silent for idle_timeout in all
-    // (keep_alive_grace of it has passed). It holds no buffer meanwhile: it
+    // (`left` is what remains of it). It holds no buffer meanwhile: it
     // gives back what its last exchange used and waits for the socket to be
     // readable; only then is memory taken to read into (nginx and HAProxy do
     // the same).
-    expires_after(Phase::client, limits_->idle_timeout - keep_alive_grace);
+    expires_after(Phase::client, left);
     release_idle();
     wait_readable();
 }

@@ -105,7 +105,8 @@ private:
     // Client side.
     void do_wait_request();
     void on_grace_bytes(boost::beast::error_code ec, std::size_t n);
-    void wait_idle();
+    // Idle for the rest of idle_timeout (`left`): no buffer, a wait for readability.
+    void wait_idle(std::chrono::milliseconds left);
     void wait_readable();
     void on_readable(boost::beast::error_code ec);
     void release_idle();
