@@ -6,7 +6,12 @@ all configured alike: one thread/worker, consistent hashing on the query key
 `id`, keep-alive to the replicas. Every proxy is pinned to one core and wrk
 plus the replicas to the other (taskset), so that each proxy gets the same CPU.
 Besides wrk's numbers the table shows the proxy's own CPU time per request
-(user + system, from /proc): what each proxy spends to move one request.
+(user + system, from /proc): what each proxy spends to move one request, and in
+brackets the kernel's part of it. "ringlb kernel ÷ target CPU" is ringlb's
+kernel time per request over the peer's whole CPU per request: the CPU ratio
+ringlb would show if its own code cost nothing. Where the kernel's work per
+request (the loopback TCP path, netfilter, the wake-ups of the peers) is most of
+every proxy's CPU, no change to ringlb's code alone gets below that floor.
 wrk sends GET /home?id=<random 6-digit id> (random_id.lua) with 64 and 256
 connections, for several rounds with the targets interleaved (their order
 rotating from round to round), and the table shows the median of the rounds:
@@ -70,6 +75,7 @@ class Run:
     cpu_us: float  # proxy CPU time (user + system) per request, in microseconds
     proxy_busy: float  # busy share (0..1) of the proxy's core during the run
     load_busy: float  # busy share of the core that runs wrk and the replicas
+    sys_us: float = 0.0  # the system (kernel) part of cpu_us
 
 
 @dataclass
@@ -90,6 +96,11 @@ class Summary:
     paired_rounds: int = 0
     ringlb_cpu_ratio: float | None = None  # median over rounds of ringlb's CPU/request ÷ this one's
     runs: list[float] = field(default_factory=list)
+    sys_us: float = 0.0
+    # Median over rounds of ringlb's kernel time per request ÷ this target's whole CPU per
+    # request: the ratio ringlb would show if its own code took no time at all, so no
+    # change to ringlb's code alone can bring its CPU ratio below this.
+    ringlb_kernel_ratio: float | None = None
 
 
 def free_port() -> int:
@@ -116,23 +127,26 @@ def wait_listening(port: int, proc: subprocess.Popen, timeout: float = 10.0) -> 
 _TICK = os.sysconf("SC_CLK_TCK")
 
 
-def cpu_seconds(pid: int) -> float:
-    """CPU time (user + system) of a process, its threads and its descendants."""
-    total = 0.0
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """CPU time (user, system) of a process, its threads and its descendants."""
+    user = system = 0.0
     try:
         tasks = os.listdir(f"/proc/{pid}/task")
     except FileNotFoundError:
-        return 0.0
+        return 0.0, 0.0
     for tid in tasks:
         try:
             with open(f"/proc/{pid}/task/{tid}/stat") as f:
                 fields = f.read().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / _TICK
+            user += int(fields[11]) / _TICK
+            system += int(fields[12]) / _TICK
             with open(f"/proc/{pid}/task/{tid}/children") as f:
-                total += sum(cpu_seconds(int(c)) for c in f.read().split())
+                for c in f.read().split():
+                    u, s = cpu_seconds(int(c))
+                    user, system = user + u, system + s
         except (FileNotFoundError, ProcessLookupError):
             continue
-    return total
+    return user, system
 
 
 def start_replicas(n: int, cpu: str) -> tuple[list[subprocess.Popen], list[int]]:
@@ -324,6 +338,7 @@ def summarize(runs: list[Run]) -> list[Summary]:
         pairs = [(ours[(conns, r.round)], r) for r in rs if (conns, r.round) in ours]
         paired = [a.rps / b.rps for a, b in pairs if b.rps > 0]
         cpu_paired = [a.cpu_us / b.cpu_us for a, b in pairs if b.cpu_us > 0]
+        kernel_paired = [a.sys_us / b.cpu_us for a, b in pairs if b.cpu_us > 0]
         out.append(Summary(target, conns, statistics.median(r.rps for r in rs),
                            statistics.median(r.p50_ms for r in rs),
                            statistics.median(r.p99_ms for r in rs),
@@ -333,25 +348,29 @@ def summarize(runs: list[Run]) -> list[Summary]:
                            statistics.median(paired) if paired else None,
                            sum(x > 1 for x in paired), len(paired),
                            statistics.median(cpu_paired) if cpu_paired else None,
-                           [round(r.rps) for r in rs]))
+                           [round(r.rps) for r in rs],
+                           statistics.median(r.sys_us for r in rs),
+                           statistics.median(kernel_paired) if kernel_paired else None))
     return out
 
 
 def table(summaries: list[Summary]) -> str:
     header = ("| target | conns | req/s (median) | p50 ms | p99 ms | errors | proxy CPU µs/req "
-              "| proxy core busy | load core busy | ringlb req/s ÷ target (rounds ahead) "
-              "| ringlb CPU/req ÷ target |")
-    lines = [header, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+              "(kernel) | proxy core busy | load core busy | ringlb req/s ÷ target (rounds "
+              "ahead) | ringlb CPU/req ÷ target | ringlb kernel ÷ target CPU |")
+    lines = [header, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for s in summaries:
         peer = s.target not in ("ringlb", "direct") and s.ringlb_ratio is not None
         ratio = (f"{s.ringlb_ratio:.2f}x ({s.ringlb_ahead} of {s.paired_rounds})"
                  if peer else "")
         cpu_ratio = (f"{s.ringlb_cpu_ratio:.2f}x"
                      if peer and s.ringlb_cpu_ratio is not None else "")
-        cpu = f"{s.cpu_us:.1f}" if s.target != "direct" else ""
+        kernel_ratio = (f"{s.ringlb_kernel_ratio:.2f}x"
+                        if peer and s.ringlb_kernel_ratio is not None else "")
+        cpu = f"{s.cpu_us:.1f} ({s.sys_us:.1f})" if s.target != "direct" else ""
         lines.append(f"| {s.target} | {s.connections} | {s.rps:,.0f} | {s.p50_ms:.2f} | "
                      f"{s.p99_ms:.2f} | {s.errors} | {cpu} | {s.proxy_busy:.0%} | "
-                     f"{s.load_busy:.0%} | {ratio} | {cpu_ratio} |")
+                     f"{s.load_busy:.0%} | {ratio} | {cpu_ratio} | {kernel_ratio} |")
     return "\n".join(lines)
 
 
@@ -415,20 +434,25 @@ def main() -> int:
                 for c in conns:
                     for t in order:
                         proc = procs[t][0]
-                        cpu0 = cpu_seconds(proc.pid) if proc else 0.0
+                        cpu0 = cpu_seconds(proc.pid) if proc else (0.0, 0.0)
                         cores0 = core_times()
                         out = run_wrk(procs[t][1], c, args.duration, args.load_cpu,
                                       args.wrk_threads)
                         cores1 = core_times()
-                        cpu = cpu_seconds(proc.pid) - cpu0 if proc else 0.0
+                        cpu1 = cpu_seconds(proc.pid) if proc else (0.0, 0.0)
                         rps, p50, p99, errs = parse_wrk(out)
-                        cpu_us = cpu / max(1.0, rps * args.duration) * 1e6
+                        requests = max(1.0, rps * args.duration)
+                        user_us = (cpu1[0] - cpu0[0]) / requests * 1e6
+                        sys_us = (cpu1[1] - cpu0[1]) / requests * 1e6
+                        cpu_us = user_us + sys_us
                         pbusy = core_busy(cores0, cores1, proxy_cpus)
                         lbusy = core_busy(cores0, cores1, load_cpus)
-                        runs.append(Run(t, c, rnd, rps, p50, p99, errs, cpu_us, pbusy, lbusy))
+                        runs.append(Run(t, c, rnd, rps, p50, p99, errs, cpu_us, pbusy, lbusy,
+                                        sys_us))
                         print(f"round {rnd} -c{c:<4} {t:<8} {rps:>10,.0f} req/s  "
                               f"p50 {p50:6.2f} ms  p99 {p99:6.2f} ms  errors {errs}  "
-                              f"proxy CPU {cpu_us:5.1f} us/req  cores {pbusy:4.0%} {lbusy:4.0%}",
+                              f"proxy CPU {cpu_us:5.1f} us/req ({sys_us:5.1f} kernel)  "
+                              f"cores {pbusy:4.0%} {lbusy:4.0%}",
                               file=sys.stderr, flush=True)
             if args.idle_connections:
                 raise_fd_limit()

@@ -10,7 +10,13 @@ other. The targets take turns within each round (their order rotating), and
 "vs direct" is the median of each round's ratio to direct: a shared VM's speed
 drifts more over minutes than the proxies differ. For each target and
 direction the table shows the median MB/s of the rounds and the proxy's peak memory growth (VmHWM at the end minus VmRSS before,
-summed over its processes): what the body cost it to hold.
+summed over its processes): what the body cost it to hold. Two more columns
+say where the time goes, per GiB moved (medians of the rounds): the proxy's own
+CPU seconds (user + system), and the busy seconds of the core that curl and the
+origin share. That core is the one that fills first, so its cost per GiB is
+what sets the rate: direct's is the baseline, and what a proxy adds to it (the
+bytes cross to the other core and back, each copy then missing the cache that
+held them) is what keeps its MB/s below direct's.
 
     python bench/streaming.py                   # 1 GiB each way, 3 rounds
     python bench/streaming.py --mib 256 --rounds 1 --json out.json
@@ -31,9 +37,10 @@ import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from cpu_quota import core_times, cpu_list
 from nginx_conf import nginx_conf
 from procmem import process_tree, status_kb
-from proxy import Target, free_port, start_target, stop_targets, wait_listening
+from proxy import Target, cpu_seconds, free_port, start_target, stop_targets, wait_listening
 
 from ringlb.children import stop_child
 
@@ -55,6 +62,8 @@ class Row:
     rss_growth_mb: float | None
     # The median over rounds of MB/s / direct's MB/s in the same round.
     vs_direct: float | None = None
+    proxy_cpu_s_per_gib: float | None = None  # the proxy's user + system seconds per GiB
+    load_core_s_per_gib: float | None = None  # busy seconds per GiB of curl's and the origin's core
 
 
 def curl(args: list[str], cpu: str) -> float:
@@ -70,6 +79,28 @@ def transfer(port: int, direction: str, file: Path, cpu: str) -> float:
         return curl(["-w", "%{speed_download}", url], cpu)
     # -T streams the file (PUT); --data-binary would read it into curl's memory first.
     return curl(["-w", "%{speed_upload}", "-T", str(file), url], cpu)
+
+
+@dataclass
+class Measured:
+    """One transfer: its rate and, per GiB, the CPU seconds it cost each side."""
+
+    rate: float  # bytes/s
+    proxy_s_per_gib: float | None
+    load_s_per_gib: float
+
+
+def measured_transfer(target: Target, direction: str, file: Path, load_cpu: str) -> Measured:
+    proc, port = target
+    tick = os.sysconf("SC_CLK_TCK")
+    gib = file.stat().st_size / (1 << 30)
+    cpu0 = sum(cpu_seconds(proc.pid)) if proc else 0.0
+    cores0 = core_times()
+    rate = transfer(port, direction, file, load_cpu)
+    cores1 = core_times()
+    cpu1 = sum(cpu_seconds(proc.pid)) if proc else 0.0
+    load_busy = sum(cores1[c][0] - cores0[c][0] for c in cpu_list(load_cpu)) / tick
+    return Measured(rate, (cpu1 - cpu0) / gib if proc else None, load_busy / gib)
 
 
 def main() -> int:
@@ -109,7 +140,7 @@ def main() -> int:
             for t in targets:
                 # The origin is the one "server": direct is curl straight at it.
                 procs[t] = start_target(t, [port], args.proxy_cpu, Path(tmp), max_body_bytes=0)
-            samples: dict[tuple[str, str], list[float]] = {}
+            samples: dict[tuple[str, str], list[Measured]] = {}
             ratios: dict[tuple[str, str], list[float]] = {}
             growth: dict[tuple[str, str], float | None] = {}
             for direction in ("download", "upload"):
@@ -119,33 +150,40 @@ def main() -> int:
                     # each is compared with direct of the same round: a shared VM's
                     # speed drifts over minutes more than the proxies differ.
                     order = targets[rnd % len(targets):] + targets[:rnd % len(targets)]
-                    rates = {t: transfer(procs[t][1], direction, Path(body.name), args.load_cpu)
-                             for t in order}
-                    for t, rate in rates.items():
-                        samples.setdefault((t, direction), []).append(rate)
-                        if "direct" in rates:
-                            ratios.setdefault((t, direction), []).append(rate / rates["direct"])
+                    done = {t: measured_transfer(procs[t], direction, Path(body.name),
+                                                 args.load_cpu) for t in order}
+                    for t, m in done.items():
+                        samples.setdefault((t, direction), []).append(m)
+                        if "direct" in done:
+                            ratios.setdefault((t, direction), []).append(
+                                m.rate / done["direct"].rate)
                 for t, (proc, _) in procs.items():
                     # VmHWM only grows: measured per direction on fresh proxies would be
                     # cleaner, but the download runs first, so the upload's row is at least it.
                     peak = status_kb(process_tree(proc.pid), "VmHWM") if proc else 0
                     growth[(t, direction)] = (peak - before[t]) / 1024 if proc else None
-            for (t, direction), rates in samples.items():
+            for (t, direction), ms in samples.items():
                 r = ratios.get((t, direction))
-                rows.append(Row(t, direction, statistics.median(rates) / 1e6,
-                                growth[(t, direction)], statistics.median(r) if r else None))
+                proxy_s = [m.proxy_s_per_gib for m in ms if m.proxy_s_per_gib is not None]
+                rows.append(Row(t, direction, statistics.median(m.rate for m in ms) / 1e6,
+                                growth[(t, direction)], statistics.median(r) if r else None,
+                                statistics.median(proxy_s) if proxy_s else None,
+                                statistics.median(m.load_s_per_gib for m in ms)))
         finally:
             stop_targets(procs)
             stop_child(origin)
 
     print(f"{args.mib} MiB per transfer, median of {args.rounds} round(s); vs direct: the "
           "median of each round's ratio to direct")
-    print("| target | direction | MB/s | vs direct | RSS growth (MB) |")
-    print("|---|---|---:|---:|---:|")
+    print("| target | direction | MB/s | vs direct | RSS growth (MB) | proxy CPU s/GiB "
+          "| curl + origin core s/GiB |")
+    print("|---|---|---:|---:|---:|---:|---:|")
     for r in rows:
         ratio = f"{r.vs_direct:.2f}x" if r.vs_direct is not None else "-"
         rss = "-" if r.rss_growth_mb is None else f"{r.rss_growth_mb:.1f}"
-        print(f"| {r.target} | {r.direction} | {r.mb_per_s:.0f} | {ratio} | {rss} |")
+        proxy_s = "-" if r.proxy_cpu_s_per_gib is None else f"{r.proxy_cpu_s_per_gib:.2f}"
+        print(f"| {r.target} | {r.direction} | {r.mb_per_s:.0f} | {ratio} | {rss} | {proxy_s} "
+              f"| {r.load_core_s_per_gib:.2f} |")
     if args.json:
         args.json.write_text(json.dumps([asdict(r) for r in rows], indent=2))
     return 0

@@ -123,3 +123,20 @@ def test_rounds_ahead_and_the_cpu_ratio_are_counted_per_round() -> None:
     assert nginx.ringlb_ratio == pytest.approx(1.1)
     assert nginx.ringlb_cpu_ratio == pytest.approx(0.75)
     assert "1.10x (2 of 3) | 0.75x |" in proxy.table([nginx])
+
+
+def test_the_kernel_floor_is_ringlbs_kernel_time_over_the_peers_whole_cpu() -> None:
+    """What ringlb's CPU ratio would be if its own code cost nothing: its kernel
+    time per request over the peer's user + kernel, paired per round."""
+    def run(target: str, rnd: int, cpu_us: float, sys_us: float) -> proxy.Run:
+        return proxy.Run(target, 64, rnd, 1000, 1.0, 2.0, 0, cpu_us, 0.5, 1.0, sys_us)
+
+    runs = [run("ringlb", 1, 22.0, 18.0), run("haproxy", 1, 24.0, 18.0),
+            run("ringlb", 2, 30.0, 24.0), run("haproxy", 2, 30.0, 22.0),
+            run("ringlb", 3, 20.0, 16.0), run("haproxy", 3, 25.0, 19.0)]
+    by = {s.target: s for s in proxy.summarize(runs)}
+    haproxy = by["haproxy"]
+    assert haproxy.ringlb_kernel_ratio == pytest.approx(0.75)  # 0.75, 0.8, 0.64
+    assert haproxy.sys_us == 19.0 and by["ringlb"].sys_us == 18.0
+    row = proxy.table([haproxy])
+    assert "| 25.0 (19.0) |" in row and row.rstrip().endswith("| 0.75x |")
