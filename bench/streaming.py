@@ -13,10 +13,11 @@ direction the table shows the median MB/s of the rounds and the proxy's peak mem
 summed over its processes): what the body cost it to hold. Two more columns
 say where the time goes, per GiB moved (medians of the rounds): the proxy's own
 CPU seconds (user + system), and the busy seconds of the core that curl and the
-origin share. That core is the one that fills first, so its cost per GiB is
-what sets the rate: direct's is the baseline, and what a proxy adds to it (the
-bytes cross to the other core and back, each copy then missing the cache that
-held them) is what keeps its MB/s below direct's.
+origin share. Where that core is full (uploads, on the 2-core VMs this ran on),
+its cost per GiB is what sets the rate: direct's is the baseline, and what a
+proxy adds to it (the bytes cross to the other core and back, each copy then
+missing the cache that held them, and each wake-up of the proxy is sent from
+there) is what keeps the proxy's MB/s below direct's.
 
     python bench/streaming.py                   # 1 GiB each way, 3 rounds
     python bench/streaming.py --mib 256 --rounds 1 --json out.json
