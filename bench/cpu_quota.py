@@ -12,6 +12,7 @@ the cap causes short, and alike for every proxy.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 _ROOT = Path("/sys/fs/cgroup")
@@ -80,6 +81,12 @@ def core_busy(before: dict[int, tuple[int, int]], after: dict[int, tuple[int, in
     busy = sum(after[c][0] - before[c][0] for c in cpus)
     total = sum(after[c][1] - before[c][1] for c in cpus)
     return busy / total if total else 0.0
+
+
+def core_busy_seconds(before: dict[int, tuple[int, int]], after: dict[int, tuple[int, int]],
+                      cpus: list[int]) -> float:
+    """The busy time, in seconds, of `cpus` between two core_times() readings."""
+    return sum(after[c][0] - before[c][0] for c in cpus) / os.sysconf("SC_CLK_TCK")
 
 
 def cpu_list(spec: str) -> list[int]:

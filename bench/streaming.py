@@ -38,7 +38,7 @@ import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from cpu_quota import core_times, cpu_list
+from cpu_quota import core_busy_seconds, core_times, cpu_list
 from nginx_conf import nginx_conf
 from procmem import process_tree, status_kb
 from proxy import Target, cpu_seconds, free_port, start_target, stop_targets, wait_listening
@@ -93,14 +93,13 @@ class Measured:
 
 def measured_transfer(target: Target, direction: str, file: Path, load_cpu: str) -> Measured:
     proc, port = target
-    tick = os.sysconf("SC_CLK_TCK")
     gib = file.stat().st_size / (1 << 30)
     cpu0 = sum(cpu_seconds(proc.pid)) if proc else 0.0
     cores0 = core_times()
     rate = transfer(port, direction, file, load_cpu)
     cores1 = core_times()
     cpu1 = sum(cpu_seconds(proc.pid)) if proc else 0.0
-    load_busy = sum(cores1[c][0] - cores0[c][0] for c in cpu_list(load_cpu)) / tick
+    load_busy = core_busy_seconds(cores0, cores1, cpu_list(load_cpu))
     return Measured(rate, (cpu1 - cpu0) / gib if proc else None, load_busy / gib)
 
 
